@@ -1,0 +1,568 @@
+/* Encoder and decoder loops of the near-lossless codec, and the public API. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "crc32.h"
+#include "header.h"
+#include "linf_codec.h"
+#include "model.h"
+#include "rangecoder.h"
+
+#if defined(__GNUC__) || defined(__clang__)
+#define FORCE_INLINE static inline __attribute__((always_inline))
+#else
+#define FORCE_INLINE static inline
+#endif
+
+#define INTRA_PREDICTORS 4
+#define INTER_PREDICTORS 7
+
+/* ---------------------------------------------------------------- small integer helpers */
+
+FORCE_INLINE int32_t iabs(int32_t v) { return v < 0 ? -v : v; }
+FORCE_INLINE int32_t clamp32(int32_t v, int32_t lo, int32_t hi) { return v < lo ? lo : (v > hi ? hi : v); }
+
+FORCE_INLINE int32_t median3(int32_t a, int32_t b, int32_t c)
+{
+    if (a > b) { int32_t t = a; a = b; b = t; }
+    return c <= a ? a : (c >= b ? b : c);
+}
+
+FORCE_INLINE int bit_length(uint32_t v)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    return v ? 32 - __builtin_clz(v) : 0;
+#else
+    int n = 0;
+    while (v) { n++; v >>= 1; }
+    return n;
+#endif
+}
+
+/* 2^24 / e for e in [128, 255], the mantissa table of the integer reciprocal below. */
+FORCE_INLINE uint32_t reciprocal(uint32_t e)
+{
+    /* Exact for e < 256; above, e is reduced to its top 8 bits and the result scaled back, which
+     * keeps the weights within 1% and avoids a division per predictor. */
+    const int bits = bit_length(e);
+    if (bits <= 8) return (1u << 24) / (e ? e : 1);
+    const int shift = bits - 8;
+    return ((1u << 24) / (e >> shift)) >> shift;
+}
+
+/* ---------------------------------------------------------------- prediction */
+
+typedef struct neighbours {
+    int32_t w, ww, n, nw, ne, nn, nne;
+} neighbours;
+
+FORCE_INLINE neighbours gather(const channel_rows *r, int32_t x)
+{
+    neighbours nb;
+    nb.w = r->rec[0][x - 1];
+    nb.ww = r->rec[0][x - 2];
+    nb.n = r->rec[1][x];
+    nb.nw = r->rec[1][x - 1];
+    nb.ne = r->rec[1][x + 1];
+    nb.nn = r->rec[2][x];
+    nb.nne = r->rec[2][x + 1];
+    return nb;
+}
+
+/* CALIC's gradient-adjusted prediction, with 3 fractional bits. Also returns dh + dv. */
+FORCE_INLINE int32_t gap_predict(const neighbours *nb, const coding_params *cp, int32_t *gradient)
+{
+    const int32_t dh = iabs(nb->w - nb->ww) + iabs(nb->n - nb->nw) + iabs(nb->n - nb->ne);
+    const int32_t dv = iabs(nb->w - nb->nw) + iabs(nb->n - nb->nn) + iabs(nb->ne - nb->nne);
+    const int32_t d = dv - dh;
+    *gradient = dh + dv;
+    if (d > cp->gap_t80) return nb->w * 8;
+    if (d < -cp->gap_t80) return nb->n * 8;
+    int32_t p = 4 * (nb->w + nb->n) + 2 * (nb->ne - nb->nw);
+    if (d > cp->gap_t32) p = (p + 8 * nb->w) / 2;
+    else if (d > cp->gap_t8) p = (3 * p + 8 * nb->w) / 4;
+    else if (d < -cp->gap_t32) p = (p + 8 * nb->n) / 2;
+    else if (d < -cp->gap_t8) p = (3 * p + 8 * nb->n) / 4;
+    return p;
+}
+
+/* Candidate predictions (x8) of the intra predictors; returns how many. */
+FORCE_INLINE int intra_candidates(const neighbours *nb, const coding_params *cp, int32_t *pred,
+                                  int32_t *gradient)
+{
+    pred[0] = gap_predict(nb, cp, gradient);
+    pred[1] = 8 * median3(nb->n, nb->w, nb->n + nb->w - nb->nw);
+    pred[2] = 8 * (nb->w + nb->ne - nb->n);
+    pred[3] = 8 * nb->n + 4 * (nb->ne - nb->nne) + 4 * (nb->w - nb->nw);
+    return INTRA_PREDICTORS;
+}
+
+/* Interband candidates: reference sample at this pixel plus a predicted channel difference. */
+FORCE_INLINE void inter_candidates(const channel_rows *ref, const neighbours *nb, int32_t x, int32_t *pred)
+{
+    const int32_t rc = ref->rec[0][x];
+    const int32_t dw = nb->w - ref->rec[0][x - 1];
+    const int32_t dn = nb->n - ref->rec[1][x];
+    const int32_t dnw = nb->nw - ref->rec[1][x - 1];
+    const int32_t dne = nb->ne - ref->rec[1][x + 1];
+    pred[INTRA_PREDICTORS + 0] = 8 * rc + 4 * (dw + dn) + 2 * (dne - dnw);
+    pred[INTRA_PREDICTORS + 1] = 8 * (rc + median3(dw, dn, dw + dn - dnw));
+    pred[INTRA_PREDICTORS + 2] = 8 * (rc + dw);
+}
+
+/* Blend candidates with weights inversely proportional to their error around the pixel. */
+FORCE_INLINE int32_t blend(const channel_rows *r, int count, int32_t x, const int32_t *pred)
+{
+    int64_t weighted = 0;
+    uint64_t total = 0;
+    for (int k = 0; k < count; k++) {
+        const uint16_t *up = r->pred_err[k][1];
+        const uint32_t e = 1u + r->pred_err[k][0][x - 1] * 2u + up[x] * 2u + up[x - 1] + up[x + 1];
+#ifdef SQUARE_WEIGHTS
+        const uint32_t r1 = reciprocal(e) >> 12;
+        const uint32_t w = (r1 * r1 >> 8) + 1;
+#else
+        const uint32_t w = reciprocal(e);
+#endif
+        weighted += (int64_t)w * pred[k];
+        total += w;
+    }
+    const int64_t half = (int64_t)(total / 2);
+    return (int32_t)(weighted >= 0 ? (weighted + half) / (int64_t)total : -((-weighted + half) / (int64_t)total));
+}
+
+/* ---------------------------------------------------------------- contexts */
+
+/* Two buckets per octave of the energy, in units of a quarter quantiser step. */
+FORCE_INLINE int energy_bucket(uint32_t energy, const coding_params *cp)
+{
+    const uint32_t v = (energy * 4u) / (uint32_t)cp->step;
+    const int bits = bit_length(v);
+    int bucket = bits <= 1 ? (int)v : 2 * (bits - 1) + (int)((v >> (bits - 2)) & 1u);
+    return bucket < NUM_ENERGY ? bucket : NUM_ENERGY - 1;
+}
+
+FORCE_INLINE int texture_bits(const neighbours *nb, int32_t pred8)
+{
+    return (8 * nb->n < pred8) | (8 * nb->w < pred8) << 1 | (8 * nb->nw < pred8) << 2 |
+           (8 * nb->ne < pred8) << 3 | (8 * nb->nn < pred8) << 4 | (8 * nb->ww < pred8) << 5 |
+           (8 * (2 * nb->n - nb->nn) < pred8) << 6 | (8 * (2 * nb->w - nb->ww) < pred8) << 7;
+}
+
+FORCE_INLINE int bias_energy_level(int bucket)
+{
+    return bucket < 8 ? 0 : bucket < 13 ? 1 : bucket < 18 ? 2 : 3;
+}
+
+/* ---------------------------------------------------------------- residual symbols */
+
+/* A symbol s is coded as: zero flag; sign; then |s| in an adaptive Elias-gamma binarisation
+ * (unary bit length, then the mantissa's top two bits adaptive, the rest equiprobable). */
+FORCE_INLINE void encode_symbol(rc_encoder *rc, symbol_contexts *c, int32_t s, int bucket, int zctx, int sctx)
+{
+    rc_encode_bit(rc, &c->zero[bucket][zctx], s != 0);
+    if (s == 0) return;
+    rc_encode_bit(rc, &c->sign[sctx], s < 0);
+    const uint32_t m = (uint32_t)iabs(s); /* >= 1 */
+    const int k = bit_length(m) - 1;      /* m in [2^k, 2^(k+1)) */
+    for (int i = 0; i < k; i++) rc_encode_bit(rc, &c->unary[bucket][i], 1);
+    if (k < MAX_MAGNITUDE_BITS - 1) rc_encode_bit(rc, &c->unary[bucket][k], 0);
+    if (k == 0) return;
+    const int high = (int)((m >> (k - 1)) & 1u);
+    rc_encode_bit(rc, &c->mantissa_high[bucket][k], high);
+    if (k == 1) return;
+    rc_encode_bit(rc, &c->mantissa_second[k][high], (int)((m >> (k - 2)) & 1u));
+    for (int i = k - 3; i >= 0; i--) rc_encode_direct(rc, (int)((m >> i) & 1u));
+}
+
+FORCE_INLINE int32_t decode_symbol(rc_decoder *rc, symbol_contexts *c, int bucket, int zctx, int sctx)
+{
+    if (!rc_decode_bit(rc, &c->zero[bucket][zctx])) return 0;
+    const int negative = rc_decode_bit(rc, &c->sign[sctx]);
+    int k = 0;
+    while (k < MAX_MAGNITUDE_BITS - 1 && rc_decode_bit(rc, &c->unary[bucket][k])) k++;
+    uint32_t m = 1;
+    if (k >= 1) {
+        const int high = rc_decode_bit(rc, &c->mantissa_high[bucket][k]);
+        m = (m << 1) | (uint32_t)high;
+        if (k >= 2) {
+            m = (m << 1) | (uint32_t)rc_decode_bit(rc, &c->mantissa_second[k][high]);
+            for (int i = k - 3; i >= 0; i--) m = (m << 1) | (uint32_t)rc_decode_direct(rc);
+        }
+    }
+    return negative ? -(int32_t)m : (int32_t)m;
+}
+
+/* ---------------------------------------------------------------- one sample */
+
+typedef struct coder {
+    coding_params params;
+    channel_model *models;
+    uint32_t channels;
+    rc_encoder enc;
+    rc_decoder dec;
+} coder;
+
+/* Quantise the residual exactly as paper Eq. 3: step 2*tau + 1, rounding half away from zero. */
+FORCE_INLINE int32_t quantise(int32_t e, const coding_params *cp)
+{
+    return e >= 0 ? (e + cp->tau) / cp->step : -((-e + cp->tau) / cp->step);
+}
+
+FORCE_INLINE uint16_t saturate16(int32_t v) { return (uint16_t)(v > 0xFFFF ? 0xFFFF : v); }
+
+/* Codes one sample of channel model m (ref: the reference channel or NULL) and returns its
+ * reconstruction. Encoder and decoder share this function, so they cannot drift apart. */
+FORCE_INLINE int32_t code_sample(coder *cd, channel_model *m, const channel_model *ref, int32_t x,
+                                 int32_t original, const int decoding)
+{
+    const coding_params *cp = &cd->params;
+    channel_rows *r = &m->rows;
+    const neighbours nb = gather(r, x);
+    int32_t pred[MAX_PREDICTORS];
+    int32_t gradient;
+    intra_candidates(&nb, cp, pred, &gradient);
+    if (ref) inter_candidates(&ref->rows, &nb, x, pred);
+    const int32_t blended = blend(r, m->num_predictors, x, pred);
+
+    uint32_t energy = (uint32_t)gradient + 2u * (uint32_t)iabs(r->err[0][x - 1]) + (uint32_t)iabs(r->err[1][x]);
+    if (ref) energy += 2u * (uint32_t)iabs(ref->rows.err[0][x]);
+    const int bucket = energy_bucket(energy, cp);
+    const int bias_ctx = texture_bits(&nb, blended) | bias_energy_level(bucket) << BIAS_TEXTURE_BITS;
+    const int32_t count = m->bias_count[bias_ctx];
+    const int32_t correction = count ? m->bias_sum[bias_ctx] / count : 0;
+    const int32_t pred8 = clamp32(blended + correction, 0, cp->max_value * 8);
+    const int32_t prediction = (pred8 + 4) >> PRED_FRAC_BITS;
+    const int flip = m->bias_sum[bias_ctx] < 0;
+
+    const int zctx = (r->sign[0][x - 1] == 0) + (r->sign[1][x] == 0);
+    const int sctx = (r->sign[0][x - 1] + 1) * 3 + r->sign[1][x] + 1;
+    int32_t symbol;
+    if (decoding) {
+        symbol = decode_symbol(&cd->dec, &m->ctx, bucket, zctx, sctx);
+    } else {
+        const int32_t q = quantise(original - prediction, cp);
+        symbol = flip ? -q : q;
+        encode_symbol(&cd->enc, &m->ctx, symbol, bucket, zctx, sctx);
+    }
+    const int32_t q = flip ? -symbol : symbol;
+    const int64_t unclamped = (int64_t)prediction + (int64_t)q * cp->step;
+    const int32_t rec = unclamped < 0 ? 0 : (unclamped > cp->max_value ? cp->max_value : (int32_t)unclamped);
+
+    /* Update the adaptive state from the reconstruction, identically on both sides. */
+    r->rec[0][x] = rec;
+    r->err[0][x] = rec - prediction;
+    r->sign[0][x] = (int8_t)((symbol > 0) - (symbol < 0));
+    for (int k = 0; k < m->num_predictors; k++)
+        r->pred_err[k][0][x] = saturate16(iabs(8 * rec - pred[k]));
+    m->bias_sum[bias_ctx] += 8 * rec - blended;
+    if (++m->bias_count[bias_ctx] >= BIAS_COUNT_LIMIT) {
+        m->bias_sum[bias_ctx] /= 2;
+        m->bias_count[bias_ctx] /= 2;
+    }
+    return rec;
+}
+
+/* ---------------------------------------------------------------- rows and memory */
+
+FORCE_INLINE void rotate3(int32_t **rows)
+{
+    int32_t *t = rows[2];
+    rows[2] = rows[1];
+    rows[1] = rows[0];
+    rows[0] = t;
+}
+
+#define SWAP2(type, pair) do { type *t_ = (pair)[0]; (pair)[0] = (pair)[1]; (pair)[1] = t_; } while (0)
+
+/* Left padding of the current row before it is coded: W of the first sample is its N. */
+static void begin_row(channel_model *m, const coding_params *cp)
+{
+    channel_rows *r = &m->rows;
+    for (int i = 1; i <= ROW_PAD; i++) {
+        r->rec[0][-i] = r->rec[1][0];
+        r->err[0][-i] = 0;
+        r->sign[0][-i] = 0;
+        for (int k = 0; k < m->num_predictors; k++) r->pred_err[k][0][-i] = r->pred_err[k][1][0];
+    }
+    (void)cp;
+}
+
+/* Right and left padding of a finished row, then rotate it up. */
+static void end_row(channel_model *m, const coding_params *cp, int first_row)
+{
+    channel_rows *r = &m->rows;
+    const int32_t w = (int32_t)cp->width;
+    for (int i = 1; i <= ROW_PAD; i++) {
+        r->rec[0][w - 1 + i] = r->rec[0][w - 1];
+        r->rec[0][-i] = r->rec[0][0];
+        r->err[0][w - 1 + i] = r->err[0][w - 1];
+        r->sign[0][w - 1 + i] = r->sign[0][w - 1];
+        for (int k = 0; k < m->num_predictors; k++) r->pred_err[k][0][w - 1 + i] = r->pred_err[k][0][w - 1];
+    }
+    if (first_row) /* two rows up does not exist yet: let it repeat the first row */
+        memcpy(r->rec[1] - ROW_PAD, r->rec[0] - ROW_PAD, sizeof(int32_t) * (cp->width + 2 * ROW_PAD));
+    rotate3(r->rec);
+    SWAP2(int32_t, r->err);
+    SWAP2(int8_t, r->sign);
+    for (int k = 0; k < m->num_predictors; k++) SWAP2(uint16_t, r->pred_err[k]);
+}
+
+/* Bytes of row buffers one channel needs. */
+static size_t channel_row_bytes(uint32_t width)
+{
+    const size_t n = (size_t)width + 2 * ROW_PAD;
+    const size_t bytes = n * (5 * sizeof(int32_t) + 2 * MAX_PREDICTORS * sizeof(uint16_t) + 2 * sizeof(int8_t));
+    return (bytes + 15) & ~(size_t)15; /* keeps the next channel's int32 rows aligned */
+}
+
+static void init_channel(channel_model *m, uint8_t *block, uint32_t width, int num_predictors, int32_t mid)
+{
+    const size_t n = (size_t)width + 2 * ROW_PAD;
+    memset(m, 0, sizeof(*m));
+    m->num_predictors = num_predictors;
+    int32_t *i32 = (int32_t *)(void *)block;
+    for (int i = 0; i < 3; i++) { m->rows.rec[i] = i32 + ROW_PAD; i32 += n; }
+    for (int i = 0; i < 2; i++) { m->rows.err[i] = i32 + ROW_PAD; i32 += n; }
+    uint16_t *u16 = (uint16_t *)(void *)i32;
+    for (int k = 0; k < MAX_PREDICTORS; k++)
+        for (int i = 0; i < 2; i++) { m->rows.pred_err[k][i] = u16 + ROW_PAD; u16 += n; }
+    int8_t *i8 = (int8_t *)(void *)u16;
+    for (int i = 0; i < 2; i++) { m->rows.sign[i] = i8 + ROW_PAD; i8 += n; }
+    memset(block, 0, channel_row_bytes(width));
+    /* Rows above the image read as mid-grey; the first row is then predicted mostly from W. */
+    for (int i = 1; i < 3; i++)
+        for (size_t j = 0; j < n; j++) m->rows.rec[i][(ptrdiff_t)j - ROW_PAD] = mid;
+    symbol_contexts *c = &m->ctx;
+    rc_bit *bits = (rc_bit *)(void *)c;
+    for (size_t i = 0; i < sizeof(*c) / sizeof(rc_bit); i++) rc_bit_init(&bits[i]);
+}
+
+static void init_params(coding_params *cp, const linf_image_desc *d)
+{
+    cp->max_value = (int32_t)((1u << d->bit_depth) - 1);
+    cp->tau = (int32_t)d->tau;
+    cp->step = 2 * (int32_t)d->tau + 1;
+    cp->width = d->width;
+    const int s = (int)d->bit_depth - 8;
+    cp->gap_t8 = s >= 0 ? 8 << s : (8 >> -s > 0 ? 8 >> -s : 1);
+    cp->gap_t32 = s >= 0 ? 32 << s : (32 >> -s > 0 ? 32 >> -s : 1);
+    cp->gap_t80 = s >= 0 ? 80 << s : (80 >> -s > 0 ? 80 >> -s : 1);
+}
+
+/* Allocates the models of every channel in one block (and the block itself for freeing). */
+static linf_status setup_coder(coder *cd, const linf_image_desc *d, void **memory)
+{
+    init_params(&cd->params, d);
+    cd->channels = d->channels;
+    const size_t rows = channel_row_bytes(d->width);
+    const size_t per_channel = sizeof(channel_model) + rows;
+    uint8_t *block = malloc(per_channel * d->channels);
+    if (!block) return LINF_ERR_OUT_OF_MEMORY;
+    cd->models = (channel_model *)(void *)block;
+    uint8_t *row_memory = block + sizeof(channel_model) * d->channels;
+    const int32_t mid = (int32_t)(1u << (d->bit_depth - 1));
+    for (uint32_t c = 0; c < d->channels; c++)
+        init_channel(&cd->models[c], row_memory + rows * c, d->width, c ? INTER_PREDICTORS : INTRA_PREDICTORS, mid);
+    *memory = block;
+    return LINF_OK;
+}
+
+/* ---------------------------------------------------------------- image loops */
+
+FORCE_INLINE int32_t load_sample(const void *pixels, size_t i, int wide)
+{
+    return wide ? ((const uint16_t *)pixels)[i] : ((const uint8_t *)pixels)[i];
+}
+
+FORCE_INLINE void store_sample(void *pixels, size_t i, int wide, int32_t v)
+{
+    if (wide) ((uint16_t *)pixels)[i] = (uint16_t)v;
+    else ((uint8_t *)pixels)[i] = (uint8_t)v;
+}
+
+FORCE_INLINE void code_image(coder *cd, const linf_image_desc *d, void *pixels, const int decoding)
+{
+    const int wide = d->bit_depth > 8;
+    const uint32_t channels = d->channels;
+    for (uint32_t y = 0; y < d->height; y++) {
+        for (uint32_t c = 0; c < channels; c++) begin_row(&cd->models[c], &cd->params);
+        size_t i = (size_t)y * d->width * channels;
+        for (uint32_t x = 0; x < d->width; x++) {
+            for (uint32_t c = 0; c < channels; c++, i++) {
+                const channel_model *ref = c ? &cd->models[c - 1] : NULL;
+                const int32_t original = decoding ? 0 : load_sample(pixels, i, wide);
+                const int32_t rec = code_sample(cd, &cd->models[c], ref, (int32_t)x, original, decoding);
+                if (decoding) store_sample(pixels, i, wide, rec);
+            }
+        }
+        for (uint32_t c = 0; c < channels; c++) end_row(&cd->models[c], &cd->params, y == 0);
+        if (!decoding && cd->enc.overflow) return; /* raw storage will be smaller: stop early */
+    }
+}
+
+static void encode_image(coder *cd, const linf_image_desc *d, const void *pixels)
+{
+    code_image(cd, d, (void *)(uintptr_t)pixels, 0);
+}
+
+static void decode_image(coder *cd, const linf_image_desc *d, void *pixels)
+{
+    code_image(cd, d, pixels, 1);
+}
+
+/* ---------------------------------------------------------------- public API */
+
+const char *linf_version(void) { return "linf_codec 1.0.0 (format 1)"; }
+
+const char *linf_error_message(linf_status status)
+{
+    switch (status) {
+    case LINF_OK: return "success";
+    case LINF_ERR_TRUNCATED: return "the stream is truncated: it is shorter than its header says";
+    case LINF_ERR_BAD_MAGIC: return "not a linf stream: the magic bytes 'LINF' are missing";
+    case LINF_ERR_BAD_VERSION: return "the stream's format version is not supported by this decoder";
+    case LINF_ERR_BAD_HEADER: return "the stream header is corrupt or inconsistent";
+    case LINF_ERR_CRC_MISMATCH: return "the payload checksum does not match: the stream is corrupt";
+    case LINF_ERR_CORRUPT_PAYLOAD: return "the payload is corrupt: it does not decode to a valid image";
+    case LINF_ERR_TOO_LARGE: return "the image is larger than the decoder's sample limit";
+    case LINF_ERR_NULL_ARGUMENT: return "a required pointer argument is NULL";
+    case LINF_ERR_INVALID_DIMENSIONS:
+        return "width, height and channels must be non-zero and within the codec's size limits";
+    case LINF_ERR_INVALID_BIT_DEPTH: return "bit depth must be between 1 and 16";
+    case LINF_ERR_INVALID_TAU: return "tau must be between 0 and (2^bit_depth - 1) / 2";
+    case LINF_ERR_SAMPLE_OUT_OF_RANGE: return "a sample value does not fit in the given bit depth";
+    case LINF_ERR_BUFFER_TOO_SMALL: return "a buffer is smaller than required";
+    case LINF_ERR_OUT_OF_MEMORY: return "out of memory";
+    }
+    return "unknown status code";
+}
+
+size_t linf_pixel_bytes(const linf_image_desc *desc)
+{
+    if (!desc || linf_check_desc(desc) != LINF_OK) return 0;
+    const uint64_t bytes = (uint64_t)desc->width * desc->height * desc->channels * (desc->bit_depth > 8 ? 2u : 1u);
+    return bytes > (uint64_t)SIZE_MAX ? 0 : (size_t)bytes;
+}
+
+size_t linf_max_encoded_size(const linf_image_desc *desc)
+{
+    const size_t raw = linf_pixel_bytes(desc);
+    return raw ? raw + LINF_HEADER_BYTES : 0;
+}
+
+static linf_status check_samples(const linf_image_desc *d, const void *pixels, size_t count)
+{
+    const int32_t max_value = (int32_t)((1u << d->bit_depth) - 1);
+    const int wide = d->bit_depth > 8;
+    for (size_t i = 0; i < count; i++)
+        if (load_sample(pixels, i, wide) > max_value) return LINF_ERR_SAMPLE_OUT_OF_RANGE;
+    return LINF_OK;
+}
+
+/* Stores samples uncompressed (little-endian), for input the predictive coder cannot shrink. */
+static void store_raw(const linf_image_desc *d, const void *pixels, size_t count, uint8_t *out)
+{
+    if (d->bit_depth <= 8) {
+        memcpy(out, pixels, count);
+        return;
+    }
+    const uint16_t *s = pixels;
+    for (size_t i = 0; i < count; i++) {
+        out[2 * i] = (uint8_t)s[i];
+        out[2 * i + 1] = (uint8_t)(s[i] >> 8);
+    }
+}
+
+static void load_raw(const linf_image_desc *d, const uint8_t *in, size_t count, void *pixels)
+{
+    if (d->bit_depth <= 8) {
+        memcpy(pixels, in, count);
+        return;
+    }
+    uint16_t *s = pixels;
+    for (size_t i = 0; i < count; i++) s[i] = (uint16_t)(in[2 * i] | (in[2 * i + 1] << 8));
+}
+
+static void finish_stream(linf_header *h, const linf_image_desc *d, uint8_t *dst, size_t payload, uint32_t mode)
+{
+    h->desc = *d;
+    h->format_version = LINF_FORMAT_VERSION;
+    h->coding_mode = mode;
+    h->payload_bytes = payload;
+    h->payload_crc32 = linf_crc32(dst + LINF_HEADER_BYTES, payload);
+    h->header_bytes = LINF_HEADER_BYTES;
+    linf_write_header(dst, h);
+}
+
+linf_status linf_encode(const linf_image_desc *desc, const void *pixels, size_t pixel_bytes,
+                        uint8_t *dst, size_t dst_capacity, size_t *written)
+{
+    if (!desc || !pixels || !dst || !written) return LINF_ERR_NULL_ARGUMENT;
+    *written = 0;
+    const linf_status valid = linf_check_desc(desc);
+    if (valid != LINF_OK) return valid;
+    const size_t raw = linf_pixel_bytes(desc);
+    if (raw == 0) return LINF_ERR_INVALID_DIMENSIONS;
+    if (pixel_bytes < raw) return LINF_ERR_BUFFER_TOO_SMALL;
+    if (dst_capacity < LINF_HEADER_BYTES) return LINF_ERR_BUFFER_TOO_SMALL;
+    const size_t count = (size_t)desc->width * desc->height * desc->channels;
+    linf_status status = check_samples(desc, pixels, count);
+    if (status != LINF_OK) return status;
+
+    coder cd;
+    void *memory = NULL;
+    if ((status = setup_coder(&cd, desc, &memory)) != LINF_OK) return status;
+    const size_t room = dst_capacity - LINF_HEADER_BYTES;
+    rc_enc_init(&cd.enc, dst + LINF_HEADER_BYTES, room < raw ? room : raw);
+    encode_image(&cd, desc, pixels);
+    if (!cd.enc.overflow) rc_enc_finish(&cd.enc);
+    free(memory);
+
+    linf_header h;
+    if (!cd.enc.overflow && cd.enc.size < raw) {
+        finish_stream(&h, desc, dst, cd.enc.size, LINF_MODE_PREDICTIVE);
+    } else {
+        if (room < raw) return LINF_ERR_BUFFER_TOO_SMALL;
+        store_raw(desc, pixels, count, dst + LINF_HEADER_BYTES);
+        finish_stream(&h, desc, dst, raw, LINF_MODE_RAW);
+    }
+    *written = LINF_HEADER_BYTES + (size_t)h.payload_bytes;
+    return LINF_OK;
+}
+
+linf_status linf_read_header(const uint8_t *src, size_t src_bytes, linf_header *header)
+{
+    if (!src || !header) return LINF_ERR_NULL_ARGUMENT;
+    return linf_parse_header(src, src_bytes, header);
+}
+
+linf_status linf_decode(const uint8_t *src, size_t src_bytes, void *pixels, size_t pixel_bytes,
+                        uint64_t max_samples)
+{
+    if (!src || !pixels) return LINF_ERR_NULL_ARGUMENT;
+    linf_header h;
+    linf_status status = linf_parse_header(src, src_bytes, &h);
+    if (status != LINF_OK) return status;
+    const uint64_t samples = (uint64_t)h.desc.width * h.desc.height * h.desc.channels;
+    if (samples > (max_samples ? max_samples : LINF_MAX_SAMPLES)) return LINF_ERR_TOO_LARGE;
+    const size_t raw = linf_pixel_bytes(&h.desc);
+    if (raw == 0) return LINF_ERR_TOO_LARGE;
+    if (pixel_bytes < raw) return LINF_ERR_BUFFER_TOO_SMALL;
+    if (h.payload_bytes > src_bytes - LINF_HEADER_BYTES) return LINF_ERR_TRUNCATED;
+    const uint8_t *payload = src + LINF_HEADER_BYTES;
+    const size_t payload_bytes = (size_t)h.payload_bytes;
+    if (linf_crc32(payload, payload_bytes) != h.payload_crc32) return LINF_ERR_CRC_MISMATCH;
+    if (h.coding_mode == LINF_MODE_RAW) {
+        load_raw(&h.desc, payload, (size_t)samples, pixels);
+        return LINF_OK;
+    }
+    coder cd;
+    void *memory = NULL;
+    if ((status = setup_coder(&cd, &h.desc, &memory)) != LINF_OK) return status;
+    rc_dec_init(&cd.dec, payload, payload_bytes);
+    decode_image(&cd, &h.desc, pixels);
+    free(memory);
+    /* A valid payload is consumed up to its flush bytes; far more means it was cut or forged. */
+    return cd.dec.overrun > 8 ? LINF_ERR_CORRUPT_PAYLOAD : LINF_OK;
+}

@@ -1,0 +1,197 @@
+/*
+ * Binary adaptive range coder (carry-propagating, LZMA-style byte output) with 16-bit
+ * probabilities whose adaptation rate slows down as a context sees more symbols.
+ *
+ * The decoder never reads outside its buffer: past the end it reads zero bytes and counts them,
+ * so a truncated or corrupt payload decodes to garbage of the right size, never out of bounds.
+ */
+#ifndef LINF_RANGECODER_H
+#define LINF_RANGECODER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define RC_PROB_BITS 16
+#define RC_PROB_ONE (1u << RC_PROB_BITS)
+#define RC_PROB_MIN 32u                 /* keeps every decision's cost finite and >= 0.0007 bit */
+#define RC_PROB_MAX (RC_PROB_ONE - RC_PROB_MIN)
+#define RC_TOP (1u << 24)
+#ifndef RC_FINAL_SHIFT
+#define RC_FINAL_SHIFT 5
+#endif
+#define RC_ADAPT_LIMIT 30               /* count after which the rate stays at its slowest */
+
+/* Probability that the next bit is 0, plus how many bits this context has seen. */
+typedef struct rc_bit {
+    uint16_t p0;
+    uint8_t count;
+} rc_bit;
+
+static const uint8_t RC_SHIFT[RC_ADAPT_LIMIT + 1] = {
+    1, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+    5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, RC_FINAL_SHIFT};
+
+static inline void rc_bit_init(rc_bit *b)
+{
+    b->p0 = RC_PROB_ONE / 2;
+    b->count = 0;
+}
+
+static inline void rc_bit_update(rc_bit *b, int bit)
+{
+    const unsigned shift = RC_SHIFT[b->count];
+    int32_t p = b->p0;
+    if (bit)
+        p -= p >> shift;
+    else
+        p += (int32_t)(RC_PROB_ONE - (uint32_t)p) >> shift;
+    if (p < (int32_t)RC_PROB_MIN) p = RC_PROB_MIN;
+    if (p > (int32_t)RC_PROB_MAX) p = RC_PROB_MAX;
+    b->p0 = (uint16_t)p;
+    if (b->count < RC_ADAPT_LIMIT) b->count++;
+}
+
+typedef struct rc_encoder {
+    uint64_t low;
+    uint32_t range;
+    uint8_t cache;
+    uint64_t pending;   /* bytes of 0xFF (plus the cache) waiting for a possible carry */
+    uint8_t *out;
+    size_t capacity;
+    size_t size;
+    int overflow;       /* output would exceed capacity */
+} rc_encoder;
+
+static inline void rc_enc_init(rc_encoder *e, uint8_t *out, size_t capacity)
+{
+    e->low = 0;
+    e->range = 0xFFFFFFFFu;
+    e->cache = 0;
+    e->pending = 1;
+    e->out = out;
+    e->capacity = capacity;
+    e->size = 0;
+    e->overflow = 0;
+}
+
+static inline void rc_put_byte(rc_encoder *e, uint8_t byte)
+{
+    if (e->size < e->capacity)
+        e->out[e->size] = byte;
+    else
+        e->overflow = 1;
+    e->size++;
+}
+
+static inline void rc_shift_low(rc_encoder *e)
+{
+    if ((uint32_t)e->low < 0xFF000000u || (e->low >> 32) != 0) {
+        const uint8_t carry = (uint8_t)(e->low >> 32);
+        uint8_t byte = e->cache;
+        do {
+            rc_put_byte(e, (uint8_t)(byte + carry));
+            byte = 0xFF;
+        } while (--e->pending != 0);
+        e->cache = (uint8_t)(e->low >> 24);
+    }
+    e->pending++;
+    e->low = (e->low & 0x00FFFFFFu) << 8;
+}
+
+static inline void rc_encode_bit(rc_encoder *e, rc_bit *b, int bit)
+{
+    const uint32_t bound = (e->range >> RC_PROB_BITS) * b->p0;
+    if (!bit) {
+        e->range = bound;
+    } else {
+        e->low += bound;
+        e->range -= bound;
+    }
+    rc_bit_update(b, bit);
+    while (e->range < RC_TOP) {
+        e->range <<= 8;
+        rc_shift_low(e);
+    }
+}
+
+/* An equiprobable bit with no context (mantissa tails). */
+static inline void rc_encode_direct(rc_encoder *e, int bit)
+{
+    e->range >>= 1;
+    if (bit) e->low += e->range;
+    while (e->range < RC_TOP) {
+        e->range <<= 8;
+        rc_shift_low(e);
+    }
+}
+
+static inline void rc_enc_finish(rc_encoder *e)
+{
+    for (int i = 0; i < 5; i++)
+        rc_shift_low(e);
+}
+
+typedef struct rc_decoder {
+    uint32_t range;
+    uint32_t code;
+    const uint8_t *in;
+    size_t size;
+    size_t pos;
+    size_t overrun;     /* bytes requested past the end of the input */
+} rc_decoder;
+
+static inline uint8_t rc_get_byte(rc_decoder *d)
+{
+    if (d->pos < d->size) return d->in[d->pos++];
+    d->overrun++;
+    return 0;
+}
+
+static inline void rc_dec_init(rc_decoder *d, const uint8_t *in, size_t size)
+{
+    d->range = 0xFFFFFFFFu;
+    d->code = 0;
+    d->in = in;
+    d->size = size;
+    d->pos = 0;
+    d->overrun = 0;
+    for (int i = 0; i < 5; i++)
+        d->code = (d->code << 8) | rc_get_byte(d);
+}
+
+static inline int rc_decode_bit(rc_decoder *d, rc_bit *b)
+{
+    const uint32_t bound = (d->range >> RC_PROB_BITS) * b->p0;
+    int bit;
+    if (d->code < bound) {
+        d->range = bound;
+        bit = 0;
+    } else {
+        d->code -= bound;
+        d->range -= bound;
+        bit = 1;
+    }
+    rc_bit_update(b, bit);
+    while (d->range < RC_TOP) {
+        d->range <<= 8;
+        d->code = (d->code << 8) | rc_get_byte(d);
+    }
+    return bit;
+}
+
+static inline int rc_decode_direct(rc_decoder *d)
+{
+    d->range >>= 1;
+    int bit = 0;
+    if (d->code >= d->range) {
+        d->code -= d->range;
+        bit = 1;
+    }
+    while (d->range < RC_TOP) {
+        d->range <<= 8;
+        d->code = (d->code << 8) | rc_get_byte(d);
+    }
+    return bit;
+}
+
+#endif

@@ -1,0 +1,3 @@
+"""linf-tf: near-lossless (L-infinity bounded) image compression with an L-infinity-constrained CNN decoder."""
+
+__version__ = "0.1.0"

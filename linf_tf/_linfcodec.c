@@ -1,0 +1,131 @@
+/* Thin CPython binding of the C codec core: validates buffers, releases the GIL, calls the core,
+ * and turns every non-zero status into linf_tf._linfcodec.Error(message, code). No algorithm here. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "linf_codec.h"
+
+static PyObject *CodecError;
+
+static PyObject *raise_status(linf_status status)
+{
+    PyObject *args = Py_BuildValue("(si)", linf_error_message(status), (int)status);
+    if (args) {
+        PyErr_SetObject(CodecError, args);
+        Py_DECREF(args);
+    }
+    return NULL;
+}
+
+static int check_itemsize(const Py_buffer *view, uint32_t bit_depth)
+{
+    const Py_ssize_t expected = bit_depth > 8 ? 2 : 1;
+    if (view->itemsize != expected) {
+        PyErr_Format(PyExc_ValueError, "pixel buffer has %zd-byte items; bit depth %u needs %zd-byte items",
+                     view->itemsize, bit_depth, expected);
+        return 0;
+    }
+    return 1;
+}
+
+static PyObject *py_encode(PyObject *self, PyObject *args)
+{
+    Py_buffer pixels;
+    linf_image_desc desc;
+    if (!PyArg_ParseTuple(args, "y*IIIII:encode", &pixels, &desc.width, &desc.height, &desc.channels,
+                          &desc.bit_depth, &desc.tau))
+        return NULL;
+    PyObject *result = NULL;
+    const size_t capacity = linf_max_encoded_size(&desc);
+    if (capacity == 0) {
+        PyBuffer_Release(&pixels);
+        PyErr_SetString(PyExc_ValueError, "invalid image description: check shape, bit depth and tau");
+        return NULL;
+    }
+    if (!check_itemsize(&pixels, desc.bit_depth)) goto done;
+    result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)capacity);
+    if (!result) goto done;
+    size_t written = 0;
+    linf_status status;
+    Py_BEGIN_ALLOW_THREADS
+    status = linf_encode(&desc, pixels.buf, (size_t)pixels.len, (uint8_t *)PyBytes_AS_STRING(result), capacity,
+                         &written);
+    Py_END_ALLOW_THREADS
+    if (status != LINF_OK) {
+        Py_CLEAR(result);
+        raise_status(status);
+        goto done;
+    }
+    _PyBytes_Resize(&result, (Py_ssize_t)written);
+done:
+    PyBuffer_Release(&pixels);
+    return result;
+}
+
+static PyObject *py_read_header(PyObject *self, PyObject *args)
+{
+    Py_buffer data;
+    if (!PyArg_ParseTuple(args, "y*:read_header", &data)) return NULL;
+    linf_header h;
+    const linf_status status = linf_read_header(data.buf, (size_t)data.len, &h);
+    PyBuffer_Release(&data);
+    if (status != LINF_OK) return raise_status(status);
+    return Py_BuildValue("(IIIIIIIKn)", h.desc.width, h.desc.height, h.desc.channels, h.desc.bit_depth, h.desc.tau,
+                         h.format_version, h.coding_mode, (unsigned long long)h.payload_bytes,
+                         (Py_ssize_t)h.header_bytes);
+}
+
+static PyObject *py_decode(PyObject *self, PyObject *args)
+{
+    Py_buffer data, out;
+    unsigned long long max_samples;
+    if (!PyArg_ParseTuple(args, "y*w*K:decode", &data, &out, &max_samples)) return NULL;
+    linf_header h;
+    linf_status status = linf_read_header(data.buf, (size_t)data.len, &h);
+    if (status == LINF_OK && !check_itemsize(&out, h.desc.bit_depth)) {
+        PyBuffer_Release(&data);
+        PyBuffer_Release(&out);
+        return NULL;
+    }
+    if (status == LINF_OK) {
+        Py_BEGIN_ALLOW_THREADS
+        status = linf_decode(data.buf, (size_t)data.len, out.buf, (size_t)out.len, (uint64_t)max_samples);
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&data);
+    PyBuffer_Release(&out);
+    if (status != LINF_OK) return raise_status(status);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"encode", py_encode, METH_VARARGS,
+     "encode(pixels, width, height, channels, bit_depth, tau) -> bytes\n\n"
+     "Compress interleaved HxWxC samples (uint8 for bit_depth <= 8, else uint16)."},
+    {"read_header", py_read_header, METH_VARARGS,
+     "read_header(data) -> (width, height, channels, bit_depth, tau, version, mode, payload_bytes, header_bytes)"},
+    {"decode", py_decode, METH_VARARGS,
+     "decode(data, out, max_samples) -> None\n\nDecode into the writable C-contiguous buffer out."},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_linfcodec",
+                                    "Binding of the linf near-lossless codec core.", -1, methods};
+
+PyMODINIT_FUNC PyInit__linfcodec(void)
+{
+    PyObject *m = PyModule_Create(&module);
+    if (!m) return NULL;
+    CodecError = PyErr_NewException("linf_tf._linfcodec.Error", PyExc_ValueError, NULL);
+    if (!CodecError || PyModule_AddObjectRef(m, "Error", CodecError) < 0) goto fail;
+    if (PyModule_AddIntConstant(m, "MAX_CHANNELS", LINF_MAX_CHANNELS) < 0 ||
+        PyModule_AddIntConstant(m, "MAX_DIMENSION", LINF_MAX_DIMENSION) < 0 ||
+        PyModule_AddObject(m, "MAX_SAMPLES", PyLong_FromUnsignedLongLong(LINF_MAX_SAMPLES)) < 0 ||
+        PyModule_AddIntConstant(m, "FORMAT_VERSION", LINF_FORMAT_VERSION) < 0 ||
+        PyModule_AddIntConstant(m, "HEADER_BYTES", LINF_HEADER_BYTES) < 0 ||
+        PyModule_AddStringConstant(m, "CORE_VERSION", linf_version()) < 0)
+        goto fail;
+    return m;
+fail:
+    Py_DECREF(m);
+    return NULL;
+}

@@ -1,0 +1,63 @@
+"""Build and install linf-tf: the C codec extension plus the Python package.
+
+All third-party versions are pinned here and nowhere else (``PINS``); the Makefile installs
+``.[dev]`` so a fresh virtual environment gets exactly these versions.
+"""
+
+from glob import glob
+
+from setuptools import Extension, find_packages, setup
+
+PINS = {
+    # runtime: codec, I/O, CLI
+    "numpy": "2.4.6",
+    "scikit-image": "0.26.0",
+    "imagecodecs": "2026.3.6",
+    "tifffile": "2026.3.3",
+    "pydicom": "3.0.2",
+    "opencv-python-headless": "5.0.0.93",
+    "tqdm": "4.70.1",
+    "matplotlib": "3.11.2",
+    # learning and deployment
+    "tensorflow": "2.21.0",
+    "keras": "3.15.1",
+    "tensorflow-datasets": "4.9.10",
+    "absl-py": "2.5.1",
+    "ai-edge-litert": "2.3.0",
+    # development
+    "pytest": "9.2.0",
+    "hypothesis": "6.170.15",
+    "ruff": "0.17.6",
+}
+
+RUNTIME = [
+    "numpy", "scikit-image", "imagecodecs", "tifffile", "pydicom", "opencv-python-headless",
+    "tqdm", "matplotlib", "tensorflow", "keras", "tensorflow-datasets", "absl-py",
+    "ai-edge-litert",
+]
+DEV = ["pytest", "hypothesis", "ruff"]
+
+
+def pinned(names: list[str]) -> list[str]:
+    return [f"{name}=={PINS[name]}" for name in names]
+
+
+codec_extension = Extension(
+    "linf_tf._linfcodec",
+    sources=["linf_tf/_linfcodec.c", *sorted(glob("csrc/src/*.c"))],
+    include_dirs=["csrc/include", "csrc/src"],
+    extra_compile_args=["-std=c99", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+)
+
+setup(
+    name="linf-tf",
+    version="0.1.0",
+    description="Near-lossless (L-infinity bounded) image codec with an L-infinity-constrained CNN decoder",
+    python_requires=">=3.10",
+    packages=find_packages(include=["linf_tf", "linf_tf.*"]),
+    package_data={"linf_tf": ["weights/*"]},
+    ext_modules=[codec_extension],
+    install_requires=pinned(RUNTIME),
+    extras_require={"dev": pinned(DEV)},
+    entry_points={"console_scripts": ["linf=linf_tf.cli:main"]},
+)
