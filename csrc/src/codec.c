@@ -1,4 +1,5 @@
 /* Encoder and decoder loops of the near-lossless codec, and the public API. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,15 +40,38 @@ FORCE_INLINE int bit_length(uint32_t v)
 #endif
 }
 
-/* 2^24 / e for e in [128, 255], the mantissa table of the integer reciprocal below. */
+/* 2^24 / e for e in 0..255 (entry 0 unused), so blending weights need no division. */
+static const uint32_t RECIPROCAL_24[256] = {
+16777216, 16777216, 8388608, 5592405, 4194304, 3355443, 2796202, 2396745, 2097152, 1864135, 1677721,
+1525201, 1398101, 1290555, 1198372, 1118481, 1048576, 986895, 932067, 883011, 838860, 798915,
+762600, 729444, 699050, 671088, 645277, 621378, 599186, 578524, 559240, 541200, 524288, 508400,
+493447, 479349, 466033, 453438, 441505, 430185, 419430, 409200, 399457, 390167, 381300, 372827,
+364722, 356962, 349525, 342392, 335544, 328965, 322638, 316551, 310689, 305040, 299593, 294337,
+289262, 284359, 279620, 275036, 270600, 266305, 262144, 258111, 254200, 250406, 246723, 243148,
+239674, 236298, 233016, 229824, 226719, 223696, 220752, 217885, 215092, 212369, 209715, 207126,
+204600, 202135, 199728, 197379, 195083, 192841, 190650, 188508, 186413, 184365, 182361, 180400,
+178481, 176602, 174762, 172960, 171196, 169466, 167772, 166111, 164482, 162885, 161319, 159783,
+158275, 156796, 155344, 153919, 152520, 151146, 149796, 148470, 147168, 145888, 144631, 143395,
+142179, 140985, 139810, 138654, 137518, 136400, 135300, 134217, 133152, 132104, 131072, 130055,
+129055, 128070, 127100, 126144, 125203, 124275, 123361, 122461, 121574, 120699, 119837, 118987,
+118149, 117323, 116508, 115704, 114912, 114130, 113359, 112598, 111848, 111107, 110376, 109655,
+108942, 108240, 107546, 106861, 106184, 105517, 104857, 104206, 103563, 102927, 102300, 101680,
+101067, 100462, 99864, 99273, 98689, 98112, 97541, 96978, 96420, 95869, 95325, 94786, 94254, 93727,
+93206, 92691, 92182, 91678, 91180, 90687, 90200, 89717, 89240, 88768, 88301, 87838, 87381, 86928,
+86480, 86037, 85598, 85163, 84733, 84307, 83886, 83468, 83055, 82646, 82241, 81840, 81442, 81049,
+80659, 80273, 79891, 79512, 79137, 78766, 78398, 78033, 77672, 77314, 76959, 76608, 76260, 75915,
+75573, 75234, 74898, 74565, 74235, 73908, 73584, 73262, 72944, 72628, 72315, 72005, 71697, 71392,
+71089, 70789, 70492, 70197, 69905, 69615, 69327, 69042, 68759, 68478, 68200, 67923, 67650, 67378,
+67108, 66841, 66576, 66313, 66052, 65793};
+
+/* About 2^24 / e: exact below 256; above, e is cut to its top 8 bits and the result scaled back,
+ * which keeps every weight within 1%. */
 FORCE_INLINE uint32_t reciprocal(uint32_t e)
 {
-    /* Exact for e < 256; above, e is reduced to its top 8 bits and the result scaled back, which
-     * keeps the weights within 1% and avoids a division per predictor. */
     const int bits = bit_length(e);
-    if (bits <= 8) return (1u << 24) / (e ? e : 1);
+    if (bits <= 8) return RECIPROCAL_24[e];
     const int shift = bits - 8;
-    return ((1u << 24) / (e >> shift)) >> shift;
+    return RECIPROCAL_24[e >> shift] >> shift;
 }
 
 /* ---------------------------------------------------------------- prediction */
@@ -111,24 +135,22 @@ FORCE_INLINE void inter_candidates(const channel_rows *ref, const neighbours *nb
 }
 
 /* Blend candidates with weights inversely proportional to their error around the pixel. */
-FORCE_INLINE int32_t blend(const channel_rows *r, int count, int32_t x, const int32_t *pred)
+FORCE_INLINE int32_t blend(const channel_rows *r, const int count, int32_t x, const int32_t *pred, uint32_t *spread)
 {
+    const uint16_t *west = r->pred_err + (ptrdiff_t)(x - 1) * MAX_PREDICTORS;
+    const uint32_t *up = r->up_err_sum + (ptrdiff_t)x * MAX_PREDICTORS;
     int64_t weighted = 0;
     uint64_t total = 0;
     for (int k = 0; k < count; k++) {
-        const uint16_t *up = r->pred_err[k][1];
-        const uint32_t e = 1u + r->pred_err[k][0][x - 1] * 2u + up[x] * 2u + up[x - 1] + up[x + 1];
-#ifdef SQUARE_WEIGHTS
-        const uint32_t r1 = reciprocal(e) >> 12;
-        const uint32_t w = (r1 * r1 >> 8) + 1;
-#else
-        const uint32_t w = reciprocal(e);
-#endif
+        const uint32_t w = reciprocal(1u + 2u * west[k] + up[k]);
         weighted += (int64_t)w * pred[k];
         total += w;
     }
-    const int64_t half = (int64_t)(total / 2);
-    return (int32_t)(weighted >= 0 ? (weighted + half) / (int64_t)total : -((-weighted + half) / (int64_t)total));
+    /* Harmonic mean of the predictors' local errors: how far off the blend is likely to be. */
+    *spread = (uint32_t)(((uint64_t)count << 24) / total);
+    /* Both sums are exact integers below 2^53, and IEEE-754 division is correctly rounded, so
+     * this gives the same result on every platform (built with -ffp-contract=off). */
+    return (int32_t)floor((double)weighted / (double)total + 0.5);
 }
 
 /* ---------------------------------------------------------------- contexts */
@@ -136,7 +158,7 @@ FORCE_INLINE int32_t blend(const channel_rows *r, int count, int32_t x, const in
 /* Two buckets per octave of the energy, in units of a quarter quantiser step. */
 FORCE_INLINE int energy_bucket(uint32_t energy, const coding_params *cp)
 {
-    const uint32_t v = (energy * 4u) / (uint32_t)cp->step;
+    const uint32_t v = (uint32_t)(((uint64_t)energy * cp->energy_scale) >> 16);
     const int bits = bit_length(v);
     int bucket = bits <= 1 ? (int)v : 2 * (bits - 1) + (int)((v >> (bits - 2)) & 1u);
     return bucket < NUM_ENERGY ? bucket : NUM_ENERGY - 1;
@@ -209,12 +231,44 @@ FORCE_INLINE int32_t quantise(int32_t e, const coding_params *cp)
     return e >= 0 ? (e + cp->tau) / cp->step : -((-e + cp->tau) / cp->step);
 }
 
+/* ceil(2^24 / count): with it, (|sum| * inverse) >> 24 equals |sum| / count for the sums that occur. */
+static const uint32_t BIAS_INVERSE[BIAS_COUNT_LIMIT + 1] = {
+0, 16777216, 8388608, 5592406, 4194304, 3355444, 2796203, 2396746, 2097152, 1864136, 1677722,
+1525202, 1398102, 1290556, 1198373, 1118482, 1048576, 986896, 932068, 883012, 838861, 798916,
+762601, 729445, 699051, 671089, 645278, 621379, 599187, 578525, 559241, 541201, 524288, 508401,
+493448, 479350, 466034, 453439, 441506, 430186, 419431, 409201, 399458, 390168, 381301, 372828,
+364723, 356963, 349526, 342393, 335545, 328966, 322639, 316552, 310690, 305041, 299594, 294338,
+289263, 284360, 279621, 275037, 270601, 266306, 262144, 258112, 254201, 250407, 246724, 243149,
+239675, 236299, 233017, 229825, 226720, 223697, 220753, 217886, 215093, 212370, 209716, 207127,
+204601, 202136, 199729, 197380, 195084, 192842, 190651, 188509, 186414, 184366, 182362, 180401,
+178482, 176603, 174763, 172961, 171197, 169467, 167773, 166112, 164483, 162886, 161320, 159784,
+158276, 156797, 155345, 153920, 152521, 151147, 149797, 148471, 147169, 145889, 144632, 143396,
+142180, 140986, 139811, 138655, 137519, 136401, 135301, 134218, 133153, 132105, 131072, 130056,
+129056, 128071, 127101, 126145, 125204, 124276, 123362, 122462, 121575, 120700, 119838, 118988,
+118150, 117324, 116509, 115705, 114913, 114131, 113360, 112599, 111849, 111108, 110377, 109656,
+108943, 108241, 107547, 106862, 106185, 105518, 104858, 104207, 103564, 102928, 102301, 101681,
+101068, 100463, 99865, 99274, 98690, 98113, 97542, 96979, 96421, 95870, 95326, 94787, 94255, 93728,
+93207, 92692, 92183, 91679, 91181, 90688, 90201, 89718, 89241, 88769, 88302, 87839, 87382, 86929,
+86481, 86038, 85599, 85164, 84734, 84308, 83887, 83469, 83056, 82647, 82242, 81841, 81443, 81050,
+80660, 80274, 79892, 79513, 79138, 78767, 78399, 78034, 77673, 77315, 76960, 76609, 76261, 75916,
+75574, 75235, 74899, 74566, 74236, 73909, 73585, 73263, 72945, 72629, 72316, 72006, 71698, 71393,
+71090, 70790, 70493, 70198, 69906, 69616, 69328, 69043, 68760, 68479, 68201, 67924, 67651, 67379,
+67109, 66842, 66577, 66314, 66053, 65794, 65536};
+
+/* sum / count rounded toward zero, by a multiply: counts stay below BIAS_COUNT_LIMIT. */
+FORCE_INLINE int32_t bias_mean(int32_t sum, int32_t count)
+{
+    if (count == 0) return 0;
+    const int64_t magnitude = ((int64_t)(sum < 0 ? -sum : sum) * BIAS_INVERSE[count]) >> 24;
+    return (int32_t)(sum < 0 ? -magnitude : magnitude);
+}
+
 FORCE_INLINE uint16_t saturate16(int32_t v) { return (uint16_t)(v > 0xFFFF ? 0xFFFF : v); }
 
 /* Codes one sample of channel model m (ref: the reference channel or NULL) and returns its
  * reconstruction. Encoder and decoder share this function, so they cannot drift apart. */
 FORCE_INLINE int32_t code_sample(coder *cd, channel_model *m, const channel_model *ref, int32_t x,
-                                 int32_t original, const int decoding)
+                                 int32_t original, const int decoding, const int num_predictors)
 {
     const coding_params *cp = &cd->params;
     channel_rows *r = &m->rows;
@@ -223,14 +277,15 @@ FORCE_INLINE int32_t code_sample(coder *cd, channel_model *m, const channel_mode
     int32_t gradient;
     intra_candidates(&nb, cp, pred, &gradient);
     if (ref) inter_candidates(&ref->rows, &nb, x, pred);
-    const int32_t blended = blend(r, m->num_predictors, x, pred);
+    uint32_t spread;
+    const int32_t blended = blend(r, num_predictors, x, pred, &spread);
 
-    uint32_t energy = (uint32_t)gradient + 2u * (uint32_t)iabs(r->err[0][x - 1]) + (uint32_t)iabs(r->err[1][x]);
+    /* Error energy: the predictors' local error, the local gradient and the last error. */
+    uint32_t energy = spread / 4u + (uint32_t)gradient / 2u + (uint32_t)iabs(r->err[0][x - 1]);
     if (ref) energy += 2u * (uint32_t)iabs(ref->rows.err[0][x]);
     const int bucket = energy_bucket(energy, cp);
     const int bias_ctx = texture_bits(&nb, blended) | bias_energy_level(bucket) << BIAS_TEXTURE_BITS;
-    const int32_t count = m->bias_count[bias_ctx];
-    const int32_t correction = count ? m->bias_sum[bias_ctx] / count : 0;
+    const int32_t correction = bias_mean(m->bias_sum[bias_ctx], m->bias_count[bias_ctx]);
     const int32_t pred8 = clamp32(blended + correction, 0, cp->max_value * 8);
     const int32_t prediction = (pred8 + 4) >> PRED_FRAC_BITS;
     const int flip = m->bias_sum[bias_ctx] < 0;
@@ -253,8 +308,8 @@ FORCE_INLINE int32_t code_sample(coder *cd, channel_model *m, const channel_mode
     r->rec[0][x] = rec;
     r->err[0][x] = rec - prediction;
     r->sign[0][x] = (int8_t)((symbol > 0) - (symbol < 0));
-    for (int k = 0; k < m->num_predictors; k++)
-        r->pred_err[k][0][x] = saturate16(iabs(8 * rec - pred[k]));
+    uint16_t *errors = r->pred_err + (ptrdiff_t)x * MAX_PREDICTORS;
+    for (int k = 0; k < num_predictors; k++) errors[k] = saturate16(iabs(8 * rec - pred[k]));
     m->bias_sum[bias_ctx] += 8 * rec - blended;
     if (++m->bias_count[bias_ctx] >= BIAS_COUNT_LIMIT) {
         m->bias_sum[bias_ctx] /= 2;
@@ -283,9 +338,25 @@ static void begin_row(channel_model *m, const coding_params *cp)
         r->rec[0][-i] = r->rec[1][0];
         r->err[0][-i] = 0;
         r->sign[0][-i] = 0;
-        for (int k = 0; k < m->num_predictors; k++) r->pred_err[k][0][-i] = r->pred_err[k][1][0];
     }
+    /* W's predictor errors at the first sample: borrow N's. */
+    for (int k = 0; k < MAX_PREDICTORS; k++)
+        r->pred_err[-MAX_PREDICTORS + k] = (uint16_t)(r->up_err_sum[k] / 4u);
     (void)cp;
+}
+
+/* For the next row: each predictor's 2 e(N) + e(NW) + e(NE), with edges repeating the end samples. */
+static void summarise_row_errors(channel_rows *r, int32_t width, int count)
+{
+    const uint16_t *e = r->pred_err;
+    for (int32_t x = 0; x < width; x++) {
+        const int32_t left = x > 0 ? x - 1 : 0, right = x + 1 < width ? x + 1 : width - 1;
+        for (int k = 0; k < count; k++)
+            r->up_err_sum[x * MAX_PREDICTORS + k] = 2u * e[x * MAX_PREDICTORS + k] +
+                                                    e[left * MAX_PREDICTORS + k] + e[right * MAX_PREDICTORS + k];
+    }
+    for (int k = 0; k < count; k++)
+        r->up_err_sum[width * MAX_PREDICTORS + k] = r->up_err_sum[(width - 1) * MAX_PREDICTORS + k];
 }
 
 /* Right and left padding of a finished row, then rotate it up. */
@@ -298,21 +369,21 @@ static void end_row(channel_model *m, const coding_params *cp, int first_row)
         r->rec[0][-i] = r->rec[0][0];
         r->err[0][w - 1 + i] = r->err[0][w - 1];
         r->sign[0][w - 1 + i] = r->sign[0][w - 1];
-        for (int k = 0; k < m->num_predictors; k++) r->pred_err[k][0][w - 1 + i] = r->pred_err[k][0][w - 1];
     }
+    summarise_row_errors(r, w, m->num_predictors);
     if (first_row) /* two rows up does not exist yet: let it repeat the first row */
         memcpy(r->rec[1] - ROW_PAD, r->rec[0] - ROW_PAD, sizeof(int32_t) * (cp->width + 2 * ROW_PAD));
     rotate3(r->rec);
     SWAP2(int32_t, r->err);
     SWAP2(int8_t, r->sign);
-    for (int k = 0; k < m->num_predictors; k++) SWAP2(uint16_t, r->pred_err[k]);
 }
 
 /* Bytes of row buffers one channel needs. */
 static size_t channel_row_bytes(uint32_t width)
 {
     const size_t n = (size_t)width + 2 * ROW_PAD;
-    const size_t bytes = n * (5 * sizeof(int32_t) + 2 * MAX_PREDICTORS * sizeof(uint16_t) + 2 * sizeof(int8_t));
+    const size_t bytes = n * (5 * sizeof(int32_t) + MAX_PREDICTORS * (sizeof(uint32_t) + sizeof(uint16_t)) +
+                              2 * sizeof(int8_t));
     return (bytes + 15) & ~(size_t)15; /* keeps the next channel's int32 rows aligned */
 }
 
@@ -324,10 +395,11 @@ static void init_channel(channel_model *m, uint8_t *block, uint32_t width, int n
     int32_t *i32 = (int32_t *)(void *)block;
     for (int i = 0; i < 3; i++) { m->rows.rec[i] = i32 + ROW_PAD; i32 += n; }
     for (int i = 0; i < 2; i++) { m->rows.err[i] = i32 + ROW_PAD; i32 += n; }
-    uint16_t *u16 = (uint16_t *)(void *)i32;
-    for (int k = 0; k < MAX_PREDICTORS; k++)
-        for (int i = 0; i < 2; i++) { m->rows.pred_err[k][i] = u16 + ROW_PAD; u16 += n; }
-    int8_t *i8 = (int8_t *)(void *)u16;
+    uint32_t *u32 = (uint32_t *)(void *)i32;
+    m->rows.up_err_sum = u32 + ROW_PAD * MAX_PREDICTORS;
+    uint16_t *u16 = (uint16_t *)(void *)(u32 + n * MAX_PREDICTORS);
+    m->rows.pred_err = u16 + ROW_PAD * MAX_PREDICTORS;
+    int8_t *i8 = (int8_t *)(void *)(u16 + n * MAX_PREDICTORS);
     for (int i = 0; i < 2; i++) { m->rows.sign[i] = i8 + ROW_PAD; i8 += n; }
     memset(block, 0, channel_row_bytes(width));
     /* Rows above the image read as mid-grey; the first row is then predicted mostly from W. */
@@ -344,6 +416,7 @@ static void init_params(coding_params *cp, const linf_image_desc *d)
     cp->tau = (int32_t)d->tau;
     cp->step = 2 * (int32_t)d->tau + 1;
     cp->width = d->width;
+    cp->energy_scale = (4u << 16) / (uint32_t)cp->step;
     const int s = (int)d->bit_depth - 8;
     cp->gap_t8 = s >= 0 ? 8 << s : (8 >> -s > 0 ? 8 >> -s : 1);
     cp->gap_t32 = s >= 0 ? 32 << s : (32 >> -s > 0 ? 32 >> -s : 1);
@@ -390,9 +463,11 @@ FORCE_INLINE void code_image(coder *cd, const linf_image_desc *d, void *pixels, 
         size_t i = (size_t)y * d->width * channels;
         for (uint32_t x = 0; x < d->width; x++) {
             for (uint32_t c = 0; c < channels; c++, i++) {
-                const channel_model *ref = c ? &cd->models[c - 1] : NULL;
                 const int32_t original = decoding ? 0 : load_sample(pixels, i, wide);
-                const int32_t rec = code_sample(cd, &cd->models[c], ref, (int32_t)x, original, decoding);
+                const int32_t rec = c == 0
+                    ? code_sample(cd, &cd->models[0], NULL, (int32_t)x, original, decoding, INTRA_PREDICTORS)
+                    : code_sample(cd, &cd->models[c], &cd->models[c - 1], (int32_t)x, original, decoding,
+                                  INTER_PREDICTORS);
                 if (decoding) store_sample(pixels, i, wide, rec);
             }
         }

@@ -19,13 +19,15 @@
 #include "rangecoder.h"
 
 #define PRED_FRAC_BITS 3            /* predictions carry 3 fractional bits */
-#define MAX_PREDICTORS 7
+#define MAX_PREDICTORS 8
 #define ROW_PAD 2                   /* samples of padding left and right of every row */
 #define NUM_ENERGY 40               /* error-energy buckets (two per octave) */
 #define MAX_MAGNITUDE_BITS 17       /* |symbol| < 2^17 */
 #define BIAS_TEXTURE_BITS 8
 #define NUM_BIAS_CONTEXTS ((1 << BIAS_TEXTURE_BITS) * 4)
+#ifndef BIAS_COUNT_LIMIT
 #define BIAS_COUNT_LIMIT 256
+#endif
 
 /* Adaptive binary contexts for one channel's residual symbols. */
 typedef struct symbol_contexts {
@@ -41,7 +43,8 @@ typedef struct channel_rows {
     int32_t *rec[3];                     /* reconstructed samples: current row, one up, two up */
     int32_t *err[2];                     /* final prediction error rec - pred: current, one up */
     int8_t *sign[2];                     /* sign of the coded symbol: current, one up */
-    uint16_t *pred_err[MAX_PREDICTORS][2]; /* |error| of each predictor (x8, saturated) */
+    uint16_t *pred_err;                  /* current row: |error| of each predictor (x8, saturated), [x][k] */
+    uint32_t *up_err_sum;                /* row above: 2 e(N) + e(NW) + e(NE) per predictor, [x][k] */
 } channel_rows;
 
 typedef struct channel_model {
@@ -59,6 +62,7 @@ typedef struct coding_params {
     int32_t step;          /* 2 * tau + 1 */
     int32_t gap_t8, gap_t32, gap_t80; /* GAP thresholds scaled to the bit depth */
     uint32_t width;
+    uint32_t energy_scale; /* 4 * 2^16 / step: energy in quarter quantiser steps, 16 fractional bits */
 } coding_params;
 
 #endif

@@ -17,9 +17,9 @@
 #define RC_PROB_MAX (RC_PROB_ONE - RC_PROB_MIN)
 #define RC_TOP (1u << 24)
 #ifndef RC_FINAL_SHIFT
-#define RC_FINAL_SHIFT 5
+#define RC_FINAL_SHIFT 7
 #endif
-#define RC_ADAPT_LIMIT 30               /* count after which the rate stays at its slowest */
+#define RC_ADAPT_LIMIT 60               /* count after which the rate stays at its slowest */
 
 /* Probability that the next bit is 0, plus how many bits this context has seen. */
 typedef struct rc_bit {
@@ -29,7 +29,9 @@ typedef struct rc_bit {
 
 static const uint8_t RC_SHIFT[RC_ADAPT_LIMIT + 1] = {
     1, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 4, 4, 4, 4, 4,
-    5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, RC_FINAL_SHIFT};
+    5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5,
+    6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6,
+    6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, RC_FINAL_SHIFT};
 
 static inline void rc_bit_init(rc_bit *b)
 {
