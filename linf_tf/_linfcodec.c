@@ -108,8 +108,13 @@ static PyMethodDef methods[] = {
      "decode(data, out, max_samples) -> None\n\nDecode into the writable C-contiguous buffer out."},
     {NULL, NULL, 0, NULL}};
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_linfcodec",
-                                    "Binding of the linf near-lossless codec core.", -1, methods};
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "_linfcodec",
+    .m_doc = "Binding of the linf near-lossless codec core.",
+    .m_size = -1,
+    .m_methods = methods,
+};
 
 PyMODINIT_FUNC PyInit__linfcodec(void)
 {
