@@ -269,7 +269,7 @@ def test_concurrent_calls_match_serial_results() -> None:
         parallel = list(pool.map(lambda job: codec.encode(*job), jobs))
         decoded = list(pool.map(codec.decode, parallel))
     assert parallel == serial
-    for (img, tau), out in zip(jobs, decoded):
+    for (img, tau), out in zip(jobs, decoded, strict=True):
         assert max_error(out.reshape(img.shape), img) <= tau
 
 
