@@ -18,6 +18,7 @@ PINS = {
     "opencv-python-headless": "5.0.0.93",
     "tqdm": "4.70.1",
     "matplotlib": "3.11.2",
+    "pillow": "13.0.0",  # pydicom's decoder for JPEG 2000 / JPEG baseline DICOM pixel data
     # learning and deployment
     "tensorflow": "2.21.0",
     "keras": "3.15.1",
@@ -32,7 +33,7 @@ PINS = {
 
 RUNTIME = [
     "numpy", "scikit-image", "imagecodecs", "tifffile", "pydicom", "opencv-python-headless",
-    "tqdm", "matplotlib", "tensorflow", "keras", "tensorflow-datasets", "absl-py",
+    "tqdm", "matplotlib", "pillow", "tensorflow", "keras", "tensorflow-datasets", "absl-py",
     "ai-edge-litert",
 ]
 DEV = ["pytest", "hypothesis", "ruff"]

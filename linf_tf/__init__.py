@@ -1,3 +1,3 @@
-"""linf-tf: near-lossless (L-infinity bounded) image compression with an L-infinity-constrained CNN decoder."""
+"""linf-tf: near-lossless (L-infinity bounded) image compression with an L-infinity-constrained CNN."""
 
 __version__ = "0.1.0"

@@ -1,0 +1,372 @@
+"""Compare the linf codec with JPEG-LS (CharLS via imagecodecs) at every tau in one run.
+
+    python benchmarks/codec_bench.py DIR... [--taus 0,1,2,4,6,8,10,12,14] [--output results_dir]
+                                            [--limit N] [--repeats N]
+
+For each image (found recursively, read with ``linf_tf.imageio``) and each tau, both codecs are
+measured on the same samples:
+
+* bits per sample of the whole stream, headers included (linf: 36-byte header; JPEG-LS: the
+  SPIFF header and markers imagecodecs writes);
+* encode and decode speed in MB/s, single-threaded, MB = raw input bytes / 1e6, best of up to
+  ``--repeats`` runs (repeated only while the runs add up to under a second, so small images
+  are timed several times and large ones once);
+* max |error| and PSNR (peak 2**bit_depth - 1); any max error above tau is a violation, printed
+  loudly and turned into exit status 1.
+
+Results are grouped by image class (gray 8-bit, colour 8-bit, multichannel 8-bit, high-bit) and
+written to ``per_image.csv`` (one row per image, tau and codec) and ``summary.json`` (per class
+and tau: mean bits per sample over images, sample-weighted bits per sample, aggregate MB/s).
+
+Notes on the comparison
+* JPEG-LS NEAR = tau (imagecodecs' ``level``), which gives the same L-infinity guarantee.
+* imagecodecs encodes every uint16 image with JPEG-LS precision P=16 and has no option for the
+  true depth; linf uses the depth the file declares (DICOM BitsStored, TIFF BitsPerSample, 8/16
+  otherwise) unless ``--dtype-depth`` is given, which puts both codecs on P=8/16.
+* imagecodecs' JPEG-LS takes 1, 3 (sample-interleaved) or 4 (line-interleaved) components only.
+  Other channel counts (2-channel microscopy, z-stacks folded into channels by
+  ``linf_tf.imageio``) are coded by JPEG-LS as separate planes, sizes summed. linf always gets
+  the whole HxWxC image.
+* Signed data (CT) is read with ``allow_signed=True``: shifted by 2**(bits-1), the same input for
+  both codecs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from functools import partial
+from pathlib import Path
+
+import cv2
+import imagecodecs
+import numpy as np
+from tqdm import tqdm
+
+from linf_tf import codec
+from linf_tf.imageio import ImageData, is_supported_image, read_image
+
+DEFAULT_TAUS = (0, 1, 2, 4, 6, 8, 10, 12, 14)
+CODECS = ("linf", "jpegls")
+CLASS_ORDER = ("gray 8-bit", "gray 8-bit (luma of colour)", "colour 8-bit", "multichannel 8-bit", "high-bit")
+LUMA_CLASS = "gray 8-bit (luma of colour)"
+TIMING_BUDGET_S = 1.0  # stop repeating once the runs of one measurement add up to this
+JPEGLS_COMPONENTS = (1, 3, 4)
+
+
+@dataclass
+class Measurement:
+    """One codec at one tau on one image."""
+
+    file: str
+    image_class: str
+    shape: str
+    dtype: str
+    bit_depth: int
+    tau: int
+    codec: str
+    stream_bytes: int
+    bits_per_sample: float
+    encode_mbps: float
+    decode_mbps: float
+    encode_s: float
+    decode_s: float
+    raw_bytes: int
+    samples: int
+    max_error: int
+    psnr: float
+
+
+# --- codecs ------------------------------------------------------------------------------------
+
+
+class LinfCodec:
+    name = "linf"
+
+    def __init__(self, bit_depth: int) -> None:
+        self.bit_depth = bit_depth
+
+    def encode(self, pixels: np.ndarray, tau: int) -> list[bytes]:
+        return [codec.encode(pixels, tau, bit_depth=self.bit_depth)]
+
+    def decode(self, streams: list[bytes], like: np.ndarray) -> np.ndarray:
+        return codec.decode(streams[0])
+
+
+class JpegLsCodec:
+    """CharLS through imagecodecs; channel counts it cannot interleave are coded plane by plane."""
+
+    name = "jpegls"
+
+    def __init__(self, pixels: np.ndarray) -> None:
+        channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+        self.per_plane = channels not in JPEGLS_COMPONENTS
+        # Split once, outside the timed region: the copy is not part of the codec's work.
+        self.planes = []
+        if self.per_plane:
+            self.planes = [np.ascontiguousarray(pixels[:, :, c]) for c in range(channels)]
+
+    def encode(self, pixels: np.ndarray, tau: int) -> list[bytes]:
+        if self.per_plane:
+            return [bytes(imagecodecs.jpegls_encode(plane, level=tau)) for plane in self.planes]
+        return [bytes(imagecodecs.jpegls_encode(pixels, level=tau))]
+
+    def decode(self, streams: list[bytes], like: np.ndarray) -> np.ndarray:
+        if self.per_plane:
+            out = np.empty_like(like)
+            for channel, stream in enumerate(streams):
+                out[:, :, channel] = imagecodecs.jpegls_decode(stream)
+            return out
+        return imagecodecs.jpegls_decode(streams[0]).reshape(like.shape)
+
+
+# --- measuring ---------------------------------------------------------------------------------
+
+
+def best_time(run: Callable[[], object], max_repeats: int) -> tuple[float, object]:
+    """Fastest of up to ``max_repeats`` runs (fewer once they exceed the time budget); last result."""
+    best, spent, result = math.inf, 0.0, None
+    for _ in range(max(1, max_repeats)):
+        start = time.perf_counter()
+        result = run()
+        elapsed = time.perf_counter() - start
+        best, spent = min(best, elapsed), spent + elapsed
+        if spent >= TIMING_BUDGET_S:
+            break
+    return best, result
+
+
+def max_abs_error(original: np.ndarray, decoded: np.ndarray) -> int:
+    return int(np.max(np.abs(original.astype(np.int32) - decoded.astype(np.int32))))
+
+
+def psnr(original: np.ndarray, decoded: np.ndarray, bit_depth: int) -> float:
+    difference = original.astype(np.float64) - decoded.astype(np.float64)
+    mse = float(np.mean(difference * difference))
+    peak = float((1 << bit_depth) - 1)
+    return math.inf if mse == 0.0 else 10.0 * math.log10(peak * peak / mse)
+
+
+def luma(rgb: np.ndarray) -> np.ndarray:
+    """ITU-R BT.601 luma of an 8-bit RGB(A) image, rounded to uint8."""
+    return cv2.cvtColor(np.ascontiguousarray(rgb[..., :3]), cv2.COLOR_RGB2GRAY)
+
+
+def image_class(image: ImageData) -> str:
+    if image.pixels.dtype != np.uint8 or image.bit_depth > 8:
+        return "high-bit"
+    if image.channels == 1:
+        return "gray 8-bit"
+    return "colour 8-bit" if image.channels in (3, 4) else "multichannel 8-bit"
+
+
+def run_codec(
+    implementation: LinfCodec | JpegLsCodec, pixels: np.ndarray, tau: int, repeats: int
+) -> tuple[float, float, list[bytes], np.ndarray]:
+    """Best encode and decode times, the streams and the decoded image of one codec at one tau."""
+    encode_s, streams = best_time(partial(implementation.encode, pixels, tau), repeats)
+    decode_s, decoded = best_time(partial(implementation.decode, streams, pixels), repeats)
+    return encode_s, decode_s, streams, decoded
+
+
+def measure(
+    label: str, image: ImageData, bit_depth: int, taus: Iterable[int], repeats: int,
+    class_name: str | None = None,
+) -> list[Measurement]:
+    """Both codecs at every tau that the bit depth allows."""
+    pixels = image.pixels
+    class_name = class_name or image_class(image)
+    max_tau = ((1 << bit_depth) - 1) // 2
+    results = []
+    for tau in (t for t in taus if t <= max_tau):
+        for implementation in (LinfCodec(bit_depth), JpegLsCodec(pixels)):
+            encode_s, decode_s, streams, decoded = run_codec(implementation, pixels, tau, repeats)
+            stream_bytes = sum(len(stream) for stream in streams)
+            results.append(
+                Measurement(
+                    file=label,
+                    image_class=class_name,
+                    shape="x".join(str(size) for size in pixels.shape),
+                    dtype=str(pixels.dtype),
+                    bit_depth=bit_depth,
+                    tau=tau,
+                    codec=implementation.name,
+                    stream_bytes=stream_bytes,
+                    bits_per_sample=8.0 * stream_bytes / pixels.size,
+                    encode_mbps=pixels.nbytes / 1e6 / encode_s,
+                    decode_mbps=pixels.nbytes / 1e6 / decode_s,
+                    encode_s=encode_s,
+                    decode_s=decode_s,
+                    raw_bytes=pixels.nbytes,
+                    samples=pixels.size,
+                    max_error=max_abs_error(pixels, decoded),
+                    psnr=psnr(pixels, decoded, bit_depth),
+                )
+            )
+    return results
+
+
+# --- aggregation and reporting -----------------------------------------------------------------
+
+
+def aggregate(rows: list[Measurement]) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
+    """summary[class][tau][codec] = statistics over the images of that class."""
+    groups: dict[tuple[str, int, str], list[Measurement]] = defaultdict(list)
+    for row in rows:
+        groups[(row.image_class, row.tau, row.codec)].append(row)
+    summary: dict = defaultdict(lambda: defaultdict(dict))
+    for (klass, tau, name), group in sorted(groups.items()):
+        finite_psnr = [row.psnr for row in group if math.isfinite(row.psnr)]
+        raw_bytes, samples = sum(r.raw_bytes for r in group), sum(r.samples for r in group)
+        summary[klass][str(tau)][name] = {
+            "images": len(group),
+            "mean_bits_per_sample": float(np.mean([row.bits_per_sample for row in group])),
+            "weighted_bits_per_sample": 8.0 * sum(r.stream_bytes for r in group) / samples,
+            "encode_mbps": raw_bytes / 1e6 / sum(r.encode_s for r in group),
+            "decode_mbps": raw_bytes / 1e6 / sum(r.decode_s for r in group),
+            "max_error": max(row.max_error for row in group),
+            "mean_psnr_finite": float(np.mean(finite_psnr)) if finite_psnr else math.inf,
+            "violations": sum(row.max_error > row.tau for row in group),
+        }
+    return summary
+
+
+TABLE_HEADER = (
+    f"{'tau':>4} {'linf bps':>9} {'jls bps':>9} {'linf/jls':>8} {'linf enc':>9} {'linf dec':>9} "
+    f"{'jls enc':>8} {'jls dec':>8} {'enc x':>6} {'dec x':>6} {'maxerr L':>8} {'maxerr J':>8}"
+)
+
+
+def print_tables(summary: dict) -> None:
+    print("\nbps = mean bits per sample over images (whole stream, headers included);")
+    print("speeds in MB/s of raw input bytes, single thread, best of repeats;")
+    print("enc x / dec x = linf speed / JPEG-LS speed; maxerr L / J = worst |error| of linf / JPEG-LS")
+    for klass in sorted(summary, key=lambda k: CLASS_ORDER.index(k) if k in CLASS_ORDER else 99):
+        by_tau = summary[klass]
+        count = next(iter(by_tau.values()))["linf"]["images"]
+        print(f"\n== {klass} ({count} image(s)) ==")
+        print(TABLE_HEADER)
+        for tau in sorted(by_tau, key=int):
+            print(_table_row(int(tau), by_tau[tau]["linf"], by_tau[tau]["jpegls"]))
+
+
+def _table_row(tau: int, linf: dict, jls: dict) -> str:
+    flag = "  <-- VIOLATION" if max(linf["max_error"], jls["max_error"]) > tau else ""
+    return (
+        f"{tau:>4} {linf['mean_bits_per_sample']:>9.4f} {jls['mean_bits_per_sample']:>9.4f} "
+        f"{linf['mean_bits_per_sample'] / jls['mean_bits_per_sample']:>8.3f} "
+        f"{linf['encode_mbps']:>9.1f} {linf['decode_mbps']:>9.1f} {jls['encode_mbps']:>8.1f} "
+        f"{jls['decode_mbps']:>8.1f} {linf['encode_mbps'] / jls['encode_mbps']:>6.2f} "
+        f"{linf['decode_mbps'] / jls['decode_mbps']:>6.2f} {linf['max_error']:>8} {jls['max_error']:>8}{flag}"
+    )
+
+
+def write_outputs(rows: list[Measurement], summary: dict, output: Path, settings: dict) -> None:
+    output.mkdir(parents=True, exist_ok=True)
+    with (output / "per_image.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(asdict(rows[0])))
+        writer.writeheader()
+        writer.writerows(asdict(row) for row in rows)
+    document = {"settings": settings, "classes": summary}
+    # JSON has no inf: PSNR of lossless results is written as null.
+    text = json.dumps(_finite_or_none(document), indent=2)
+    (output / "summary.json").write_text(text + "\n")
+
+
+def _finite_or_none(value: object) -> object:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite_or_none(item) for key, item in value.items()}
+    return value
+
+
+# --- driver ------------------------------------------------------------------------------------
+
+
+def find_images(paths: list[Path], limit: int | None) -> list[Path]:
+    """Supported images in the given folders (recursively) and the given image files, in order."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(found for found in sorted(path.rglob("*")) if is_supported_image(found))
+        elif is_supported_image(path):
+            files.append(path)
+        else:
+            raise SystemExit(f"codec_bench: error: {path} is neither a folder nor a supported image")
+    return files[:limit] if limit else files
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folders", type=Path, nargs="+", metavar="DIR",
+                        help="folders searched recursively for images (image files are accepted too)")
+    parser.add_argument(
+        "--taus", type=lambda text: sorted({int(part) for part in text.split(",")}),
+        default=list(DEFAULT_TAUS), help="comma-separated error bounds (default: 0,1,2,4,6,8,10,12,14)",
+    )
+    parser.add_argument("--output", type=Path, default=Path("out/codec_bench"),
+                        help="folder for per_image.csv and summary.json (default: out/codec_bench)")
+    parser.add_argument("--limit", type=int, default=None, metavar="N", help="use only the first N images")
+    parser.add_argument("--repeats", type=int, default=5, metavar="N",
+                        help="timing runs per measurement, best kept (default 5; fewer for large images)")
+    parser.add_argument("--luma", action="store_true",
+                        help="also measure the luma (gray) version of every 8-bit colour image, as its own "
+                             "class: the eval sets hold almost no native gray images")
+    parser.add_argument("--dtype-depth", action="store_true",
+                        help="give linf bit depth 8/16 from the dtype, as JPEG-LS gets, not the file's depth")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    files = find_images(args.folders, args.limit)
+    if not files:
+        print("codec_bench: error: no supported images found", file=sys.stderr)
+        return 2
+    rows: list[Measurement] = []
+    for path in tqdm(files, desc="images", unit="img"):
+        try:
+            image = read_image(path, allow_signed=True)
+        except (OSError, ValueError) as exc:
+            tqdm.write(f"skipped {path}: {exc}")
+            continue
+        depth = (8 if image.pixels.dtype == np.uint8 else 16) if args.dtype_depth else image.bit_depth
+        rows.extend(measure(str(path), image, depth, args.taus, args.repeats))
+        if args.luma and image_class(image) == "colour 8-bit":
+            gray = ImageData(pixels=luma(image.pixels), bit_depth=8)
+            rows.extend(measure(f"{path}#luma", gray, 8, args.taus, args.repeats, LUMA_CLASS))
+    if not rows:
+        print("codec_bench: error: no image could be measured", file=sys.stderr)
+        return 2
+    summary = aggregate(rows)
+    print_tables(summary)
+    settings = {"taus": args.taus, "repeats": args.repeats, "dtype_depth": args.dtype_depth,
+                "luma": args.luma,
+                "imagecodecs": imagecodecs.__version__, "charls": imagecodecs.jpegls_version(),
+                "folders": [str(folder) for folder in args.folders]}
+    write_outputs(rows, summary, args.output, settings)
+    print(f"\nwrote {args.output / 'per_image.csv'} and {args.output / 'summary.json'}")
+    return report_violations(rows)
+
+
+def report_violations(rows: list[Measurement]) -> int:
+    violations = [row for row in rows if row.max_error > row.tau]
+    if not violations:
+        print("all results within tau")
+        return 0
+    print(f"\n!!! {len(violations)} ERROR-BOUND VIOLATION(S) !!!", file=sys.stderr)
+    for row in violations:
+        print(f"!!! {row.codec} tau={row.tau} max error {row.max_error}: {row.file}", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
