@@ -15,8 +15,9 @@
 #define FORCE_INLINE static inline
 #endif
 
-#define INTRA_PREDICTORS 4
-#define INTER_PREDICTORS 7
+#define FIRST_CHANNEL_PREDICTORS 6 /* 4 spatial + 2 self-correcting */
+#define SPATIAL_PREDICTORS 4
+#define INTER_PREDICTORS (SPATIAL_PREDICTORS + 3)
 
 /* ---------------------------------------------------------------- small integer helpers */
 
@@ -110,15 +111,21 @@ FORCE_INLINE int32_t gap_predict(const neighbours *nb, const coding_params *cp, 
     return p;
 }
 
-/* Candidate predictions (x8) of the intra predictors; returns how many. */
-FORCE_INLINE int intra_candidates(const neighbours *nb, const coding_params *cp, int32_t *pred,
-                                  int32_t *gradient)
+/* Candidate predictions (x8) of the spatial predictors; the first channel (no reference channel to
+ * lean on) also gets two self-correcting ones: N or W moved by a share of the neighbours' final
+ * errors, JPEG XL's idea, which tracks slow drifts that the others miss. */
+FORCE_INLINE void intra_candidates(const neighbours *nb, const coding_params *cp, const channel_rows *r,
+                                   int32_t x, int32_t *pred, int32_t *gradient, const int first_channel)
 {
     pred[0] = gap_predict(nb, cp, gradient);
     pred[1] = 8 * median3(nb->n, nb->w, nb->n + nb->w - nb->nw);
     pred[2] = 8 * (nb->w + nb->ne - nb->n);
     pred[3] = 8 * nb->n + 4 * (nb->ne - nb->nne) + 4 * (nb->w - nb->nw);
-    return INTRA_PREDICTORS;
+    if (first_channel) {
+        const int32_t ew = r->err[0][x - 1], en = r->err[1][x], ene = r->err[1][x + 1], enw = r->err[1][x - 1];
+        pred[4] = 8 * nb->n + 4 * (ew + en + ene);
+        pred[5] = 8 * nb->w + (5 * (ew + en + enw)) / 2;
+    }
 }
 
 /* Interband candidates: reference sample at this pixel plus a predicted channel difference. */
@@ -129,9 +136,9 @@ FORCE_INLINE void inter_candidates(const channel_rows *ref, const neighbours *nb
     const int32_t dn = nb->n - ref->rec[1][x];
     const int32_t dnw = nb->nw - ref->rec[1][x - 1];
     const int32_t dne = nb->ne - ref->rec[1][x + 1];
-    pred[INTRA_PREDICTORS + 0] = 8 * rc + 4 * (dw + dn) + 2 * (dne - dnw);
-    pred[INTRA_PREDICTORS + 1] = 8 * (rc + median3(dw, dn, dw + dn - dnw));
-    pred[INTRA_PREDICTORS + 2] = 8 * (rc + dw);
+    pred[SPATIAL_PREDICTORS + 0] = 8 * rc + 4 * (dw + dn) + 2 * (dne - dnw);
+    pred[SPATIAL_PREDICTORS + 1] = 8 * (rc + median3(dw, dn, dw + dn - dnw));
+    pred[SPATIAL_PREDICTORS + 2] = 8 * (rc + dw);
 }
 
 /* Blend candidates with weights inversely proportional to their error around the pixel. */
@@ -275,7 +282,7 @@ FORCE_INLINE int32_t code_sample(coder *cd, channel_model *m, const channel_mode
     const neighbours nb = gather(r, x);
     int32_t pred[MAX_PREDICTORS];
     int32_t gradient;
-    intra_candidates(&nb, cp, pred, &gradient);
+    intra_candidates(&nb, cp, r, x, pred, &gradient, ref == NULL);
     if (ref) inter_candidates(&ref->rows, &nb, x, pred);
     uint32_t spread;
     const int32_t blended = blend(r, num_predictors, x, pred, &spread);
@@ -284,14 +291,19 @@ FORCE_INLINE int32_t code_sample(coder *cd, channel_model *m, const channel_mode
     uint32_t energy = spread / 4u + (uint32_t)gradient / 2u + (uint32_t)iabs(r->err[0][x - 1]);
     if (ref) energy += 2u * (uint32_t)iabs(ref->rows.err[0][x]);
     const int bucket = energy_bucket(energy, cp);
-    const int bias_ctx = texture_bits(&nb, blended) | bias_energy_level(bucket) << BIAS_TEXTURE_BITS;
+        const int bias_ctx = texture_bits(&nb, blended) | bias_energy_level(bucket) << BIAS_TEXTURE_BITS;
     const int32_t correction = bias_mean(m->bias_sum[bias_ctx], m->bias_count[bias_ctx]);
     const int32_t pred8 = clamp32(blended + correction, 0, cp->max_value * 8);
     const int32_t prediction = (pred8 + 4) >> PRED_FRAC_BITS;
     const int flip = m->bias_sum[bias_ctx] < 0;
 
-    const int zctx = (r->sign[0][x - 1] == 0) + (r->sign[1][x] == 0);
-    const int sctx = (r->sign[0][x - 1] + 1) * 3 + r->sign[1][x] + 1;
+    /* The prediction's dropped fraction says which way the sample probably lies (sign) and how
+     * likely it is to fall on the rounded prediction (zero flag). */
+    const int32_t fraction = pred8 - 8 * prediction; /* -4 .. 3 */
+    const int signed_fraction = flip ? -fraction : fraction;
+    const int zctx = 3 * ((r->sign[0][x - 1] == 0) + (r->sign[1][x] == 0)) + (iabs(fraction) + 1) / 2 % 3;
+    const int sctx = 9 * (signed_fraction + 4 > 7 ? 7 : signed_fraction + 4) + (r->sign[0][x - 1] + 1) * 3 +
+                     r->sign[1][x] + 1;
     int32_t symbol;
     if (decoding) {
         symbol = decode_symbol(&cd->dec, &m->ctx, bucket, zctx, sctx);
@@ -307,7 +319,7 @@ FORCE_INLINE int32_t code_sample(coder *cd, channel_model *m, const channel_mode
     /* Update the adaptive state from the reconstruction, identically on both sides. */
     r->rec[0][x] = rec;
     r->err[0][x] = rec - prediction;
-    r->sign[0][x] = (int8_t)((symbol > 0) - (symbol < 0));
+    r->sign[0][x] = (int16_t)((symbol > 0) - (symbol < 0));
     uint16_t *errors = r->pred_err + (ptrdiff_t)x * MAX_PREDICTORS;
     for (int k = 0; k < num_predictors; k++) errors[k] = saturate16(iabs(8 * rec - pred[k]));
     m->bias_sum[bias_ctx] += 8 * rec - blended;
@@ -317,6 +329,18 @@ FORCE_INLINE int32_t code_sample(coder *cd, channel_model *m, const channel_mode
     }
     return rec;
 }
+
+/* One out-of-line function per (direction, channel kind): each gets its own register allocation,
+ * which costs a call per sample but avoids the spills of one giant inlined loop. */
+#define NOINLINE static __attribute__((noinline))
+NOINLINE int32_t encode_intra(coder *cd, channel_model *m, int32_t x, int32_t original)
+{ return code_sample(cd, m, NULL, x, original, 0, FIRST_CHANNEL_PREDICTORS); }
+NOINLINE int32_t encode_inter(coder *cd, channel_model *m, const channel_model *ref, int32_t x, int32_t original)
+{ return code_sample(cd, m, ref, x, original, 0, INTER_PREDICTORS); }
+NOINLINE int32_t decode_intra(coder *cd, channel_model *m, int32_t x)
+{ return code_sample(cd, m, NULL, x, 0, 1, FIRST_CHANNEL_PREDICTORS); }
+NOINLINE int32_t decode_inter(coder *cd, channel_model *m, const channel_model *ref, int32_t x)
+{ return code_sample(cd, m, ref, x, 0, 1, INTER_PREDICTORS); }
 
 /* ---------------------------------------------------------------- rows and memory */
 
@@ -375,7 +399,7 @@ static void end_row(channel_model *m, const coding_params *cp, int first_row)
         memcpy(r->rec[1] - ROW_PAD, r->rec[0] - ROW_PAD, sizeof(int32_t) * (cp->width + 2 * ROW_PAD));
     rotate3(r->rec);
     SWAP2(int32_t, r->err);
-    SWAP2(int8_t, r->sign);
+    SWAP2(int16_t, r->sign);
 }
 
 /* Bytes of row buffers one channel needs. */
@@ -383,7 +407,7 @@ static size_t channel_row_bytes(uint32_t width)
 {
     const size_t n = (size_t)width + 2 * ROW_PAD;
     const size_t bytes = n * (5 * sizeof(int32_t) + MAX_PREDICTORS * (sizeof(uint32_t) + sizeof(uint16_t)) +
-                              2 * sizeof(int8_t));
+                              2 * sizeof(int16_t));
     return (bytes + 15) & ~(size_t)15; /* keeps the next channel's int32 rows aligned */
 }
 
@@ -399,8 +423,8 @@ static void init_channel(channel_model *m, uint8_t *block, uint32_t width, int n
     m->rows.up_err_sum = u32 + ROW_PAD * MAX_PREDICTORS;
     uint16_t *u16 = (uint16_t *)(void *)(u32 + n * MAX_PREDICTORS);
     m->rows.pred_err = u16 + ROW_PAD * MAX_PREDICTORS;
-    int8_t *i8 = (int8_t *)(void *)(u16 + n * MAX_PREDICTORS);
-    for (int i = 0; i < 2; i++) { m->rows.sign[i] = i8 + ROW_PAD; i8 += n; }
+    int16_t *i16 = (int16_t *)(void *)(u16 + n * MAX_PREDICTORS);
+    for (int i = 0; i < 2; i++) { m->rows.sign[i] = i16 + ROW_PAD; i16 += n; }
     memset(block, 0, channel_row_bytes(width));
     /* Rows above the image read as mid-grey; the first row is then predicted mostly from W. */
     for (int i = 1; i < 3; i++)
@@ -436,7 +460,7 @@ static linf_status setup_coder(coder *cd, const linf_image_desc *d, void **memor
     uint8_t *row_memory = block + sizeof(channel_model) * d->channels;
     const int32_t mid = (int32_t)(1u << (d->bit_depth - 1));
     for (uint32_t c = 0; c < d->channels; c++)
-        init_channel(&cd->models[c], row_memory + rows * c, d->width, c ? INTER_PREDICTORS : INTRA_PREDICTORS, mid);
+        init_channel(&cd->models[c], row_memory + rows * c, d->width, c ? INTER_PREDICTORS : FIRST_CHANNEL_PREDICTORS, mid);
     *memory = block;
     return LINF_OK;
 }
@@ -464,10 +488,13 @@ FORCE_INLINE void code_image(coder *cd, const linf_image_desc *d, void *pixels, 
         for (uint32_t x = 0; x < d->width; x++) {
             for (uint32_t c = 0; c < channels; c++, i++) {
                 const int32_t original = decoding ? 0 : load_sample(pixels, i, wide);
-                const int32_t rec = c == 0
-                    ? code_sample(cd, &cd->models[0], NULL, (int32_t)x, original, decoding, INTRA_PREDICTORS)
-                    : code_sample(cd, &cd->models[c], &cd->models[c - 1], (int32_t)x, original, decoding,
-                                  INTER_PREDICTORS);
+                int32_t rec;
+                if (decoding)
+                    rec = c == 0 ? decode_intra(cd, &cd->models[0], (int32_t)x)
+                                 : decode_inter(cd, &cd->models[c], &cd->models[c - 1], (int32_t)x);
+                else
+                    rec = c == 0 ? encode_intra(cd, &cd->models[0], (int32_t)x, original)
+                                 : encode_inter(cd, &cd->models[c], &cd->models[c - 1], (int32_t)x, original);
                 if (decoding) store_sample(pixels, i, wide, rec);
             }
         }

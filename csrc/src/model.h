@@ -19,7 +19,7 @@
 #include "rangecoder.h"
 
 #define PRED_FRAC_BITS 3            /* predictions carry 3 fractional bits */
-#define MAX_PREDICTORS 8
+#define MAX_PREDICTORS 10
 #define ROW_PAD 2                   /* samples of padding left and right of every row */
 #define NUM_ENERGY 40               /* error-energy buckets (two per octave) */
 #define MAX_MAGNITUDE_BITS 17       /* |symbol| < 2^17 */
@@ -31,8 +31,8 @@
 
 /* Adaptive binary contexts for one channel's residual symbols. */
 typedef struct symbol_contexts {
-    rc_bit zero[NUM_ENERGY][3];
-    rc_bit sign[9];
+    rc_bit zero[NUM_ENERGY][9];
+    rc_bit sign[8 * 9];
     rc_bit unary[NUM_ENERGY][MAX_MAGNITUDE_BITS + 1];
     rc_bit mantissa_high[NUM_ENERGY][MAX_MAGNITUDE_BITS + 1];
     rc_bit mantissa_second[MAX_MAGNITUDE_BITS + 1][2];
@@ -42,7 +42,7 @@ typedef struct symbol_contexts {
 typedef struct channel_rows {
     int32_t *rec[3];                     /* reconstructed samples: current row, one up, two up */
     int32_t *err[2];                     /* final prediction error rec - pred: current, one up */
-    int8_t *sign[2];                     /* sign of the coded symbol: current, one up */
+    int16_t *sign[2];                    /* sign of the coded symbol (16-bit: see rc_bit) */
     uint16_t *pred_err;                  /* current row: |error| of each predictor (x8, saturated), [x][k] */
     uint32_t *up_err_sum;                /* row above: 2 e(N) + e(NW) + e(NE) per predictor, [x][k] */
 } channel_rows;

@@ -24,7 +24,7 @@
 /* Probability that the next bit is 0, plus how many bits this context has seen. */
 typedef struct rc_bit {
     uint16_t p0;
-    uint8_t count;
+    uint16_t count; /* not uint8_t: a char-typed store may alias anything and forces reloads */
 } rc_bit;
 
 static const uint8_t RC_SHIFT[RC_ADAPT_LIMIT + 1] = {
