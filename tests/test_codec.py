@@ -231,6 +231,12 @@ def test_forged_headers_are_rejected_before_allocation(fields: dict, code: int) 
     assert excinfo.value.code == code
 
 
+def test_forged_raw_samples_above_the_bit_depth_are_rejected() -> None:
+    with pytest.raises(CodecError, match="corrupt") as excinfo:
+        codec.decode(forge_header(3, 3, 1, bytes([255] * 9), bit_depth=3, mode=1))
+    assert excinfo.value.code == 6
+
+
 def test_bad_magic_and_header_checksum(small_stream: bytes) -> None:
     with pytest.raises(CodecError, match="magic"):
         codec.decode(b"JUNK" + small_stream[4:])

@@ -370,17 +370,20 @@ static void begin_row(channel_model *m, const coding_params *cp)
 }
 
 /* For the next row: each predictor's 2 e(N) + e(NW) + e(NE), with edges repeating the end samples. */
-static void summarise_row_errors(channel_rows *r, int32_t width, int count)
+static void summarise_row_errors(channel_rows *r, int32_t width)
 {
+    /* All MAX_PREDICTORS lanes are summed (unused lanes stay zero): a fixed width vectorises. */
     const uint16_t *e = r->pred_err;
+    uint32_t *sum = r->up_err_sum;
     for (int32_t x = 0; x < width; x++) {
-        const int32_t left = x > 0 ? x - 1 : 0, right = x + 1 < width ? x + 1 : width - 1;
-        for (int k = 0; k < count; k++)
-            r->up_err_sum[x * MAX_PREDICTORS + k] = 2u * e[x * MAX_PREDICTORS + k] +
-                                                    e[left * MAX_PREDICTORS + k] + e[right * MAX_PREDICTORS + k];
+        const uint16_t *mid = e + x * MAX_PREDICTORS;
+        const uint16_t *left = x > 0 ? mid - MAX_PREDICTORS : mid;
+        const uint16_t *right = x + 1 < width ? mid + MAX_PREDICTORS : mid;
+        for (int k = 0; k < MAX_PREDICTORS; k++)
+            sum[x * MAX_PREDICTORS + k] = 2u * mid[k] + left[k] + right[k];
     }
-    for (int k = 0; k < count; k++)
-        r->up_err_sum[width * MAX_PREDICTORS + k] = r->up_err_sum[(width - 1) * MAX_PREDICTORS + k];
+    for (int k = 0; k < MAX_PREDICTORS; k++)
+        sum[width * MAX_PREDICTORS + k] = sum[(width - 1) * MAX_PREDICTORS + k];
 }
 
 /* Right and left padding of a finished row, then rotate it up. */
@@ -394,7 +397,7 @@ static void end_row(channel_model *m, const coding_params *cp, int first_row)
         r->err[0][w - 1 + i] = r->err[0][w - 1];
         r->sign[0][w - 1 + i] = r->sign[0][w - 1];
     }
-    summarise_row_errors(r, w, m->num_predictors);
+    summarise_row_errors(r, w);
     if (first_row) /* two rows up does not exist yet: let it repeat the first row */
         memcpy(r->rec[1] - ROW_PAD, r->rec[0] - ROW_PAD, sizeof(int32_t) * (cp->width + 2 * ROW_PAD));
     rotate3(r->rec);
@@ -576,14 +579,17 @@ static void store_raw(const linf_image_desc *d, const void *pixels, size_t count
     }
 }
 
-static void load_raw(const linf_image_desc *d, const uint8_t *in, size_t count, void *pixels)
+/* Loads raw samples, refusing any above the header's bit depth: a forged stream with a valid CRC
+ * must not hand the caller values its declared depth cannot hold. */
+static linf_status load_raw(const linf_image_desc *d, const uint8_t *in, size_t count, void *pixels)
 {
     if (d->bit_depth <= 8) {
         memcpy(pixels, in, count);
-        return;
+    } else {
+        uint16_t *s = pixels;
+        for (size_t i = 0; i < count; i++) s[i] = (uint16_t)(in[2 * i] | (in[2 * i + 1] << 8));
     }
-    uint16_t *s = pixels;
-    for (size_t i = 0; i < count; i++) s[i] = (uint16_t)(in[2 * i] | (in[2 * i + 1] << 8));
+    return check_samples(d, pixels, count) == LINF_OK ? LINF_OK : LINF_ERR_CORRUPT_PAYLOAD;
 }
 
 static void finish_stream(linf_header *h, const linf_image_desc *d, uint8_t *dst, size_t payload, uint32_t mode)
@@ -655,10 +661,7 @@ linf_status linf_decode(const uint8_t *src, size_t src_bytes, void *pixels, size
     const uint8_t *payload = src + LINF_HEADER_BYTES;
     const size_t payload_bytes = (size_t)h.payload_bytes;
     if (linf_crc32(payload, payload_bytes) != h.payload_crc32) return LINF_ERR_CRC_MISMATCH;
-    if (h.coding_mode == LINF_MODE_RAW) {
-        load_raw(&h.desc, payload, (size_t)samples, pixels);
-        return LINF_OK;
-    }
+    if (h.coding_mode == LINF_MODE_RAW) return load_raw(&h.desc, payload, (size_t)samples, pixels);
     coder cd;
     void *memory = NULL;
     if ((status = setup_coder(&cd, &h.desc, &memory)) != LINF_OK) return status;

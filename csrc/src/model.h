@@ -19,7 +19,7 @@
 #include "rangecoder.h"
 
 #define PRED_FRAC_BITS 3            /* predictions carry 3 fractional bits */
-#define MAX_PREDICTORS 10
+#define MAX_PREDICTORS 8
 #define ROW_PAD 2                   /* samples of padding left and right of every row */
 #define NUM_ENERGY 40               /* error-energy buckets (two per octave) */
 #define MAX_MAGNITUDE_BITS 17       /* |symbol| < 2^17 */

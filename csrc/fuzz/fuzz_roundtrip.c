@@ -1,0 +1,90 @@
+/*
+ * libFuzzer harness for the encoder + decoder (see csrc/fuzz/README.md). The input is read as
+ *   byte 0: bit depth (1 + b % 16)   byte 1: channels (1 + b % 5)   byte 2: width (1 + b % 64)
+ *   byte 3: height (1 + b % h_max, h_max = min(64, MAX_SAMPLES / (width * channels)), at least 1)
+ *   bytes 4-5: tau (mod max tau + 1)
+ *   the rest: samples (1 byte each up to 8 bits, else 2 little-endian), cycled and masked to the depth.
+ * Images stay at or below MAX_SAMPLES samples (except 1-row images up to 64 x 5), keeping the fuzzer fast.
+ * A valid image must encode within linf_max_encoded_size, decode, and every decoded sample must be
+ * within tau of the original (identical at tau = 0); anything else aborts.
+ */
+#include "linf_codec.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef MAX_SAMPLES
+#define MAX_SAMPLES 1024u
+#endif
+
+static void fail(const char *why, const linf_image_desc *d)
+{
+    fprintf(stderr, "fuzz_roundtrip invariant violated: %s (%ux%ux%u depth %u tau %u)\n", why,
+            (unsigned)d->width, (unsigned)d->height, (unsigned)d->channels, (unsigned)d->bit_depth,
+            (unsigned)d->tau);
+    abort();
+}
+
+static uint32_t get_sample(const linf_image_desc *d, const void *pixels, size_t i)
+{
+    if (d->bit_depth <= 8) return ((const uint8_t *)pixels)[i];
+    uint16_t v;
+    memcpy(&v, (const uint8_t *)pixels + 2 * i, 2);
+    return v;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 6) return 0;
+    linf_image_desc d;
+    d.bit_depth = 1u + data[0] % 16u;
+    d.channels = 1u + data[1] % 5u;
+    d.width = 1u + data[2] % 64u;
+    uint32_t h_max = MAX_SAMPLES / (d.width * d.channels);
+    h_max = h_max < 1u ? 1u : h_max > 64u ? 64u : h_max;
+    d.height = 1u + data[3] % h_max;
+    const uint32_t top = (1u << d.bit_depth) - 1u;
+    d.tau = ((uint32_t)data[4] | (uint32_t)data[5] << 8) % (top / 2u + 1u);
+
+    const uint8_t *body = data + 6;
+    const size_t body_size = size - 6;
+    const size_t samples = (size_t)d.width * d.height * d.channels;
+    const size_t pixel_bytes = linf_pixel_bytes(&d);
+    const size_t capacity = linf_max_encoded_size(&d);
+    uint8_t *pixels = malloc(pixel_bytes), *out = malloc(pixel_bytes), *stream = malloc(capacity);
+    if (!pixels || !out || !stream) fail("out of memory", &d);
+    for (size_t i = 0; i < samples; i++) {
+        uint32_t v = 0;
+        if (body_size) {
+            v = body[(2 * i) % body_size];
+            if (d.bit_depth > 8) v |= (uint32_t)body[(2 * i + 1) % body_size] << 8;
+        }
+        v &= top;
+        if (d.bit_depth <= 8) {
+            pixels[i] = (uint8_t)v;
+        } else {
+            const uint16_t w = (uint16_t)v;
+            memcpy(pixels + 2 * i, &w, 2);
+        }
+    }
+
+    size_t written = 0;
+    if (linf_encode(&d, pixels, pixel_bytes, stream, capacity, &written) != LINF_OK)
+        fail("encode rejected a valid image", &d);
+    if (written > capacity) fail("encoder reports more bytes than its capacity", &d);
+    uint8_t *exact = malloc(written); /* exact size: ASan flags any read past the stream */
+    if (!exact) fail("out of memory", &d);
+    memcpy(exact, stream, written);
+    if (linf_decode(exact, written, out, pixel_bytes, 0) != LINF_OK) fail("decode of a fresh stream failed", &d);
+    for (size_t i = 0; i < samples; i++) {
+        const uint32_t x = get_sample(&d, pixels, i), y = get_sample(&d, out, i);
+        if ((x > y ? x - y : y - x) > d.tau) fail("max error above tau", &d);
+    }
+    if (d.tau == 0 && memcmp(pixels, out, pixel_bytes) != 0) fail("tau = 0 is not bit-exact", &d);
+    free(exact);
+    free(stream);
+    free(out);
+    free(pixels);
+    return 0;
+}

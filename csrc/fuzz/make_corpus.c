@@ -1,0 +1,64 @@
+/*
+ * Writes a seed corpus of small valid streams for fuzz_decode: make_corpus DIR.
+ * Covers both coding modes (raw also at depths 5 and 12), 8- and 16-bit storage, 1-4 channels,
+ * tau = 0 and tau > 0.
+ */
+#include "linf_codec.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s OUTPUT_DIR\n", argv[0]);
+        return 2;
+    }
+    /* width, height, channels, bit depth, tau, pattern (0 smooth, 1 noise, 2 constant) */
+    static const uint32_t seeds[][6] = {
+        {1, 1, 1, 8, 0, 2},   {8, 8, 1, 8, 0, 0},  {16, 9, 3, 8, 0, 0},  {16, 9, 3, 8, 2, 0},
+        {12, 12, 4, 8, 0, 1}, {7, 5, 1, 1, 0, 1},  {10, 6, 1, 5, 3, 0},  {20, 4, 1, 12, 0, 0},
+        {9, 9, 1, 16, 0, 1},  {9, 9, 3, 16, 40, 0}, {32, 2, 2, 16, 0, 2}, {3, 30, 1, 8, 127, 1},
+        {16, 16, 1, 5, 0, 1}, {12, 12, 1, 12, 0, 1}, /* noise at tau 0: stored raw */
+    };
+    uint32_t state = 12345;
+    for (size_t k = 0; k < sizeof seeds / sizeof seeds[0]; k++) {
+        const uint32_t *s = seeds[k];
+        linf_image_desc d = {s[0], s[1], s[2], s[3], s[4]};
+        const size_t n = (size_t)d.width * d.height * d.channels, pb = linf_pixel_bytes(&d);
+        const size_t cap = linf_max_encoded_size(&d);
+        const uint32_t top = (1u << d.bit_depth) - 1u;
+        uint8_t *pixels = malloc(pb), *stream = malloc(cap);
+        if (!pixels || !stream) return 1;
+        for (size_t i = 0; i < n; i++) {
+            state = state * 1103515245u + 12345u;
+            uint32_t v = s[5] == 0 ? (uint32_t)(i * 37u / (n + 1u)) * top / 36u
+                         : s[5] == 1 ? state >> 8
+                                     : top / 3u;
+            v &= top;
+            if (d.bit_depth <= 8) {
+                pixels[i] = (uint8_t)v;
+            } else {
+                const uint16_t w = (uint16_t)v;
+                memcpy(pixels + 2 * i, &w, 2);
+            }
+        }
+        size_t written = 0;
+        const linf_status st = linf_encode(&d, pixels, pb, stream, cap, &written);
+        if (st != LINF_OK) {
+            fprintf(stderr, "seed %zu: %s\n", k, linf_error_message(st));
+            return 1;
+        }
+        char path[4096];
+        snprintf(path, sizeof path, "%s/seed-%02zu.linf", argv[1], k);
+        FILE *f = fopen(path, "wb");
+        if (!f || fwrite(stream, 1, written, f) != written || fclose(f) != 0) {
+            fprintf(stderr, "cannot write %s\n", path);
+            return 1;
+        }
+        free(stream);
+        free(pixels);
+    }
+    return 0;
+}
