@@ -31,9 +31,10 @@ static int check_itemsize(const Py_buffer *view, uint32_t bit_depth)
 static PyObject *py_encode(PyObject *self, PyObject *args)
 {
     Py_buffer pixels;
+    Py_buffer reconstruction = {0};
     linf_image_desc desc;
-    if (!PyArg_ParseTuple(args, "y*IIIII:encode", &pixels, &desc.width, &desc.height, &desc.channels,
-                          &desc.bit_depth, &desc.tau))
+    if (!PyArg_ParseTuple(args, "y*IIIII|w*:encode", &pixels, &desc.width, &desc.height, &desc.channels,
+                          &desc.bit_depth, &desc.tau, &reconstruction))
         return NULL;
     PyObject *result = NULL;
     const size_t capacity = linf_max_encoded_size(&desc);
@@ -43,13 +44,14 @@ static PyObject *py_encode(PyObject *self, PyObject *args)
         return NULL;
     }
     if (!check_itemsize(&pixels, desc.bit_depth)) goto done;
+    if (reconstruction.buf && !check_itemsize(&reconstruction, desc.bit_depth)) goto done;
     result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)capacity);
     if (!result) goto done;
     size_t written = 0;
     linf_status status;
     Py_BEGIN_ALLOW_THREADS
-    status = linf_encode(&desc, pixels.buf, (size_t)pixels.len, (uint8_t *)PyBytes_AS_STRING(result), capacity,
-                         &written);
+    status = linf_encode_reconstruct(&desc, pixels.buf, (size_t)pixels.len, (uint8_t *)PyBytes_AS_STRING(result),
+                                     capacity, &written, reconstruction.buf, (size_t)reconstruction.len);
     Py_END_ALLOW_THREADS
     if (status != LINF_OK) {
         Py_CLEAR(result);
@@ -59,6 +61,7 @@ static PyObject *py_encode(PyObject *self, PyObject *args)
     _PyBytes_Resize(&result, (Py_ssize_t)written);
 done:
     PyBuffer_Release(&pixels);
+    if (reconstruction.buf) PyBuffer_Release(&reconstruction);
     return result;
 }
 
@@ -100,8 +103,9 @@ static PyObject *py_decode(PyObject *self, PyObject *args)
 
 static PyMethodDef methods[] = {
     {"encode", py_encode, METH_VARARGS,
-     "encode(pixels, width, height, channels, bit_depth, tau) -> bytes\n\n"
-     "Compress interleaved HxWxC samples (uint8 for bit_depth <= 8, else uint16)."},
+     "encode(pixels, width, height, channels, bit_depth, tau[, reconstruction]) -> bytes\n\n"
+     "Compress interleaved HxWxC samples (uint8 for bit_depth <= 8, else uint16); if given, the\n"
+     "writable buffer reconstruction receives what decoding the stream will return."},
     {"read_header", py_read_header, METH_VARARGS,
      "read_header(data) -> (width, height, channels, bit_depth, tau, version, mode, payload_bytes, header_bytes)"},
     {"decode", py_decode, METH_VARARGS,

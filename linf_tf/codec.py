@@ -101,6 +101,23 @@ def encode(image: np.ndarray, tau: int, bit_depth: int | None = None) -> bytes:
     ``bit_depth`` (1-16, default 8 for uint8 and 16 for uint16) is the depth stored in the stream;
     every sample must be below ``2**bit_depth`` and ``tau`` at most ``(2**bit_depth - 1) // 2``.
     """
+    stream, _ = _encode(image, tau, bit_depth, want_decoded=False)
+    return stream
+
+
+def encode_with_decoded(
+    image: np.ndarray, tau: int, bit_depth: int | None = None
+) -> tuple[bytes, np.ndarray]:
+    """``encode`` plus the array ``decode`` will return for the stream, at no extra cost: the
+    encoder reconstructs every sample anyway (what training pipelines need)."""
+    stream, decoded = _encode(image, tau, bit_depth, want_decoded=True)
+    assert decoded is not None
+    return stream, decoded
+
+
+def _encode(
+    image: np.ndarray, tau: int, bit_depth: int | None, want_decoded: bool
+) -> tuple[bytes, np.ndarray | None]:
     image = _check_image(image)
     if bit_depth is None:
         bit_depth = _default_bit_depth(image)
@@ -121,13 +138,16 @@ def encode(image: np.ndarray, tau: int, bit_depth: int | None = None) -> bytes:
             "pass a larger bit_depth"
         )
     channels = 1 if image.ndim == 2 else image.shape[2]
+    decoded_shape = image.shape[:2] if channels == 1 else image.shape
+    decoded = np.empty(decoded_shape, image.dtype) if want_decoded else None
+    extra = () if decoded is None else (decoded,)
     try:
-        return _linfcodec.encode(
-            image, image.shape[1], image.shape[0], channels, int(bit_depth), int(tau)
+        stream = _linfcodec.encode(
+            image, image.shape[1], image.shape[0], channels, int(bit_depth), int(tau), *extra
         )
     except _linfcodec.Error as exc:
         _raise_from(exc)
-    raise AssertionError("unreachable")
+    return stream, decoded
 
 
 def info(data: bytes | bytearray | memoryview) -> StreamInfo:

@@ -98,6 +98,22 @@ def test_real_images_respect_bound_and_compress(name: str, tau: int) -> None:
     assert codec.info(stream).bits_per_sample < 6.0 - 0.5 * tau  # real photos compress well below 8 bits
 
 
+@pytest.mark.parametrize("tau", [0, 2, 9])
+@pytest.mark.parametrize("name", ["camera", "astronaut"])
+def test_encoder_reconstruction_equals_decoder_output(name: str, tau: int) -> None:
+    image = getattr(skimage.data, name)()
+    stream, decoded = codec.encode_with_decoded(image, tau)
+    assert stream == codec.encode(image, tau)
+    np.testing.assert_array_equal(decoded, codec.decode(stream))
+
+
+def test_encoder_reconstruction_of_raw_fallback_is_the_input() -> None:
+    noise = np.random.default_rng(3).integers(0, 65536, (16, 16), dtype=np.uint16)
+    stream, decoded = codec.encode_with_decoded(noise, 0)
+    assert codec.info(stream).coding_mode == "raw"
+    np.testing.assert_array_equal(decoded, noise)
+
+
 def test_sixteen_bit_image_and_custom_depth() -> None:
     image = (skimage.data.camera().astype(np.uint16) * 16 + 7)  # 12-bit data in uint16
     for tau in (0, 5, 40):

@@ -235,13 +235,13 @@ def test_same_seed_same_batches_new_epoch_new_order():
 
 def count_codec_calls(monkeypatch) -> Counter:
     calls: Counter = Counter()
-    real_encode = codec.encode
+    real_encode = codec.encode_with_decoded
 
     def counting_encode(*args, **kwargs):
         calls["encode"] += 1
         return real_encode(*args, **kwargs)
 
-    monkeypatch.setattr(data.codec, "encode", counting_encode)
+    monkeypatch.setattr(data.codec, "encode_with_decoded", counting_encode)
     return calls
 
 

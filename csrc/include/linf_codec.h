@@ -79,6 +79,13 @@ size_t linf_max_encoded_size(const linf_image_desc *desc);
 linf_status linf_encode(const linf_image_desc *desc, const void *pixels, size_t pixel_bytes,
                         uint8_t *dst, size_t dst_capacity, size_t *written);
 
+/* As linf_encode, and also writes what linf_decode will return for the stream into reconstruction
+ * (reconstruction_bytes >= pixel_bytes): the encoder computes it anyway, so callers that need both
+ * (training pipelines) save a full decode. */
+linf_status linf_encode_reconstruct(const linf_image_desc *desc, const void *pixels, size_t pixel_bytes,
+                                    uint8_t *dst, size_t dst_capacity, size_t *written,
+                                    void *reconstruction, size_t reconstruction_bytes);
+
 /* Parse and validate the header of src (does not check the payload). */
 linf_status linf_read_header(const uint8_t *src, size_t src_bytes, linf_header *header);
 

@@ -481,7 +481,8 @@ FORCE_INLINE void store_sample(void *pixels, size_t i, int wide, int32_t v)
     else ((uint8_t *)pixels)[i] = (uint8_t)v;
 }
 
-FORCE_INLINE void code_image(coder *cd, const linf_image_desc *d, void *pixels, const int decoding)
+FORCE_INLINE void code_image(coder *cd, const linf_image_desc *d, void *pixels, void *reconstruction,
+                             const int decoding)
 {
     const int wide = d->bit_depth > 8;
     const uint32_t channels = d->channels;
@@ -499,6 +500,7 @@ FORCE_INLINE void code_image(coder *cd, const linf_image_desc *d, void *pixels, 
                     rec = c == 0 ? encode_intra(cd, &cd->models[0], (int32_t)x, original)
                                  : encode_inter(cd, &cd->models[c], &cd->models[c - 1], (int32_t)x, original);
                 if (decoding) store_sample(pixels, i, wide, rec);
+                else if (reconstruction) store_sample(reconstruction, i, wide, rec);
             }
         }
         for (uint32_t c = 0; c < channels; c++) end_row(&cd->models[c], &cd->params, y == 0);
@@ -506,14 +508,14 @@ FORCE_INLINE void code_image(coder *cd, const linf_image_desc *d, void *pixels, 
     }
 }
 
-static void encode_image(coder *cd, const linf_image_desc *d, const void *pixels)
+static void encode_image(coder *cd, const linf_image_desc *d, const void *pixels, void *reconstruction)
 {
-    code_image(cd, d, (void *)(uintptr_t)pixels, 0);
+    code_image(cd, d, (void *)(uintptr_t)pixels, reconstruction, 0);
 }
 
 static void decode_image(coder *cd, const linf_image_desc *d, void *pixels)
 {
-    code_image(cd, d, pixels, 1);
+    code_image(cd, d, pixels, NULL, 1);
 }
 
 /* ---------------------------------------------------------------- public API */
@@ -606,6 +608,13 @@ static void finish_stream(linf_header *h, const linf_image_desc *d, uint8_t *dst
 linf_status linf_encode(const linf_image_desc *desc, const void *pixels, size_t pixel_bytes,
                         uint8_t *dst, size_t dst_capacity, size_t *written)
 {
+    return linf_encode_reconstruct(desc, pixels, pixel_bytes, dst, dst_capacity, written, NULL, 0);
+}
+
+linf_status linf_encode_reconstruct(const linf_image_desc *desc, const void *pixels, size_t pixel_bytes,
+                                    uint8_t *dst, size_t dst_capacity, size_t *written,
+                                    void *reconstruction, size_t reconstruction_bytes)
+{
     if (!desc || !pixels || !dst || !written) return LINF_ERR_NULL_ARGUMENT;
     *written = 0;
     const linf_status valid = linf_check_desc(desc);
@@ -614,6 +623,7 @@ linf_status linf_encode(const linf_image_desc *desc, const void *pixels, size_t 
     if (raw == 0) return LINF_ERR_INVALID_DIMENSIONS;
     if (pixel_bytes < raw) return LINF_ERR_BUFFER_TOO_SMALL;
     if (dst_capacity < LINF_HEADER_BYTES) return LINF_ERR_BUFFER_TOO_SMALL;
+    if (reconstruction && reconstruction_bytes < raw) return LINF_ERR_BUFFER_TOO_SMALL;
     const size_t count = (size_t)desc->width * desc->height * desc->channels;
     linf_status status = check_samples(desc, pixels, count);
     if (status != LINF_OK) return status;
@@ -623,7 +633,7 @@ linf_status linf_encode(const linf_image_desc *desc, const void *pixels, size_t 
     if ((status = setup_coder(&cd, desc, &memory)) != LINF_OK) return status;
     const size_t room = dst_capacity - LINF_HEADER_BYTES;
     rc_enc_init(&cd.enc, dst + LINF_HEADER_BYTES, room < raw ? room : raw);
-    encode_image(&cd, desc, pixels);
+    encode_image(&cd, desc, pixels, reconstruction);
     if (!cd.enc.overflow) rc_enc_finish(&cd.enc);
     free(memory);
 
@@ -634,6 +644,7 @@ linf_status linf_encode(const linf_image_desc *desc, const void *pixels, size_t 
         if (room < raw) return LINF_ERR_BUFFER_TOO_SMALL;
         store_raw(desc, pixels, count, dst + LINF_HEADER_BYTES);
         finish_stream(&h, desc, dst, raw, LINF_MODE_RAW);
+        if (reconstruction) memcpy(reconstruction, pixels, raw); /* raw storage decodes exactly */
     }
     *written = LINF_HEADER_BYTES + (size_t)h.payload_bytes;
     return LINF_OK;
