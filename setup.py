@@ -23,6 +23,7 @@ PINS = {
     "tensorflow": "2.21.0",
     "keras": "3.15.1",
     "tensorflow-datasets": "4.9.10",
+    "importlib_resources": "7.1.0",  # tensorflow-datasets' builders import it but do not declare it
     "absl-py": "2.5.1",
     "ai-edge-litert": "2.3.0",
     # development
@@ -33,8 +34,8 @@ PINS = {
 
 RUNTIME = [
     "numpy", "scikit-image", "imagecodecs", "tifffile", "pydicom", "opencv-python-headless",
-    "tqdm", "matplotlib", "pillow", "tensorflow", "keras", "tensorflow-datasets", "absl-py",
-    "ai-edge-litert",
+    "tqdm", "matplotlib", "pillow", "tensorflow", "keras", "tensorflow-datasets", "importlib_resources",
+    "absl-py", "ai-edge-litert",
 ]
 DEV = ["pytest", "hypothesis", "ruff"]
 
