@@ -26,6 +26,7 @@ PINS = {
     "importlib_resources": "7.1.0",  # tensorflow-datasets' builders import it but do not declare it
     "absl-py": "2.5.1",
     "ai-edge-litert": "2.3.0",
+    "tensorflow-serving-api": "2.21.0",  # gRPC client of serving/client.py
     # development
     "pytest": "9.2.0",
     "hypothesis": "6.170.15",
@@ -35,7 +36,7 @@ PINS = {
 RUNTIME = [
     "numpy", "scikit-image", "imagecodecs", "tifffile", "pydicom", "opencv-python-headless",
     "tqdm", "matplotlib", "pillow", "tensorflow", "keras", "tensorflow-datasets", "importlib_resources",
-    "absl-py", "ai-edge-litert",
+    "absl-py", "ai-edge-litert", "tensorflow-serving-api",
 ]
 DEV = ["pytest", "hypothesis", "ruff"]
 

@@ -1,0 +1,140 @@
+"""Export a trained l-inf CNN for deployment: a TF Serving SavedModel, TFLite models and a parity report.
+
+    python export.py --weights=run/export/generator.weights.h5 --config=run/export/generator.json \\
+        --output_dir=out/export --model_name=linf --version=1 --input_dtype=uint8 --channels=3 \\
+        --tflite_variants=float32,float16,dynamic_int8,full_int8
+
+Writes ``OUT/serving/<model_name>/<version>/`` (serve it with the commands in serving/README.md),
+``OUT/tflite/<model_name>_<variant>.tflite`` and ``OUT/report.json`` + ``OUT/report.md``.
+Flags only; the work is done by ``linf_tf.export_lib``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+# = export_lib.TFLITE_VARIANTS, repeated so that flag errors need no TensorFlow import.
+VARIANTS = ("float32", "float16", "dynamic_int8", "full_int8")
+
+flags.DEFINE_string("weights", None, "Generator weights (.weights.h5) written by the trainer.")
+flags.DEFINE_string(
+    "config", None, "JSON with the generator's builder arguments (channels, filters, num_res_units, ...)."
+)
+flags.DEFINE_string("output_dir", None, "Directory for serving/, tflite/ and the report.")
+flags.DEFINE_string("model_name", "linf", "Model name: the TF Serving URL /v1/models/<name> and file prefix.")
+flags.DEFINE_integer("version", 1, "TF Serving version directory (a positive integer, never reused).")
+flags.DEFINE_enum("input_dtype", "uint8", ["uint8", "uint16"], "Pixel dtype of serving_default.")
+flags.DEFINE_integer("channels", 3, "Image channels C; must match the generator (1 gray, 3 RGB).")
+flags.DEFINE_float(
+    "max_value", 0.0, "Maximum pixel value used to scale images and tau (0 = the dtype's maximum, 255/65535)."
+)
+flags.DEFINE_list(
+    "tflite_variants",
+    list(VARIANTS),
+    "TFLite models to write (empty = none): float32, float16, dynamic_int8, full_int8.",
+)
+flags.DEFINE_bool(
+    "allow_untrained",
+    False,
+    "Without --weights, export a freshly initialised model (tiny unless --config); demos/tests only.",
+)
+flags.DEFINE_bool("overwrite", False, "Replace an existing serving/<model_name>/<version> directory.")
+flags.DEFINE_bool("report", True, "Compare every export with the Keras model and write report.json/.md.")
+flags.DEFINE_integer("report_crop", 128, "Side of the central crops of the held-out report images.")
+flags.DEFINE_list("report_taus", ["2", "4"], "Codec taus (pixel units) for the report's test images.")
+flags.DEFINE_float("report_slack", 1.0, "Slack kappa in [0, 1] used by the report.")
+flags.DEFINE_integer(
+    "calibration_patches_per_image", 8, "full_int8: decoded 64x64 patches per calibration image and tau."
+)
+
+TINY_UNTRAINED = {"filters": 8, "num_res_units": 1}
+
+
+def _generator(export_lib):
+    """Load the trained generator, or build an untrained one when that is explicitly allowed."""
+    from linf_tf.models import build_generator
+
+    if FLAGS.weights:
+        return export_lib.load_generator(FLAGS.weights, FLAGS.config)
+    if FLAGS.config:
+        return export_lib.build_from_config(json.loads(Path(FLAGS.config).read_text()))
+    return build_generator(FLAGS.channels, **TINY_UNTRAINED)
+
+
+def _report_images(export_lib, channels: int) -> list:
+    crop = FLAGS.report_crop
+    images = []
+    for name in export_lib.PARITY_IMAGES:
+        image = export_lib.sample_image(name, channels)
+        top, left = max(0, (image.shape[0] - crop) // 2), max(0, (image.shape[1] - crop) // 2)
+        images.append(image[top : top + crop, left : left + crop].copy())
+    return images
+
+
+def _check_flags(argv: list[str]) -> None:
+    """Fail on bad flags before TensorFlow is imported (which takes seconds)."""
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if not FLAGS.output_dir:
+        raise app.UsageError("--output_dir is required")
+    if FLAGS.weights and not FLAGS.config:
+        raise app.UsageError("--weights needs --config (the JSON with the generator's builder arguments)")
+    if not FLAGS.weights and not FLAGS.allow_untrained:
+        raise app.UsageError(
+            "no --weights given: pass the trained generator's --weights and --config, "
+            "or --allow_untrained to export a freshly initialised model (demos and tests only)"
+        )
+    unknown = sorted(set(FLAGS.tflite_variants) - set(VARIANTS))
+    if unknown:
+        raise app.UsageError(f"unknown --tflite_variants {unknown}; choose from {', '.join(VARIANTS)}")
+
+
+def main(argv: list[str]) -> int:
+    _check_flags(argv)
+    Path(FLAGS.output_dir).mkdir(parents=True, exist_ok=True)
+
+    from linf_tf import export_lib  # TensorFlow loads only after the flags are known to be valid
+
+    generator = _generator(export_lib)
+    channels = generator.inputs[0].shape[-1]
+    if channels != FLAGS.channels:
+        raise app.UsageError(f"--channels={FLAGS.channels} but the generator takes {channels} channels")
+    module = export_lib.make_serving_module(
+        generator, channels=channels, input_dtype=FLAGS.input_dtype, max_value=FLAGS.max_value or None
+    )
+    saved = export_lib.export_saved_model(
+        module, FLAGS.output_dir, FLAGS.model_name, FLAGS.version, overwrite=FLAGS.overwrite
+    )
+    print(f"SavedModel: {saved}")
+    patches = None
+    if "full_int8" in FLAGS.tflite_variants:
+        patches = export_lib.calibration_patches(
+            channels, patches_per_image=FLAGS.calibration_patches_per_image
+        )
+    tflite_paths = {}
+    for variant in FLAGS.tflite_variants:
+        path = Path(FLAGS.output_dir) / "tflite" / f"{FLAGS.model_name}_{variant}.tflite"
+        tflite_paths[variant] = export_lib.export_tflite(
+            generator, path, variant=variant, channels=channels, representative_patches=patches
+        )
+        print(f"TFLite {variant}: {path} ({path.stat().st_size:,} bytes)")
+    if FLAGS.report:
+        export_lib.parity_report(
+            generator,
+            saved,
+            tflite_paths,
+            _report_images(export_lib, channels),
+            taus=[int(tau) for tau in FLAGS.report_taus],
+            slack=FLAGS.report_slack,
+            output_dir=FLAGS.output_dir,
+        )
+        print((Path(FLAGS.output_dir) / "report.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,737 @@
+"""Deployment export of the l-inf CNN: a SavedModel for TF Serving and TFLite models for the edge.
+
+Both formats contain the *box projection*, so a deployed model keeps the guarantee of
+:func:`linf_tf.models.build_inference_model`: every output pixel lies in
+[y - kappa*tau, y + kappa*tau] ∩ [0, max], hence within (1 + kappa) * tau of the original.
+
+SavedModel (``OUT/serving/<model_name>/<version>/``, the layout ``tensorflow_model_server`` scans)
+    ``serving_default(image, tau, slack) -> {"restored"}``: integer pixels (uint8 or uint16,
+    (batch, H, W, C)), integer tau (pixel units, one per image), float slack kappa in [0, 1].
+    The output has the input's dtype. After rounding, the result is clipped once more into the
+    *integer* box [y - floor(kappa*tau), y + floor(kappa*tau)]: rounding a float inside the
+    box can otherwise step past a fractional edge (y + 2.6 -> y + 3).
+    ``restore_float(image, tau, slack) -> {"restored"}``: float32 images in [0, 1] and tau scaled
+    by the maximum value, as the Keras model takes them.
+    Inputs are validated inside the graph (``tf.debugging.assert_*`` / ``tf.ensure_shape``) because
+    a loaded signature, TF Serving and ``saved_model_cli`` do not check shapes against the
+    signature: without the checks a wrong channel count would fail deep in a convolution.
+
+TFLite (built-in ops only, no Flex), inputs ``decoded`` float32 [1, H, W, C] in [0, 1] (H and W
+dynamic: call ``resize_tensor_input`` then ``allocate_tensors``), ``tau`` float32 [1] (scaled),
+``slack`` float32 [1]; output float32 [1, H, W, C]. Variants:
+    * ``float32``: reference.
+    * ``float16``: weights stored as float16, computed in float32 on CPU (half the size).
+    * ``dynamic_int8``: int8 weights, float activations (dynamic range quantisation).
+    * ``full_int8``: int8 weights and activations, calibrated on real codec output (skimage
+      images encoded at several tau). *Mixed*: the global residual add ``y + correction`` and
+      the box projection stay float32. Quantised, they would compute the clip bounds from
+      y and tau snapped to the 8-bit activation grid, so the box would hold only approximately
+      (0.016 grey levels outside it were measured when just tau went through int8). Kept float,
+      they cost one DEQUANTIZE (of the correction) and read the float inputs directly.
+      Done with the public selective-quantisation API (``tf.lite.experimental.QuantizationDebugger``
+      with ``denylisted_nodes``). Every exported model is then checked numerically to keep the bound.
+    The TFLite graph cannot hold assertions without Flex ops, so :func:`run_tflite` validates
+    tau and slack in Python; an edge caller feeding the model directly must do the same. The
+    output is float: to get integers inside the bound, round and clip to y ± floor(kappa*tau)
+    as ``serving_default`` does.
+
+Pitfalls met (TF 2.21 / Keras 3.15), and what the code does about them:
+    * A Keras 3 model tracked as a child of the exported ``tf.Module`` saves fine and reloads with
+      ``tf.saved_model.load``, but TF1-style loading (TF Serving, ``saved_model_cli run``) then fails
+      with "Could not find variable head_conv/bias". The module tracks the tf.Variables its
+      signatures capture instead (as ``keras.export.ExportArchive`` does).
+    * ``TFLiteConverter.from_concrete_functions(..., trackable_obj)`` keeps Keras 3 variables as
+      resource variables (VAR_HANDLE / READ_VARIABLE) that int8 calibration cannot read. Without
+      ``trackable_obj`` the converter freezes them into constants (it logs a deprecation warning,
+      silenced here).
+    * The converter merges identical subexpressions: tau reshaped for the tau plane and for the
+      projection became one (quantised) tensor. The projection therefore starts from slack * tau.
+    * Dynamic-range quantisation leaves weight tensors under 1024 elements in float: a tiny test
+      model's ``dynamic_int8`` file is no smaller than float32; the paper-size model's is 4x smaller.
+    * Calibration and the parity report use 8-bit skimage images. For 12/16-bit deployments pass
+      ``representative_patches`` from that data (float in [0, 1], tau / max_value).
+    * ``float16`` stores weights in half precision and computes in float32 on CPU. A GPU delegate
+      allowed to lose precision would run the projection in float16 too: check the bound there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import io
+import json
+import math
+import re
+import shutil
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import skimage.data
+import tensorflow as tf
+from absl import logging as absl_logging
+
+from linf_tf import codec
+from linf_tf.models import build_arcnn, build_generator
+from linf_tf.models.common import project_to_box
+
+INPUT_DTYPES: dict[str, tf.DType] = {"uint8": tf.uint8, "uint16": tf.uint16}
+TFLITE_VARIANTS: tuple[str, ...] = ("float32", "float16", "dynamic_int8", "full_int8")
+FLOAT_VARIANTS: tuple[str, ...] = ("float32", "float16")
+SERVING_SIGNATURE = "serving_default"
+FLOAT_SIGNATURE = "restore_float"
+OUTPUT_KEY = "restored"
+SERVING_INPUTS: tuple[str, ...] = ("image", "tau", "slack")
+TFLITE_INPUTS: tuple[str, ...] = ("decoded", "tau", "slack")
+PROJECTION_SCOPE = "box_projection"
+# Kept float32 in the full-int8 model: the box projection and the global residual add y + correction
+# (layer "restored" of linf_tf.models.common.add_global_residual), matched on TFLite tensor names.
+FLOAT_NODE_PATTERN = re.compile(rf"(^|[/;]){PROJECTION_SCOPE}/|(^|/)restored(_\d+)?/Add|^Identity")
+# Calibration and parity images: bundled with scikit-image (no download). Calibration uses images the
+# trainer trains on; the parity report uses its held-out validation images (chelsea, camera).
+CALIBRATION_IMAGES: tuple[str, ...] = ("astronaut", "coffee", "rocket", "immunohistochemistry", "moon")
+PARITY_IMAGES: tuple[str, ...] = ("chelsea", "camera")
+CALIBRATION_TAUS: tuple[int, ...] = (1, 2, 4, 8)
+LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114])
+# Float outputs are compared with the box up to float32 rounding of y ± kappa*tau in [0, 1].
+BOUND_TOLERANCE = 1e-6
+
+GeneratorCall = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
+
+
+# --- loading ------------------------------------------------------------------------------------
+
+
+def build_from_config(config: Mapping[str, Any]) -> keras.Model:
+    """A freshly initialised generator from its builder arguments.
+
+    ``config`` holds keyword arguments of :func:`build_generator` (``channels``, ``filters``,
+    ``num_res_units``, ``tau_conditioning``). Other keys (the trainer also records taus, pixel_max,
+    ...) are ignored; ``"model": "arcnn"`` builds the ARCNN baseline from ``arcnn_filters``.
+    """
+    if "channels" not in config:
+        raise ValueError(f"the generator config must give 'channels', got keys {sorted(config)}")
+    if config.get("model") == "arcnn":
+        return build_arcnn(
+            config["channels"],
+            filters=tuple(config.get("arcnn_filters", (64, 32, 16))),
+            tau_conditioning=config.get("tau_conditioning", False),
+        )
+    accepted = set(inspect.signature(build_generator).parameters)
+    return build_generator(**{key: value for key, value in config.items() if key in accepted})
+
+
+def load_generator(weights_path: str | Path, config_json_path: str | Path) -> keras.Model:
+    """Rebuild G from its builder-arguments JSON (:func:`build_from_config`) and load ``.weights.h5``."""
+    config = json.loads(Path(config_json_path).read_text())
+    model = build_from_config(config)
+    model.load_weights(str(weights_path))
+    return model
+
+
+def _check_channels(generator: keras.Model, channels: int) -> None:
+    model_channels = generator.inputs[0].shape[-1]
+    if channels != model_channels:
+        raise ValueError(f"channels={channels} but the generator takes {model_channels}-channel images")
+
+
+def _restore_projected(
+    generator: keras.Model, decoded: tf.Tensor, tau: tf.Tensor, slack: tf.Tensor
+) -> tf.Tensor:
+    """G followed by the box projection, all float32 in [0, 1]; ``tau`` and ``slack`` of shape (batch,)."""
+    restored = generator([decoded, tf.reshape(tau, [-1, 1])], training=False)
+    with tf.name_scope(PROJECTION_SCOPE):
+        # slack * tau first, on the raw inputs: the TFLite converter would otherwise merge this
+        # reshape of tau with the tau-plane's, and the full-int8 model would clip with a quantised tau.
+        return project_to_box(restored, decoded, slack * tau, 1.0, 1.0)
+
+
+# --- SavedModel ---------------------------------------------------------------------------------
+
+
+def _dtype_of(input_dtype: str | tf.DType | np.dtype | type) -> tf.DType:
+    dtype = tf.as_dtype(np.dtype(input_dtype).name if not isinstance(input_dtype, tf.DType) else input_dtype)
+    if dtype not in INPUT_DTYPES.values():
+        raise ValueError(f"input_dtype must be one of {sorted(INPUT_DTYPES)}, got {dtype.name}")
+    return dtype
+
+
+class RestorationModule(tf.Module):
+    """The exported object: G plus two signatures (see the module docstring)."""
+
+    def __init__(
+        self, generator: keras.Model, channels: int, input_dtype: tf.DType, max_value: float
+    ) -> None:
+        super().__init__(name="linf_restoration")
+        # G is reached through a closure, not tracked as a child: a Keras 3 model saved as a child
+        # gives a SavedModel whose TF1-style loading (TF Serving, saved_model_cli run) fails with
+        # "Could not find variable head_conv/bias". Tracking the tf.Variables the signatures
+        # capture (as keras.export.ExportArchive does) restores correctly in both loaders.
+        self._restore = functools.partial(_restore_projected, generator)
+        self.channels = channels
+        self.input_dtype = input_dtype
+        self.max_value = float(max_value)
+        per_image = {
+            "tau": tf.TensorSpec([None], tf.int32, name="tau"),
+            "slack": tf.TensorSpec([None], tf.float32, name="slack"),
+        }
+        image = tf.TensorSpec([None, None, None, channels], input_dtype, name="image")
+        self.serving_default = tf.function(
+            self._restore_pixels, input_signature=[image, per_image["tau"], per_image["slack"]]
+        )
+        float_image = tf.TensorSpec([None, None, None, channels], tf.float32, name="image")
+        float_tau = tf.TensorSpec([None], tf.float32, name="tau")
+        self.restore_float = tf.function(
+            self._restore_float, input_signature=[float_image, float_tau, per_image["slack"]]
+        )
+        self.model_variables = _captured_variables([self.serving_default, self.restore_float])
+
+    def _checks(
+        self, image: tf.Tensor, tau: tf.Tensor, slack: tf.Tensor
+    ) -> tuple[tf.Tensor, list[tf.Operation]]:
+        """Runtime checks: loaded signatures and TF Serving do not enforce the declared shapes.
+
+        Returns the shape-checked image (use it, so that the check cannot be pruned) and the
+        assertions to run first.
+        """
+        image = tf.ensure_shape(image, [None, None, None, self.channels], name="check_image_shape")
+        batch = tf.shape(image)[0]
+        return image, [
+            tf.debugging.assert_equal(
+                tf.shape(tau)[0], batch, message="tau must hold one value per image (batch sizes differ)"
+            ),
+            tf.debugging.assert_equal(
+                tf.shape(slack)[0], batch, message="slack must hold one value per image (batch sizes differ)"
+            ),
+            tf.debugging.assert_non_negative(tau, message="tau must be >= 0"),
+            tf.debugging.assert_greater_equal(slack, 0.0, message="slack (kappa) must be in [0, 1]"),
+            tf.debugging.assert_less_equal(slack, 1.0, message="slack (kappa) must be in [0, 1]"),
+        ]
+
+    def _restore_float(self, image: tf.Tensor, tau: tf.Tensor, slack: tf.Tensor) -> dict[str, tf.Tensor]:
+        image, checks = self._checks(image, tau, slack)
+        checks.append(
+            tf.debugging.assert_less_equal(
+                tf.reduce_max(tf.abs(image - 0.5)), 0.5, message="image must be scaled to [0, 1]"
+            )
+        )
+        with tf.control_dependencies(checks):
+            image = tf.identity(image)
+        return {OUTPUT_KEY: self._restore(image, tau, slack)}
+
+    def _restore_pixels(self, image: tf.Tensor, tau: tf.Tensor, slack: tf.Tensor) -> dict[str, tf.Tensor]:
+        image, checks = self._checks(image, tau, slack)
+        if self.max_value < self.input_dtype.max:  # e.g. 12-bit data in uint16
+            checks.append(
+                tf.debugging.assert_less_equal(
+                    tf.cast(tf.reduce_max(image), tf.float32),
+                    self.max_value,
+                    message=f"image values must be <= max_value={self.max_value:g}",
+                )
+            )
+        with tf.control_dependencies(checks):
+            pixels = tf.cast(image, tf.float32)
+            tau_pixels = tf.cast(tau, tf.float32)
+        scale = 1.0 / self.max_value
+        restored = self._restore(pixels * scale, tau_pixels * scale, slack)
+        rounded = tf.round(restored * self.max_value)
+        # Integer box: floor(kappa*tau) so that the rounded output still satisfies the float bound.
+        half_width = tf.reshape(tf.floor(slack * tau_pixels), [-1, 1, 1, 1])
+        lower = tf.maximum(pixels - half_width, 0.0)
+        upper = tf.minimum(pixels + half_width, self.max_value)
+        clipped = tf.minimum(tf.maximum(rounded, lower), upper)
+        return {OUTPUT_KEY: tf.cast(clipped, self.input_dtype)}
+
+
+def _captured_variables(functions: Sequence[Any]) -> list[tf.Variable]:
+    """The distinct tf.Variables read by the (traced) functions."""
+    found: dict[int, tf.Variable] = {}
+    for function in functions:
+        for variable in function.get_concrete_function().variables:
+            found.setdefault(id(variable), variable)
+    return list(found.values())
+
+
+def make_serving_module(
+    generator: keras.Model,
+    *,
+    channels: int,
+    input_dtype: str | tf.DType = "uint8",
+    max_value: float | None = None,
+) -> RestorationModule:
+    """Wrap ``generator`` for TF Serving. ``max_value`` defaults to the dtype's maximum (255 / 65535);
+    pass e.g. 4095 for 12-bit data stored in uint16 (tau and the pixels are scaled by it)."""
+    _check_channels(generator, channels)
+    dtype = _dtype_of(input_dtype)
+    max_value = float(dtype.max if max_value is None else max_value)
+    if not 0 < max_value <= dtype.max:
+        raise ValueError(f"max_value must be in (0, {dtype.max}] for {dtype.name}, got {max_value:g}")
+    return RestorationModule(generator, channels, dtype, max_value)
+
+
+def export_saved_model(
+    module: RestorationModule,
+    output_dir: str | Path,
+    model_name: str,
+    version: int,
+    *,
+    overwrite: bool = False,
+) -> Path:
+    """Write ``output_dir/serving/<model_name>/<version>/`` and return that path.
+
+    TF Serving treats a version directory as immutable, so an existing one is an error unless
+    ``overwrite``.
+    """
+    if int(version) < 1:
+        raise ValueError(f"version must be a positive integer (TF Serving version dir), got {version}")
+    path = Path(output_dir) / "serving" / model_name / str(int(version))
+    if path.exists():
+        if not overwrite:
+            raise FileExistsError(f"{path} exists; pick a new --version or pass overwrite=True")
+        shutil.rmtree(path)
+    signatures = {SERVING_SIGNATURE: module.serving_default, FLOAT_SIGNATURE: module.restore_float}
+    tf.saved_model.save(module, str(path), signatures=signatures)
+    return path
+
+
+# --- calibration / test data --------------------------------------------------------------------
+
+
+def sample_image(name: str, channels: int) -> np.ndarray:
+    """A uint8 H x W x ``channels`` image from ``skimage.data`` (RGB <-> gray converted as needed)."""
+    pixels = getattr(skimage.data, name)()
+    if pixels.ndim == 3 and pixels.shape[2] == 4:
+        pixels = pixels[..., :3]
+    if pixels.ndim == 3 and channels == 1:
+        pixels = np.clip(np.rint(pixels @ LUMA_WEIGHTS), 0, 255).astype(np.uint8)
+    if pixels.ndim == 2:
+        pixels = np.repeat(pixels[..., None], channels, axis=2)
+    return np.ascontiguousarray(pixels)
+
+
+def codec_round_trip(image: np.ndarray, tau: int) -> np.ndarray:
+    """Encode and decode with the real codec; the result is H x W x C like ``image``."""
+    decoded = codec.decode(codec.encode(image if image.shape[2] > 1 else image[..., 0], int(tau)))
+    return decoded.reshape(image.shape)
+
+
+def calibration_patches(
+    channels: int,
+    *,
+    patch_size: int = 64,
+    patches_per_image: int = 8,
+    taus: Sequence[int] = CALIBRATION_TAUS,
+    names: Sequence[str] = CALIBRATION_IMAGES,
+    seed: int = 0,
+) -> list[tuple[np.ndarray, float]]:
+    """Real decoded patches for int8 calibration: (float32 patch in [0, 1], tau / 255) pairs.
+
+    Each image goes through the codec at every tau, so the activation ranges seen during
+    calibration are those of genuine codec artifacts at all the rates the model serves.
+    """
+    rng = np.random.default_rng(seed)
+    patches = []
+    for name in names:
+        image = sample_image(name, channels)
+        for tau in taus:
+            for _ in range(patches_per_image):
+                # Encode the patch itself, not the whole image: same kind of artifacts, ~10x faster.
+                top = rng.integers(0, image.shape[0] - patch_size + 1)
+                left = rng.integers(0, image.shape[1] - patch_size + 1)
+                crop = np.ascontiguousarray(image[top : top + patch_size, left : left + patch_size])
+                patches.append((codec_round_trip(crop, tau).astype(np.float32) / 255.0, tau / 255.0))
+    return patches
+
+
+# --- TFLite -------------------------------------------------------------------------------------
+
+
+def _tflite_function(generator: keras.Model, channels: int) -> tf.types.experimental.ConcreteFunction:
+    signature = [
+        tf.TensorSpec([1, None, None, channels], tf.float32, name="decoded"),
+        tf.TensorSpec([1], tf.float32, name="tau"),
+        tf.TensorSpec([1], tf.float32, name="slack"),
+    ]
+
+    @tf.function(input_signature=signature)
+    def restore(decoded: tf.Tensor, tau: tf.Tensor, slack: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {OUTPUT_KEY: _restore_projected(generator, decoded, tau, slack)}
+
+    return restore.get_concrete_function()
+
+
+def _representative_dataset(patches: Sequence[tuple[np.ndarray, float]]) -> Callable[[], Iterator[list]]:
+    def generate() -> Iterator[list[np.ndarray]]:
+        for patch, tau in patches:
+            # Inputs in the function's order (decoded, tau, slack); slack only feeds the float projection.
+            yield [patch[None].astype(np.float32), np.array([tau], np.float32), np.ones(1, np.float32)]
+
+    return generate
+
+
+def _converter(
+    function: tf.types.experimental.ConcreteFunction, variant: str, patches: Sequence | None
+) -> tf.lite.TFLiteConverter:
+    # No trackable_obj: the converter then freezes the Keras 3 variables into constants. With it, the
+    # TF 2.21 converter keeps them as resource variables (VAR_HANDLE/READ_VARIABLE) that int8
+    # calibration cannot read ("read_variable.cc: variable != nullptr").
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([function])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if variant == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif variant == "dynamic_int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif variant == "full_int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = _representative_dataset(patches)
+        # INT8 first: quantise every op that has an int8 kernel; BUILTINS: float fallback for the rest.
+        converter.target_spec.supported_ops = [
+            tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+            tf.lite.OpsSet.TFLITE_BUILTINS,
+        ]
+    return converter
+
+
+def _tensor_names(model: bytes) -> list[str]:
+    from ai_edge_litert.interpreter import Interpreter
+
+    return [detail["name"] for detail in Interpreter(model_content=model).get_tensor_details()]
+
+
+def _mixed_int8(converter: tf.lite.TFLiteConverter, patches: Sequence) -> bytes:
+    """Full-int8 conversion with the residual add and the box projection left in float32."""
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=converter, debug_dataset=_representative_dataset(patches[:1])
+    )
+    names = _tensor_names(debugger.calibrated_model)
+    keep_float = [name for name in names if FLOAT_NODE_PATTERN.search(name)]
+    if not any(PROJECTION_SCOPE in name for name in keep_float):
+        raise RuntimeError(f"no '{PROJECTION_SCOPE}' tensors in the calibrated model; cannot keep it float")
+    debugger.options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=keep_float)
+    return debugger.get_nondebug_quantized_model()
+
+
+def convert_tflite(
+    generator: keras.Model,
+    *,
+    variant: str,
+    channels: int,
+    representative_patches: Sequence[tuple[np.ndarray, float]] | None = None,
+) -> bytes:
+    """The TFLite flatbuffer of G + box projection for one variant (see the module docstring)."""
+    if variant not in TFLITE_VARIANTS:
+        raise ValueError(f"variant must be one of {TFLITE_VARIANTS}, got {variant!r}")
+    _check_channels(generator, channels)
+    patches = representative_patches
+    if variant == "full_int8" and patches is None:
+        patches = calibration_patches(channels)
+    patches = list(patches) if patches is not None else None
+    if variant == "full_int8" and not patches:
+        raise ValueError("full_int8 needs representative patches for calibration (got none)")
+    with _quiet_absl_deprecation():
+        converter = _converter(_tflite_function(generator, channels), variant, patches)
+        return _mixed_int8(converter, patches) if variant == "full_int8" else converter.convert()
+
+
+@contextlib.contextmanager
+def _quiet_absl_deprecation() -> Iterator[None]:
+    """Hide the converter's 'consider providing the trackable_obj' warning: it is omitted on purpose."""
+    verbosity = absl_logging.get_verbosity()
+    absl_logging.set_verbosity(absl_logging.ERROR)
+    try:
+        yield
+    finally:
+        absl_logging.set_verbosity(verbosity)
+
+
+def export_tflite(
+    generator: keras.Model,
+    out_path: str | Path,
+    *,
+    variant: str,
+    channels: int,
+    representative_patches: Sequence[tuple[np.ndarray, float]] | None = None,
+    check_bound: bool = True,
+) -> Path:
+    """Convert (:func:`convert_tflite`), write ``out_path`` and, by default, check that the model
+    has no Flex ops and keeps the box bound on a few real decoded patches."""
+    model = convert_tflite(
+        generator, variant=variant, channels=channels, representative_patches=representative_patches
+    )
+    flex = flex_ops(model)
+    if flex:
+        raise RuntimeError(f"{variant} TFLite model needs Flex ops {flex}; only built-in ops are allowed")
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_bytes(model)
+    if check_bound:
+        _check_tflite_bound(out_path, channels)
+    return out_path
+
+
+def analyze_tflite(model: bytes) -> str:
+    """The TFLite analyzer's text dump (op list, tensors) of a flatbuffer."""
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        tf.lite.experimental.Analyzer.analyze(model_content=model)
+    return buffer.getvalue()
+
+
+def tflite_ops(model: bytes) -> list[str]:
+    """Operator names used by the model, e.g. ``["CONV_2D", "ADD", ...]`` (custom ops by their name)."""
+    return sorted(set(re.findall(r"Op#\d+ (\w+)\(", analyze_tflite(model))))
+
+
+def flex_ops(model: bytes) -> list[str]:
+    """The Flex (TF select) ops of a model; empty means the plain builtin interpreter runs it."""
+    return [op for op in tflite_ops(model) if op.startswith("Flex")]
+
+
+def _check_tflite_bound(model_path: Path, channels: int) -> None:
+    """Run the model on real decoded patches at several kappa and fail if the box is left."""
+    image = sample_image(PARITY_IMAGES[0], channels)[:40, :48]
+    for tau, slack in ((4, 1.0), (4, 0.37), (2, 0.0)):
+        decoded = codec_round_trip(image, tau).astype(np.float32) / 255.0
+        restored = run_tflite(model_path, decoded, tau / 255.0, slack)
+        excess = float(np.max(np.abs(restored - decoded)) - slack * tau / 255.0)
+        if excess > BOUND_TOLERANCE:
+            raise RuntimeError(
+                f"{model_path} leaves the box by {excess * 255:.4f} grey levels (tau={tau}, kappa={slack})"
+            )
+
+
+def run_tflite(
+    model_path: str | Path, decoded: np.ndarray, tau: float, slack: float, *, num_threads: int | None = None
+) -> np.ndarray:
+    """Restore one image with a TFLite model: ``decoded`` float32 in [0, 1], H x W x C or 1 x H x W x C;
+    ``tau`` scaled like the image (tau / max_value); ``slack`` kappa in [0, 1]. Returns the same shape."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    if not tau >= 0:
+        raise ValueError(f"tau must be >= 0, got {tau}")
+    if not 0 <= slack <= 1:
+        raise ValueError(f"slack (kappa) must be in [0, 1], got {slack}")
+    decoded = np.asarray(decoded, np.float32)
+    batched = decoded if decoded.ndim == 4 else decoded[None]
+    if batched.ndim != 4 or batched.shape[0] != 1:
+        raise ValueError(f"decoded must be H x W x C or 1 x H x W x C, got shape {decoded.shape}")
+    interpreter = Interpreter(model_path=str(model_path), num_threads=num_threads)
+    inputs = {detail["name"]: detail for detail in interpreter.get_input_details()}
+    expected_channels = inputs["decoded"]["shape_signature"][-1]
+    if batched.shape[-1] != expected_channels:
+        raise ValueError(f"model takes {expected_channels}-channel images, got {batched.shape[-1]} channels")
+    # The model was converted with dynamic H x W (-1); the interpreter needs concrete sizes first.
+    interpreter.resize_tensor_input(inputs["decoded"]["index"], list(batched.shape))
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(inputs["decoded"]["index"], batched)
+    interpreter.set_tensor(inputs["tau"]["index"], np.array([tau], np.float32))
+    interpreter.set_tensor(inputs["slack"]["index"], np.array([slack], np.float32))
+    interpreter.invoke()
+    restored = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    return restored.reshape(decoded.shape)
+
+
+def benchmark_tflite(model_path: str | Path, shape: Sequence[int], *, runs: int = 3) -> float:
+    """Median milliseconds of one ``invoke`` on an H x W x C input (interpreter built and warmed up once,
+    so that XNNPACK's weight packing at the first invoke is not counted)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(model_path))
+    inputs = {detail["name"]: detail for detail in interpreter.get_input_details()}
+    interpreter.resize_tensor_input(inputs["decoded"]["index"], [1, *shape])
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(inputs["decoded"]["index"], np.full((1, *shape), 0.5, np.float32))
+    interpreter.set_tensor(inputs["tau"]["index"], np.array([0.01], np.float32))
+    interpreter.set_tensor(inputs["slack"]["index"], np.ones(1, np.float32))
+    interpreter.invoke()
+    timings = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        interpreter.invoke()
+        timings.append(1000.0 * (time.perf_counter() - start))
+    return float(np.median(timings))
+
+
+# --- parity report ------------------------------------------------------------------------------
+
+
+def keras_reference(generator: keras.Model, decoded: np.ndarray, tau: float, slack: float) -> np.ndarray:
+    """The Keras model plus :func:`project_to_box` on one float image (the parity reference)."""
+    batch = decoded[None].astype(np.float32)
+    restored = generator([batch, np.array([[tau]], np.float32)], training=False)
+    projected = project_to_box(restored, batch, np.array([tau], np.float32), np.array([slack], np.float32))
+    return np.asarray(projected)[0]
+
+
+def psnr(reference: np.ndarray, test: np.ndarray, max_value: float = 255.0) -> float:
+    mse = float(np.mean((reference.astype(np.float64) - test.astype(np.float64)) ** 2))
+    return math.inf if mse == 0 else 10.0 * math.log10(max_value**2 / mse)
+
+
+def _to_uint8(image: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
+
+
+def _directory_size(path: Path) -> int:
+    return sum(item.stat().st_size for item in path.rglob("*") if item.is_file())
+
+
+def _saved_model_parity(
+    generator: keras.Model, saved_model_dir: Path, cases: Sequence[dict[str, Any]], slack: float
+) -> dict[str, Any]:
+    loaded = tf.saved_model.load(str(saved_model_dir))
+    float_fn, pixel_fn = loaded.signatures[FLOAT_SIGNATURE], loaded.signatures[SERVING_SIGNATURE]
+    # The pixel-level check feeds the uint8 test images; a uint16 module is checked in float only.
+    pixel_dtype = pixel_fn.structured_input_signature[1]["image"].dtype
+    max_float_diff, max_level_diff = 0.0, 0 if pixel_dtype == tf.uint8 else None
+    for case in cases:
+        decoded, tau = case["decoded"], case["tau"]
+        scaled = decoded.astype(np.float32) / 255.0
+        restored = float_fn(
+            image=tf.constant(scaled[None]), tau=tf.constant([tau / 255.0]), slack=tf.constant([slack])
+        )[OUTPUT_KEY].numpy()[0]
+        max_float_diff = max(max_float_diff, float(np.max(np.abs(restored - case["keras"]))))
+        if max_level_diff is None:
+            continue
+        pixels = pixel_fn(
+            image=tf.constant(decoded[None]), tau=tf.constant([tau], tf.int32), slack=tf.constant([slack])
+        )[OUTPUT_KEY].numpy()[0]
+        level_diff = np.abs(pixels.astype(np.int32) - _to_uint8(case["keras"]).astype(np.int32))
+        max_level_diff = max(max_level_diff, int(level_diff.max()))
+    return {
+        "restore_float_max_abs_diff": max_float_diff,
+        "serving_default_max_level_diff": max_level_diff,
+        "size_bytes": _directory_size(saved_model_dir),
+    }
+
+
+def _tflite_parity(model_path: Path, cases: Sequence[dict[str, Any]], slack: float) -> dict[str, Any]:
+    within, total, max_level, bound_excess = 0, 0, 0, -math.inf
+    psnrs = []
+    for case in cases:
+        scaled = case["decoded"].astype(np.float32) / 255.0
+        restored = run_tflite(model_path, scaled, case["tau"] / 255.0, slack)
+        level_diff = np.abs(_to_uint8(restored).astype(np.int32) - _to_uint8(case["keras"]).astype(np.int32))
+        within += int(np.count_nonzero(level_diff <= 1))
+        total += level_diff.size
+        max_level = max(max_level, int(level_diff.max()))
+        excess = float(np.max(np.abs(restored - scaled))) - slack * case["tau"] / 255.0
+        bound_excess = max(bound_excess, excess * 255.0)
+        psnrs.append(psnr(case["original"], _to_uint8(restored)))
+    return {
+        "fraction_within_1_level": within / total,
+        "max_level_diff_vs_keras": max_level,
+        "bound_holds": bound_excess <= BOUND_TOLERANCE * 255.0,
+        "max_box_excess_levels": bound_excess,
+        "mean_psnr_db": float(np.mean(psnrs)),
+        "size_bytes": model_path.stat().st_size,
+        "latency_ms": benchmark_tflite(model_path, cases[0]["decoded"].shape),
+        "latency_shape": list(cases[0]["decoded"].shape),
+    }
+
+
+def parity_report(
+    generator: keras.Model,
+    saved_model_dir: str | Path,
+    tflite_paths: Mapping[str, str | Path],
+    test_images: Iterable[np.ndarray],
+    *,
+    taus: Sequence[int] = (2, 4),
+    slack: float = 1.0,
+    output_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """Compare every exported model with the Keras model on real codec output; write report.json/.md.
+
+    ``test_images`` are uint8 H x W x C originals; each is encoded at every tau of ``taus`` and the
+    decoded image restored with ``slack``. Reported: SavedModel vs Keras max abs diff; for each TFLite
+    variant the fraction of uint8 pixels within 1 grey level of Keras (target >= 99.9 % for float32
+    and float16), whether the box bound held, PSNR, and for int8 variants the PSNR loss vs float32;
+    parameter count and file sizes. ``output_dir`` defaults to the first TFLite file's directory (or
+    the SavedModel's parent when there is none).
+    """
+    cases = []
+    for original in test_images:
+        for tau in taus:
+            decoded = codec_round_trip(original, tau)
+            keras_out = keras_reference(generator, decoded.astype(np.float32) / 255.0, tau / 255.0, slack)
+            cases.append({"original": original, "decoded": decoded, "tau": tau, "keras": keras_out})
+    report: dict[str, Any] = {
+        "parameters": int(generator.count_params()),
+        "test_cases": [{"shape": list(c["original"].shape), "tau": c["tau"]} for c in cases],
+        "slack": slack,
+        "codec_psnr_db": float(np.mean([psnr(c["original"], c["decoded"]) for c in cases])),
+        "keras_psnr_db": float(np.mean([psnr(c["original"], _to_uint8(c["keras"])) for c in cases])),
+        "saved_model": _saved_model_parity(generator, Path(saved_model_dir), cases, slack),
+        "tflite": {name: _tflite_parity(Path(path), cases, slack) for name, path in tflite_paths.items()},
+    }
+    _add_verdicts(report)
+    if output_dir is None:
+        first = next(iter(tflite_paths.values()), None)
+        output_dir = Path(first).parent if first is not None else Path(saved_model_dir).parent
+    write_report(report, output_dir)
+    return report
+
+
+def _add_verdicts(report: dict[str, Any]) -> None:
+    tflite = report["tflite"]
+    reference = tflite.get("float32", {}).get("mean_psnr_db", report["keras_psnr_db"])
+    for variant, entry in tflite.items():
+        if variant in FLOAT_VARIANTS:
+            entry["meets_parity_target"] = entry["fraction_within_1_level"] >= 0.999
+        else:
+            entry["psnr_loss_vs_float32_db"] = reference - entry["mean_psnr_db"]
+
+
+def write_report(report: Mapping[str, Any], output_dir: str | Path) -> tuple[Path, Path]:
+    """Write ``report.json`` and a human-readable ``report.md`` into ``output_dir``."""
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = output_dir / "report.json", output_dir / "report.md"
+    json_path.write_text(json.dumps(report, indent=2) + "\n")
+    md_path.write_text(_markdown(report))
+    return json_path, md_path
+
+
+def _levels(value: int | None) -> str:
+    return "not checked (uint16 signature, 8-bit test images)" if value is None else f"{value} levels"
+
+
+def _markdown(report: Mapping[str, Any]) -> str:
+    saved = report["saved_model"]
+    lines = [
+        "# linf export parity report",
+        "",
+        f"- generator parameters: {report['parameters']:,}",
+        f"- test cases: {len(report['test_cases'])} (slack kappa = {report['slack']})",
+        f"- PSNR codec output: {report['codec_psnr_db']:.3f} dB; "
+        f"Keras + projection: {report['keras_psnr_db']:.3f} dB",
+        f"- SavedModel `{FLOAT_SIGNATURE}` vs Keras max abs diff: {saved['restore_float_max_abs_diff']:.3g} "
+        f"(scaled [0, 1]); `{SERVING_SIGNATURE}` max diff: "
+        f"{_levels(saved['serving_default_max_level_diff'])}; "
+        f"size {saved['size_bytes']:,} bytes",
+        "",
+        "| TFLite variant | size (bytes) | within 1 level of Keras | max diff (levels) | bound holds "
+        "| PSNR (dB) | PSNR loss vs fp32 (dB) | invoke (ms) |",
+        "|---|---:|---:|---:|---|---:|---:|---:|",
+    ]
+    for variant, entry in report["tflite"].items():
+        loss = entry.get("psnr_loss_vs_float32_db")
+        lines.append(
+            f"| {variant} | {entry['size_bytes']:,} | {100 * entry['fraction_within_1_level']:.3f} % "
+            f"| {entry['max_level_diff_vs_keras']} | {'yes' if entry['bound_holds'] else 'NO'} "
+            f"| {entry['mean_psnr_db']:.3f} | {'' if loss is None else f'{loss:.3f}'} "
+            f"| {entry['latency_ms']:.1f} |"
+        )
+    shape = next(iter(report["tflite"].values()), {}).get("latency_shape")
+    lines += [
+        "",
+        "Target: float32/float16 >= 99.9 % of uint8 pixels within 1 grey level of Keras.",
+        f"Invoke: median of 3 single-image runs on a {shape} input, default CPU threads, this machine.",
+        "",
+    ]
+    return "\n".join(lines)
