@@ -537,7 +537,7 @@ def test_export_cli_loads_trained_weights(generator, tmp_path):
     assert not (tmp_path / "out" / "tflite").exists() and not (tmp_path / "out" / "report.json").exists()
 
 
-@pytest.mark.skipif(importlib.util.find_spec("tensorflow_serving") is None, reason="needs tensorflow-serving-api")
+@pytest.mark.skipif(importlib.util.find_spec("tensorflow_serving") is None, reason="needs serving API")
 def test_grpc_request_matches_the_signature(saved_models):
     import tensorflow as tf
 
