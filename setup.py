@@ -27,6 +27,7 @@ PINS = {
     "absl-py": "2.5.1",
     "ai-edge-litert": "2.3.0",
     "tensorflow-serving-api": "2.21.0",  # gRPC client of serving/client.py
+    "tensorboard": "2.21.0",  # viewing the training summaries (TF 2.21 no longer installs it)
     # development
     "pytest": "9.2.0",
     "hypothesis": "6.170.15",
@@ -36,7 +37,7 @@ PINS = {
 RUNTIME = [
     "numpy", "scikit-image", "imagecodecs", "tifffile", "pydicom", "opencv-python-headless",
     "tqdm", "matplotlib", "pillow", "tensorflow", "keras", "tensorflow-datasets", "importlib_resources",
-    "absl-py", "ai-edge-litert", "tensorflow-serving-api",
+    "absl-py", "ai-edge-litert", "tensorflow-serving-api", "tensorboard",
 ]
 DEV = ["pytest", "hypothesis", "ruff"]
 
