@@ -25,6 +25,13 @@ from linf_tf.imageio import (
     read_image,
     write_image,
 )
+from linf_tf.restoration import (
+    DEFAULT_SLACK,
+    DEFAULT_TILE,
+    NetworkRestorer,
+    check_slack,
+    guaranteed_bound,
+)
 
 STREAM_SUFFIX = ".nlc"
 PNG_CHANNELS = (1, 3, 4)  # what a PNG can hold; other channel counts are written as TIFF
@@ -64,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_compress(commands)
     _add_decompress(commands)
+    _add_restore(commands)
     _add_info(commands)
     return parser
 
@@ -114,8 +122,54 @@ def _add_decompress(commands: argparse._SubParsersAction) -> None:
         help="image format for folder output and for an output folder (default: png; images whose "
         "channel count PNG cannot hold are written as tif)",
     )
+    sub.add_argument(
+        "--restore", action="store_true",
+        help="after decoding, remove the codec's artifacts with the l-inf CNN; every sample stays "
+        "within tau + floor(slack*tau) of the original (printed)",
+    )
+    _add_network_options(sub)
     _add_common_output_options(sub)
     sub.set_defaults(handler=run_decompress)
+
+
+def _add_network_options(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--model", default="default", metavar="PATH",
+        help="restoration network: 'default' (shipped in the package), a SavedModel directory, a "
+        ".tflite file, or a .weights.h5 with its .json config (default: default)",
+    )
+    sub.add_argument(
+        "--slack", type=float, default=DEFAULT_SLACK, metavar="K",
+        help="how far (as a fraction of tau, 0..1) the network may move a sample away from the decoded "
+        f"value; 0 returns the decoded image (default: {DEFAULT_SLACK})",
+    )
+    sub.add_argument(
+        "--tile", type=int, default=DEFAULT_TILE, metavar="N",
+        help=f"restore in N x N tiles (with overlap) so memory stays bounded (default: {DEFAULT_TILE})",
+    )
+
+
+def _add_restore(commands: argparse._SubParsersAction) -> None:
+    sub = commands.add_parser(
+        "restore",
+        help="restore an already-decoded image with the l-inf CNN",
+        description="Restore an image that the codec decoded at TAU (e.g. written by "
+        "'linf decompress') with the l-inf CNN, keeping every sample within TAU + floor(slack*TAU) "
+        "of the original.",
+    )
+    sub.add_argument("input", type=Path, metavar="IN", help="decoded image (PNG/TIFF/BMP/PGM)")
+    sub.add_argument(
+        "-t", "--tau", type=_non_negative_int, required=True,
+        help="the error bound the image was compressed with",
+    )
+    sub.add_argument("-o", "--output", type=Path, required=True, metavar="OUT", help="output .png/.tif file")
+    sub.add_argument(
+        "--bit-depth", type=_bit_depth, default=None, metavar="N",
+        help="bit depth of the samples (default: from the file)",
+    )
+    _add_network_options(sub)
+    _add_common_output_options(sub)
+    sub.set_defaults(handler=run_restore)
 
 
 def _add_info(commands: argparse._SubParsersAction) -> None:
@@ -220,13 +274,43 @@ def decompress_file(
     pixels = decoded_pixels(data, args)
     write_image(target, pixels)
     if verbose:
-        _print_facts(f"{source} -> {target}", header)
+        _print_facts(f"{source} -> {target}", header, restored_slack=args.slack if args.restore else None)
     return _file_result(header)
 
 
 def decoded_pixels(data: bytes, args: argparse.Namespace) -> np.ndarray:
-    """The pixels to write: the decoded stream (post-processing options hook in here)."""
-    return codec.decode(data)
+    """The pixels to write: the decoded stream, restored by the network with ``--restore``."""
+    pixels = codec.decode(data)
+    if not args.restore:
+        return pixels
+    header = codec.info(data)
+    return _network(args).restore(pixels, header.tau, args.slack, header.bit_depth)
+
+
+def _network(args: argparse.Namespace) -> NetworkRestorer:
+    """One restorer per run: a folder of streams loads the model once."""
+    if getattr(args, "network", None) is None:
+        check_slack(args.slack)
+        args.network = NetworkRestorer(args.model, tile=args.tile)
+    return args.network
+
+
+def run_restore(args: argparse.Namespace) -> int:
+    _refuse_overwrite(args.output, args.force)
+    if args.output.suffix.lower() not in WRITE_SUFFIXES:
+        raise CliError(f"cannot write {args.output}: use one of {', '.join(sorted(WRITE_SUFFIXES))}")
+    image = read_image(args.input)
+    bit_depth = args.bit_depth or image.bit_depth
+    restored = _network(args).restore(image.pixels, args.tau, args.slack, bit_depth)
+    write_image(args.output, restored)
+    _print_rows([
+        ("input", f"{args.input} (decoded at tau {args.tau}, {bit_depth}-bit)"),
+        ("output", str(args.output)),
+        ("model", str(args.model)),
+        ("guaranteed max error", f"{guaranteed_bound(args.tau, args.slack)} "
+                                 f"(tau {args.tau}, slack {args.slack})"),
+    ])
+    return 0
 
 
 # --- info --------------------------------------------------------------------------------------
@@ -260,7 +344,9 @@ def run_info(args: argparse.Namespace) -> int:
 # --- shared helpers ----------------------------------------------------------------------------
 
 
-def _print_facts(title: str, header: codec.StreamInfo, image: ImageData | None = None) -> None:
+def _print_facts(
+    title: str, header: codec.StreamInfo, image: ImageData | None = None, restored_slack: float | None = None
+) -> None:
     raw = _raw_bytes(header)
     rows = [
         ("file", title),
@@ -272,6 +358,10 @@ def _print_facts(title: str, header: codec.StreamInfo, image: ImageData | None =
         ("compression ratio", f"{raw / header.total_bytes:.3f}:1"),
         ("guaranteed max error", str(header.tau)),
     ]
+    if restored_slack is not None:
+        bound = guaranteed_bound(header.tau, restored_slack)
+        detail = f"{bound} after restoration (tau {header.tau}, slack {restored_slack})"
+        rows[-1] = ("guaranteed max error", detail)
     if image is not None and image.offset:
         rows.append(("signed offset", f"+{image.offset} (subtract it from the decompressed samples)"))
     _print_rows(rows)
