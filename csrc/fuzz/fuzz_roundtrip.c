@@ -5,8 +5,9 @@
  *   bytes 4-5: tau (mod max tau + 1)
  *   the rest: samples (1 byte each up to 8 bits, else 2 little-endian), cycled and masked to the depth.
  * Images stay at or below MAX_SAMPLES samples (except 1-row images up to 64 x 5), keeping the fuzzer fast.
- * A valid image must encode within linf_max_encoded_size, decode, and every decoded sample must be
- * within tau of the original (identical at tau = 0); anything else aborts.
+ * A valid image must encode (linf_encode_reconstruct) within linf_max_encoded_size and decode; every
+ * decoded sample must be within tau of the original (identical at tau = 0), and the encoder's
+ * reconstruction must equal the decoder's output. Anything else aborts.
  */
 #include "linf_codec.h"
 
@@ -70,7 +71,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     size_t written = 0;
-    if (linf_encode(&d, pixels, pixel_bytes, stream, capacity, &written) != LINF_OK)
+    uint8_t *recon = malloc(pixel_bytes);
+    if (!recon) fail("out of memory", &d);
+    if (linf_encode_reconstruct(&d, pixels, pixel_bytes, stream, capacity, &written, recon, pixel_bytes) != LINF_OK)
         fail("encode rejected a valid image", &d);
     if (written > capacity) fail("encoder reports more bytes than its capacity", &d);
     uint8_t *exact = malloc(written); /* exact size: ASan flags any read past the stream */
@@ -82,6 +85,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if ((x > y ? x - y : y - x) > d.tau) fail("max error above tau", &d);
     }
     if (d.tau == 0 && memcmp(pixels, out, pixel_bytes) != 0) fail("tau = 0 is not bit-exact", &d);
+    if (memcmp(recon, out, pixel_bytes) != 0) fail("encoder's reconstruction differs from the decoder's output", &d);
+    free(recon);
     free(exact);
     free(stream);
     free(out);

@@ -6,8 +6,6 @@
  * at most ~11,400 samples per byte. A header claiming far more samples than that for its payload
  * is forged or corrupt; refusing it keeps tiny streams from making the decoder allocate gigabytes. */
 #define MAX_SAMPLES_PER_PAYLOAD_BYTE 16384u
-/* Row buffers scale with width * channels; cap them so working memory stays bounded. */
-#define MAX_ROW_SAMPLES (1u << 22)
 
 static void put_u16(uint8_t *p, uint32_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
 
@@ -32,7 +30,7 @@ linf_status linf_check_desc(const linf_image_desc *desc)
         desc->channels > LINF_MAX_CHANNELS)
         return LINF_ERR_INVALID_DIMENSIONS;
     const uint64_t samples = (uint64_t)desc->width * desc->height * desc->channels;
-    if (samples > LINF_MAX_SAMPLES || (uint64_t)desc->width * desc->channels > MAX_ROW_SAMPLES)
+    if (samples > LINF_MAX_SAMPLES || (uint64_t)desc->width * desc->channels > LINF_MAX_ROW_SAMPLES)
         return LINF_ERR_INVALID_DIMENSIONS;
     if (desc->bit_depth < 1 || desc->bit_depth > 16) return LINF_ERR_INVALID_BIT_DEPTH;
     if (desc->tau > ((1u << desc->bit_depth) - 1) / 2) return LINF_ERR_INVALID_TAU;

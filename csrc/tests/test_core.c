@@ -251,6 +251,21 @@ static void test_encode_misuse(void)
     CHECK_STATUS(linf_encode(&d, pixels, pb, dst, LINF_HEADER_BYTES, &written), LINF_ERR_BUFFER_TOO_SMALL);
     CHECK_STATUS(linf_encode(&d, pixels, pb, dst, cap, &written), LINF_OK);
 
+    uint8_t recon[24];
+    CONTEXT("encode_reconstruct misuse");
+    CHECK_STATUS(linf_encode_reconstruct(NULL, pixels, pb, dst, cap, &written, recon, pb), LINF_ERR_NULL_ARGUMENT);
+    CHECK_STATUS(linf_encode_reconstruct(&d, NULL, pb, dst, cap, &written, recon, pb), LINF_ERR_NULL_ARGUMENT);
+    CHECK_STATUS(linf_encode_reconstruct(&d, pixels, pb, NULL, cap, &written, recon, pb), LINF_ERR_NULL_ARGUMENT);
+    CHECK_STATUS(linf_encode_reconstruct(&d, pixels, pb, dst, cap, NULL, recon, pb), LINF_ERR_NULL_ARGUMENT);
+    CHECK_STATUS(linf_encode_reconstruct(&d, pixels, 0, dst, cap, &written, recon, pb), LINF_ERR_BUFFER_TOO_SMALL);
+    CHECK_STATUS(linf_encode_reconstruct(&d, pixels, pb, dst, 0, &written, recon, pb), LINF_ERR_BUFFER_TOO_SMALL);
+    CHECK_STATUS(linf_encode_reconstruct(&d, pixels, pb, dst, cap, &written, recon, 0), LINF_ERR_BUFFER_TOO_SMALL);
+    CHECK_STATUS(linf_encode_reconstruct(&d, pixels, pb, dst, cap, &written, recon, pb - 1),
+                 LINF_ERR_BUFFER_TOO_SMALL);
+    CHECK_STATUS(linf_encode_reconstruct(&d, pixels, pb, dst, cap, &written, NULL, 0), LINF_OK); /* optional */
+    CHECK_STATUS(linf_encode_reconstruct(&d, pixels, pb, dst, cap, &written, recon, pb), LINF_OK);
+    CHECK(memcmp(recon, pixels, pb) == 0); /* tau = 0 */
+
     const struct { linf_image_desc d; linf_status want; } bad[] = {
         {make_desc(0, 3, 2, 8, 0), LINF_ERR_INVALID_DIMENSIONS},
         {make_desc(4, 0, 2, 8, 0), LINF_ERR_INVALID_DIMENSIONS},
@@ -268,6 +283,7 @@ static void test_encode_misuse(void)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         CONTEXT("encode invalid desc #%zu", i);
         CHECK_STATUS(linf_encode(&bad[i].d, pixels, pb, dst, cap, &written), bad[i].want);
+        CHECK_STATUS(linf_encode_reconstruct(&bad[i].d, pixels, pb, dst, cap, &written, recon, pb), bad[i].want);
     }
 
     /* One sample just above the bit depth's maximum, at each position class (first, middle, last). */
@@ -611,6 +627,12 @@ static void roundtrip(const linf_image_desc *d, const uint32_t *v, const char *n
     CHECK_STATUS(linf_encode(d, pixels, pb, exact, written, &again), LINF_OK);
     CHECK(again == written && memcmp(exact, dst, written) == 0);
     CHECK_STATUS(linf_encode(d, pixels, pb, exact, written - 1, &again), LINF_ERR_BUFFER_TOO_SMALL);
+
+    /* linf_encode_reconstruct: the same stream, plus exactly what linf_decode will return. */
+    void *recon = xmalloc(pb);
+    const int recon_ok = CHECK_STATUS(linf_encode_reconstruct(d, pixels, pb, exact, written, &again, recon, pb),
+                                      LINF_OK);
+    CHECK(again == written && memcmp(exact, dst, written) == 0);
     memcpy(exact, dst, written);
 
     linf_header h;
@@ -632,7 +654,9 @@ static void roundtrip(const linf_image_desc *d, const uint32_t *v, const char *n
         if (!CHECK(worst <= d->tau)) fprintf(stderr, "  max error %u > tau %u\n", worst, (unsigned)d->tau);
         CHECK(top <= max_value(d->bit_depth));
         if (d->tau == 0) CHECK(memcmp(out, pixels, pb) == 0);
+        if (recon_ok) CHECK(memcmp(recon, out, pb) == 0);
     }
+    free(recon);
     free(out);
     free(exact);
 done:
