@@ -92,7 +92,8 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 
 bench: $(STAMP)
-	$(PY) benchmarks/codec_bench.py ../shared/data/eval/* ../shared/data/highbit/*
+	$(PY) benchmarks/codec_bench.py ../shared/data/eval/* ../shared/data/highbit/* --luma --repeats 2
+	$(PY) benchmarks/bench_table.py out/codec_bench/summary.json
 
 clean:
 	rm -rf build dist *.egg-info $(BUILD) $(CORPUS) .pytest_cache .ruff_cache .hypothesis
