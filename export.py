@@ -1,5 +1,9 @@
 """Export a trained l-inf CNN for deployment: a TF Serving SavedModel, TFLite models and a parity report.
 
+    python export.py --checkpoint=runs/quickstart --output_dir=out/export --model_name=linf --version=1
+
+or, naming the files the trainer exported:
+
     python export.py --weights=run/export/generator.weights.h5 --config=run/export/generator.json \\
         --output_dir=out/export --model_name=linf --version=1 --input_dtype=uint8 --channels=3 \\
         --tflite_variants=float32,float16,dynamic_int8,full_int8
@@ -20,6 +24,11 @@ FLAGS = flags.FLAGS
 # = export_lib.TFLITE_VARIANTS, repeated so that flag errors need no TensorFlow import.
 VARIANTS = ("float32", "float16", "dynamic_int8", "full_int8")
 
+flags.DEFINE_string(
+    "checkpoint", None,
+    "A training run directory (train.py --logdir) or its export/ directory: uses the generator.weights.h5 "
+    "and generator.json the trainer wrote there (instead of --weights/--config).",
+)
 flags.DEFINE_string("weights", None, "Generator weights (.weights.h5) written by the trainer.")
 flags.DEFINE_string(
     "config", None, "JSON with the generator's builder arguments (channels, filters, num_res_units, ...)."
@@ -75,12 +84,30 @@ def _report_images(export_lib, channels: int) -> list:
     return images
 
 
+def _resolve_checkpoint() -> None:
+    """--checkpoint=DIR sets --weights/--config from the trainer's export in DIR or DIR/export."""
+    if not FLAGS.checkpoint:
+        return
+    if FLAGS.weights or FLAGS.config:
+        raise app.UsageError("give either --checkpoint or --weights/--config, not both")
+    for folder in (Path(FLAGS.checkpoint), Path(FLAGS.checkpoint) / "export"):
+        weights, config = folder / "generator.weights.h5", folder / "generator.json"
+        if weights.is_file() and config.is_file():
+            FLAGS.weights, FLAGS.config = str(weights), str(config)
+            return
+    raise app.UsageError(
+        f"--checkpoint={FLAGS.checkpoint}: no generator.weights.h5 + generator.json there or in its "
+        "export/ folder (train.py writes them at the end of training)"
+    )
+
+
 def _check_flags(argv: list[str]) -> None:
     """Fail on bad flags before TensorFlow is imported (which takes seconds)."""
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if not FLAGS.output_dir:
         raise app.UsageError("--output_dir is required")
+    _resolve_checkpoint()
     if FLAGS.weights and not FLAGS.config:
         raise app.UsageError("--weights needs --config (the JSON with the generator's builder arguments)")
     if not FLAGS.weights and not FLAGS.allow_untrained:

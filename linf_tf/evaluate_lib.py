@@ -301,6 +301,8 @@ def load_restorer(path: str | Path) -> Restorer:
         return SavedModelRestorer(path)
     if path.is_dir() and (path / f"generator{KERAS_WEIGHTS_SUFFIX}").is_file():
         return _load_keras(path / f"generator{KERAS_WEIGHTS_SUFFIX}")
+    if path.is_dir() and (path / "export" / f"generator{KERAS_WEIGHTS_SUFFIX}").is_file():  # a training run
+        return _load_keras(path / "export" / f"generator{KERAS_WEIGHTS_SUFFIX}")
     if path.suffix == ".tflite":
         return TFLiteRestorer(path)
     if path.name.endswith(KERAS_WEIGHTS_SUFFIX):

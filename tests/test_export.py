@@ -479,6 +479,24 @@ def test_export_cli_requires_weights_or_allow_untrained(tmp_path):
         assert f"--{flag}" in help_text
 
 
+def test_export_cli_checkpoint_takes_a_training_run(tmp_path):
+    run = tmp_path / "run"
+    output = tmp_path / "o"
+    command = [sys.executable, str(REPO / "export.py"), f"--checkpoint={run}", f"--output_dir={output}"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "no generator.weights.h5 + generator.json" in result.stderr
+    (run / "export").mkdir(parents=True)
+    build_generator(CHANNELS, **TINY).save_weights(run / "export" / "generator.weights.h5")
+    config = {"channels": CHANNELS, "tau_conditioning": True, **TINY}
+    (run / "export" / "generator.json").write_text(json.dumps(config))
+    result = subprocess.run(
+        [*command, "--tflite_variants=float32", "--noreport"], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "o" / "serving" / "linf" / "1" / "saved_model.pb").is_file()
+    assert (tmp_path / "o" / "tflite" / "linf_float32.tflite").is_file()
+
+
 def test_gray_generator_exports(tmp_path):
     gray = build_generator(1, **TINY)
     module = export_lib.make_serving_module(gray, channels=1)
