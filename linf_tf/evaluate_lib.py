@@ -394,6 +394,11 @@ def _restore_channels(
     if restorer.channels == 1:
         planes = [restorer.restore(block[..., c : c + 1], tau, slack, bit_depth) for c in range(channels)]
         return np.concatenate(planes, axis=-1)
+    if channels == 1:
+        # A colour model on a gray image: feed the plane as gray RGB and average the restored
+        # channels; each lies in the box around y, so their mean does too.
+        restored = restorer.restore(np.repeat(block, restorer.channels, axis=-1), tau, slack, bit_depth)
+        return restored.mean(axis=-1, keepdims=True)
     raise ValueError(f"a {restorer.channels}-channel model cannot restore a {channels}-channel image")
 
 

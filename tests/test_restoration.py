@@ -108,8 +108,15 @@ def test_cli_restore_errors(model_path, original, tmp_path, capsys) -> None:
     if not DEFAULT_WEIGHTS_DIR.exists():  # until a trained model ships in the package
         assert main([*base, "--model", "default"]) == 2
         assert "no model is shipped" in capsys.readouterr().err
+    two_channel = np.ascontiguousarray(original[..., :2])
+    with pytest.raises(ValueError, match="cannot restore a 2-channel image"):
+        NetworkRestorer(model_path).restore(two_channel, 4, 0.5, 8)
+
+
+def test_colour_model_restores_a_gray_image_within_the_bound(model_path, original, tmp_path) -> None:
     gray = np.ascontiguousarray(original[..., 0])
-    write_image(tmp_path / "g.png", gray)
-    assert main(["restore", str(tmp_path / "g.png"), "-t", "4", "-o", str(tmp_path / "g2.png"),
-                 "--model", str(model_path)]) == 2
-    assert "cannot restore a 1-channel image" in capsys.readouterr().err
+    decoded = codec.decode(codec.encode(gray, TAU))
+    restored = NetworkRestorer(model_path).restore(decoded, TAU, 0.5, 8)
+    assert restored.shape == gray.shape
+    assert max_error(restored, decoded) <= 3 and max_error(restored, gray) <= guaranteed_bound(TAU, 0.5)
+    assert (restored != decoded).any()
