@@ -27,6 +27,7 @@ import dataclasses
 import json
 import logging
 import math
+import os
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -186,7 +187,8 @@ class TFLiteRestorer:
     def __init__(self, path: str | Path) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
-        self._interpreter = Interpreter(model_path=str(path))
+        # LiteRT runs on one thread unless told otherwise: use every core.
+        self._interpreter = Interpreter(model_path=str(path), num_threads=os.cpu_count() or 1)
         inputs = self._interpreter.get_input_details()
         self._image, self._tau, self._slack = _identify_tflite_inputs(inputs)
         self._output_index = self._interpreter.get_output_details()[0]["index"]

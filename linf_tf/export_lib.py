@@ -62,6 +62,7 @@ import inspect
 import io
 import json
 import math
+import os
 import re
 import shutil
 import time
@@ -520,7 +521,8 @@ def run_tflite(
     batched = decoded if decoded.ndim == 4 else decoded[None]
     if batched.ndim != 4 or batched.shape[0] != 1:
         raise ValueError(f"decoded must be H x W x C or 1 x H x W x C, got shape {decoded.shape}")
-    interpreter = Interpreter(model_path=str(model_path), num_threads=num_threads)
+    threads = num_threads or os.cpu_count() or 1  # LiteRT's own default is a single thread
+    interpreter = Interpreter(model_path=str(model_path), num_threads=threads)
     inputs = {detail["name"]: detail for detail in interpreter.get_input_details()}
     expected_channels = inputs["decoded"]["shape_signature"][-1]
     if batched.shape[-1] != expected_channels:
@@ -541,7 +543,8 @@ def benchmark_tflite(model_path: str | Path, shape: Sequence[int], *, runs: int 
     so that XNNPACK's weight packing at the first invoke is not counted)."""
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_path=str(model_path))
+    # LiteRT uses one thread unless told otherwise; measure what a deployment would configure.
+    interpreter = Interpreter(model_path=str(model_path), num_threads=os.cpu_count() or 1)
     inputs = {detail["name"]: detail for detail in interpreter.get_input_details()}
     interpreter.resize_tensor_input(inputs["decoded"]["index"], [1, *shape])
     interpreter.allocate_tensors()
