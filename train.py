@@ -90,6 +90,14 @@ flags.DEFINE_string(
 )
 flags.DEFINE_integer("seed", DEFAULTS.seed, "Seed of the initial weights and the data order.")
 flags.DEFINE_bool("progress", True, "Show a progress bar.")
+flags.DEFINE_float(
+    "max_train_minutes", 0.0,
+    "Wall-clock budget of this invocation in minutes (0 = none): when spent, checkpoint, export the "
+    "generator so far and stop; rerun the same command to resume.",
+)
+flags.register_validator(
+    "max_train_minutes", lambda minutes: minutes >= 0, "--max_train_minutes must be >= 0"
+)
 
 
 def config_from_flags() -> train_lib.TrainConfig:
@@ -131,6 +139,7 @@ def config_from_flags() -> train_lib.TrainConfig:
         jit_compile=FLAGS.jit_compile,
         seed=FLAGS.seed,
         show_progress=FLAGS.progress,
+        max_train_minutes=FLAGS.max_train_minutes,
     )
 
 

@@ -29,6 +29,7 @@ import math
 import os
 import shutil
 import tempfile
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -111,6 +112,10 @@ class TrainConfig:
         checkpoint_dir: checkpoints; None = ``<logdir>/checkpoints``.
         checkpoint_every_steps: also checkpoint every N steps (always at the end of each epoch).
         max_checkpoints: checkpoints kept by the CheckpointManager.
+        max_train_minutes: wall-clock budget of one invocation (0 = none): when it is spent the
+            trainer checkpoints and stops; rerunning the same command resumes. Every validation
+            is also appended to ``<logdir>/validation_log.csv`` (step, epoch, wall time, metrics
+            per tau), the run's log of steps, wall time and gain.
     Hardware
         mixed_precision: Keras ``mixed_float16`` policy + LossScaleOptimizer (GPUs with tensor cores).
         jit_compile: XLA-compile the forward and backward passes.
@@ -157,6 +162,7 @@ class TrainConfig:
     jit_compile: bool = False
     seed: int = 0
     show_progress: bool = True
+    max_train_minutes: float = 0.0
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -559,6 +565,8 @@ class Trainer:
         """
         target = self.total_steps if until_step is None else min(until_step, self.total_steps)
         start = int(self.step.numpy())
+        budget = self.config.max_train_minutes
+        deadline = time.monotonic() + 60.0 * budget if budget > 0 else math.inf
         values: dict[str, float] = {}
         progress = tqdm(
             total=target,
@@ -577,6 +585,13 @@ class Trainer:
                 progress.update(1)
                 progress.set_postfix({name: f"{value:.4g}" for name, value in values.items()}, refresh=False)
                 self._after_step(step)
+                if time.monotonic() > deadline and step < target:
+                    self.save()
+                    tqdm.write(
+                        f"time budget of {budget:g} min spent at step {step} of {target}: checkpointed; "
+                        "rerun the same command to resume"
+                    )
+                    break
         self._writer.flush()
         return values
 
@@ -650,6 +665,7 @@ class Trainer:
                     write_scalar(f"validation/{label}/{name}", value, step)
             for index, (label, strip) in enumerate(samples):
                 write_image(f"samples/{index}_{label}_original_decoded_restored", strip, step)
+        self._append_validation_log(step, results)
         for label, metrics in sorted(results.items(), key=lambda item: float(item[0][3:])):
             tqdm.write(
                 f"step {step} validation {label}: PSNR {metrics['psnr_decoded']:.2f} -> "
@@ -657,6 +673,26 @@ class Trainer:
                 f"SSIM {metrics['ssim_decoded']:.4f} -> {metrics['ssim_restored']:.4f}, "
                 f"l-inf {metrics['linf_decoded']:.0f} -> {metrics['linf_restored']:.1f}"
             )
+
+
+    def _append_validation_log(self, step: int, results: Mapping[str, Mapping[str, float]]) -> None:
+        """One CSV row per tau: the run's durable log of steps, wall time and validation gain."""
+        path = Path(self.config.logdir) / VALIDATION_LOG
+        path.parent.mkdir(parents=True, exist_ok=True)
+        names = sorted({name for metrics in results.values() for name in metrics})
+        new_file = not path.is_file()
+        with path.open("a", encoding="utf-8") as log_file:
+            if new_file:
+                log_file.write(",".join(["step", "epoch", "wall_time", "tau", *names]) + "\n")
+            epoch = step / self.steps_per_epoch
+            for label, metrics in sorted(results.items(), key=lambda item: float(item[0][3:])):
+                values = [f"{metrics.get(name, math.nan):.6g}" for name in names]
+                fields = [str(step), f"{epoch:.3f}", f"{time.time():.1f}", label[3:], *values]
+                log_file.write(",".join(fields))
+                log_file.write("\n")
+
+
+VALIDATION_LOG = "validation_log.csv"
 
 
 def _plugin_metadata(plugin_name: str) -> Any:

@@ -227,6 +227,30 @@ def test_resume_restores_step_and_reaches_the_target_exactly(tmp_path):
     assert len(second.manager.checkpoints) <= 3
 
 
+def test_time_budget_checkpoints_and_stops_then_a_rerun_resumes(tmp_path):
+    options = {"epochs": 2, "steps_per_epoch": 3, "checkpoint_every_steps": 0, "max_train_minutes": 1e-9}
+    first = make_trainer(tmp_path, "mse", **options)
+    first.train()
+    assert int(first.step.numpy()) == 1  # the budget is spent after the first step
+    assert first.manager.latest_checkpoint.endswith("ckpt-1")
+    second = make_trainer(tmp_path, "mse", **{**options, "max_train_minutes": 0.0})
+    assert int(second.step.numpy()) == 1
+    second.train()
+    assert int(second.step.numpy()) == second.total_steps == 6
+
+
+def test_validation_is_logged_to_csv_with_step_and_wall_time(tmp_path):
+    trainer = make_trainer(tmp_path, "mse", val=True, epochs=1, steps_per_epoch=2)
+    trainer.train()
+    rows = (tmp_path / "run" / "validation_log.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    assert header[:4] == ["step", "epoch", "wall_time", "tau"] and "psnr_gain" in header
+    last = dict(zip(header, rows[-1].split(","), strict=True))
+    assert last["step"] == "2" and last["tau"] == str(TAU)
+    assert float(last["wall_time"]) > 1.7e9
+    assert abs(float(last["psnr_gain"]) - (float(last["psnr_restored"]) - float(last["psnr_decoded"]))) < 1e-3
+
+
 def test_nan_loss_stops_before_the_poisoned_state_is_saved(tmp_path):
     good = synthetic_batch(4)
     poisoned = (good[0].copy(), good[1], good[2])
