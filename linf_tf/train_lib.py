@@ -557,6 +557,11 @@ class Trainer:
             self._iterator = iter(distributed)
         return self._iterator
 
+    def release_input(self) -> None:
+        """Drop the training iterator: its prefetch threads (codec calls through tf.numpy_function)
+        otherwise keep working during the final validation and can keep the process from exiting."""
+        self._iterator = None
+
     def train(self, until_step: int | None = None) -> dict[str, float]:
         """Train up to global step ``until_step`` (default: all epochs); return the last losses.
 
@@ -860,6 +865,7 @@ def run_training(
             f"{trainer.steps_per_epoch}), {where} at step {int(trainer.step.numpy())}"
         )
     trainer.train()
+    trainer.release_input()
     results: dict[str, dict[str, float]] = {}
     if val_dataset is not None and trainer.chief:
         already = trainer.last_evaluation
