@@ -17,7 +17,7 @@ import skimage.data
 import tensorflow as tf
 
 from linf_tf import codec, data
-from linf_tf.imageio import ImageData
+from linf_tf.imageio import ImageData, read_image, write_image
 
 TOLERANCE = 1e-6  # float32 rounding of values divided by 255
 PATCH, STRIDE = 64, 32
@@ -85,10 +85,19 @@ def test_files_are_read_like_arrays(tmp_path):
     path = tmp_path / "crop.png"
     image = rgb_crop(64, 96)
     cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-    from_file = collect(training([path], augment=False, shuffle_buffer=1, image_shuffle_buffer=1))
-    from_array = collect(training([image], augment=False, shuffle_buffer=1, image_shuffle_buffer=1))
+    from_file = collect(training([path], augment=False, interleave_images=1, image_shuffle_buffer=1))
+    from_array = collect(training([image], augment=False, interleave_images=1, image_shuffle_buffer=1))
     for file_values, array_values in zip(from_file, from_array, strict=True):
         np.testing.assert_array_equal(file_values, array_values)
+
+
+def test_a_dataset_of_image_tensors_is_a_source():
+    images = [rgb_crop(128, 160), rgb_crop(96, 96)]
+    source = tf.data.Dataset.from_tensors(images[0]).concatenate(tf.data.Dataset.from_tensors(images[1]))
+    from_dataset = collect(training(source, augment=False, interleave_images=1, image_shuffle_buffer=1))
+    from_list = collect(training(images, augment=False, interleave_images=1, image_shuffle_buffer=1))
+    for dataset_values, list_values in zip(from_dataset, from_list, strict=True):
+        np.testing.assert_array_equal(dataset_values, list_values)
 
 
 # --- numpy building blocks -----------------------------------------------------------------------
@@ -107,6 +116,54 @@ def test_convert_channels():
         data.convert_channels(np.zeros((4, 4, 5), np.uint8), 3)
     with pytest.raises(ValueError, match="channels must be 1 or 3"):
         data.convert_channels(rgb, 2)
+
+
+def test_sample_dtype_is_uint8_only_when_every_image_is_known_8_bit(tmp_path):
+    rgb, twelve_bit = rgb_crop(8, 8), ImageData(pixels=gray_crop(8, 8).astype(np.uint16) * 16, bit_depth=12)
+    assert data.sample_dtype([rgb, ImageData(pixels=rgb, bit_depth=8)]) == tf.uint8
+    assert data.sample_dtype([rgb, twelve_bit]) == tf.uint16
+    assert data.sample_dtype([rgb.astype(np.uint16)]) == tf.uint16
+    assert data.sample_dtype(tf.data.Dataset.from_tensors(rgb)) == tf.uint8
+    assert data.sample_dtype(tf.data.Dataset.from_tensors(rgb.astype(np.uint16))) == tf.uint16
+    files = {  # name: (pixels, dtype the probe must find)
+        "8.png": (rgb, tf.uint8),
+        "16.png": (rgb.astype(np.uint16) * 257, tf.uint16),
+        "8.tif": (rgb, tf.uint8),
+        "16.tif": (rgb.astype(np.uint16), tf.uint16),
+        "8.bmp": (rgb, tf.uint8),
+    }
+    for name, (pixels, dtype) in files.items():
+        if name.endswith(".bmp"):
+            cv2.imwrite(str(tmp_path / name), pixels)
+        else:
+            write_image(tmp_path / name, pixels)
+        assert data.sample_dtype([tmp_path / name]) == dtype, name
+        assert (read_image(tmp_path / name).bit_depth <= 8) == (dtype == tf.uint8)  # the probe agrees
+    (tmp_path / "odd.png").write_bytes(b"not a png")
+    assert data.sample_dtype([tmp_path / "odd.png", tmp_path / "8.png"]) == tf.uint16  # unknown: safe
+
+
+def test_cache_holds_uint8_for_8_bit_sources_and_uint16_otherwise():
+    eight = data.compressed_images([rgb_crop(), gray_crop()], (6, 10), 3)
+    assert [spec.dtype for spec in eight.element_spec[:2]] == [tf.uint8, tf.uint8]
+    x, y, taus, depth = next(iter(eight))
+    assert y.shape == (2, *x.shape) and taus.numpy().tolist() == [6, 10] and int(depth) == 8
+    twelve = ImageData(pixels=gray_crop().astype(np.uint16) * 16 + 5, bit_depth=12)
+    mixed = data.compressed_images([twelve, rgb_crop()], (6,), 1)
+    assert [spec.dtype for spec in mixed.element_spec[:2]] == [tf.uint16, tf.uint16]
+    assert [int(depth) for _, _, _, depth in mixed] == [12, 8]
+
+
+def test_mixed_bit_depths_are_each_scaled_by_their_max_value():
+    twelve = ImageData(pixels=gray_crop().astype(np.uint16) * 16 + 5, bit_depth=12)
+    x, y, tau = collect(training([twelve, gray_crop()], taus=(6,), channels=1, augment=False))
+    scaled_tau = np.unique(tau)
+    np.testing.assert_allclose(np.sort(scaled_tau), [6 / 4095, 6 / 255], rtol=1e-6)
+    for value, peak in ((6 / 4095, 4095), (6 / 255, 255)):
+        mine = np.isclose(tau, value)
+        assert mine.sum() == data.count_patches(96, 128, PATCH, STRIDE)
+        np.testing.assert_array_equal(x[mine], to_ints(x[mine], peak).astype(np.float32) / np.float32(peak))
+        assert np.all(np.abs(x[mine] - y[mine]).max(axis=(1, 2, 3)) <= value + TOLERANCE)
 
 
 @pytest.mark.parametrize("tau", [0, 6, 14])
@@ -154,17 +211,6 @@ def test_dihedral_transforms_are_the_eight_symmetries():
     np.testing.assert_array_equal(results[4], patch[:, ::-1])
 
 
-def test_random_dihedral_same_choice_for_x_and_y():
-    rng = np.random.default_rng(0)
-    x = rng.integers(0, 256, (40, 8, 8, 3)).astype(np.uint16)
-    y = x + 1
-    x_out, y_out, choices = data.random_dihedral(x, y, np.random.default_rng(5))
-    assert len(set(choices.tolist())) > 4
-    for i, index in enumerate(choices):
-        np.testing.assert_array_equal(x_out[i], data.dihedral_transform(x[i], index))
-    np.testing.assert_array_equal(y_out, x_out + 1)
-
-
 # --- training dataset ----------------------------------------------------------------------------
 
 
@@ -182,6 +228,41 @@ def test_batches_drop_the_remainder():
     per_tau = data.count_patches(128, 160, PATCH, STRIDE)  # 12 patches, x2 taus = 24
     batches = [x.shape[0] for x, _, _ in training([rgb_crop()], batch_size=5)]
     assert batches == [5] * (2 * per_tau // 5)
+
+
+@pytest.mark.parametrize("patch,stride", [(PATCH, STRIDE), (48, 20), (32, 48)])
+def test_without_augmentation_every_patch_comes_exactly_once_per_tau(patch, stride):
+    """The gathered patches are exactly numpy's sliding windows: each (x, y, tau) once, nothing else,
+    including odd sizes, strides that do not divide the patch, and an image too small for a patch."""
+    images, taus = [rgb_crop(128, 160), rgb_crop(100, 130), rgb_crop(40, 200)], (6, 12)
+    expected = Counter()
+    for image in images:
+        decoded = np.stack([data.compress_roundtrip(image, tau) for tau in taus])
+        cut = data.extract_patches(np.concatenate([image[None], decoded]), patch, stride)
+        for t, tau in enumerate(taus):
+            expected.update((cut[0, i].tobytes(), cut[1 + t, i].tobytes(), tau) for i in range(cut.shape[1]))
+    arrays = training(images, taus=taus, batch_size=1, patch_size=patch, stride=stride, augment=False)
+    x, y, tau = (to_ints(a) for a in collect(arrays))
+    got = Counter(
+        (x[i].astype(np.uint8).tobytes(), y[i].astype(np.uint8).tobytes(), tau[i]) for i in range(len(x))
+    )
+    assert got == expected
+
+
+def test_augmentation_uses_all_eight_symmetries():
+    image = rgb_crop(256, 256)
+    patches = data.extract_patches(image[None], PATCH, STRIDE)[0]
+    symmetry_of = {data.dihedral_transform(p, k).tobytes(): k for p in patches for k in range(8)}
+    x, _, _ = collect(training([image], taus=(6,), batch_size=7, seed=1))
+    used = Counter(symmetry_of[to_ints(patch).astype(np.uint8).tobytes()] for patch in x)
+    assert sum(used.values()) == len(x) and set(used) == set(range(8))
+
+
+def test_batches_mix_several_images():
+    images = constant_images(4)
+    x, _, _ = collect(training(images, taus=(6,), batch_size=8, interleave_images=4, cache=None))
+    per_batch = [len(np.unique(to_ints(x[i : i + 8]))) for i in range(0, len(x), 8)]
+    assert np.mean(per_batch) >= 2.5  # one image per batch would be 1
 
 
 def test_values_in_unit_range_and_within_tau_for_every_tau():
