@@ -3,6 +3,7 @@ argument validation, and safe rejection of truncated, corrupt and forged streams
 
 from __future__ import annotations
 
+import hashlib
 import struct
 import threading
 import zlib
@@ -105,6 +106,44 @@ def test_encoder_reconstruction_equals_decoder_output(name: str, tau: int) -> No
     stream, decoded = codec.encode_with_decoded(image, tau)
     assert stream == codec.encode(image, tau)
     np.testing.assert_array_equal(decoded, codec.decode(stream))
+
+
+def _pinned_stream_cases() -> list[tuple[np.ndarray, int, int]]:
+    """Deterministic inputs (no RNG whose stream could change): real crops, a smooth field plus
+    hashed noise at 10, 12 and 16 bits (1 and 4 channels), 1- and 5-bit noise, a flat image."""
+
+    def hashed(shape: tuple[int, ...], bits: int, salt: int) -> np.ndarray:
+        index = np.arange(int(np.prod(shape)), dtype=np.uint64).reshape(shape)
+        mixed = (index + np.uint64(salt)) * np.uint64(0x9E3779B97F4A7C15)
+        return (mixed >> np.uint64(40)) & np.uint64((1 << bits) - 1)
+
+    camera = skimage.data.camera()[100:164, 200:296]
+    astronaut = skimage.data.astronaut()[60:108, 150:214]
+    y, x = np.mgrid[0:40, 0:56]
+    smooth = np.sin(x / 7.0) * np.cos(y / 5.0) * 0.45 + 0.5
+    cases = [(camera, tau, 8) for tau in (0, 1, 4)] + [(astronaut, tau, 8) for tau in (0, 2)]
+    for depth, taus in ((16, (0, 3, 300)), (12, (0, 5)), (10, (0, 1))):
+        peak = (1 << depth) - 1
+        noise = hashed(smooth.shape, depth - 4, depth).astype(np.int64)
+        gray = np.clip(np.round(smooth * peak).astype(np.int64) + noise, 0, peak).astype(np.uint16)
+        mixed = gray // 2 + hashed(gray.shape, depth - 1, 7).astype(np.uint16)
+        four = np.stack([gray, peak - gray, gray[::-1], mixed], -1)
+        for tau in taus:
+            cases += [(gray, tau, depth), (np.ascontiguousarray(four), tau, depth)]
+    cases.append((hashed((23, 31), 1, 3).astype(np.uint8), 0, 1))
+    cases.append((hashed((19, 27, 3), 5, 4).astype(np.uint8), 2, 5))
+    cases.append((np.full((9, 13), 200, np.uint8), 0, 8))
+    return cases
+
+
+def test_streams_are_pinned_byte_for_byte() -> None:
+    """The exact bytes of format 1, as written before the speed work on the C core (shifts and
+    selects instead of branches, multiplies instead of divisions). Any change to them changes
+    every stream: it must come with a new format version, never by accident."""
+    digest = hashlib.sha256()
+    for image, tau, depth in _pinned_stream_cases():
+        digest.update(codec.encode(image, tau, bit_depth=depth))
+    assert digest.hexdigest() == "38b6759600af5d7162a649d7fbd89bbe5323d359984f4d784d4eac5652a6743d"
 
 
 def test_encoder_reconstruction_of_raw_fallback_is_the_input() -> None:

@@ -63,7 +63,7 @@ typedef struct linf_header {
 #define LINF_MAX_CHANNELS 256u
 #define LINF_MAX_DIMENSION (1u << 20)          /* per side */
 #define LINF_MAX_SAMPLES ((uint64_t)1 << 32)   /* width * height * channels */
-#define LINF_MAX_ROW_SAMPLES (1u << 22)        /* width * channels: bounds the row buffers (~200 MB) */
+#define LINF_MAX_ROW_SAMPLES (1u << 22)        /* width * channels: bounds the row buffers (~370 MB) */
 
 const char *linf_version(void);
 

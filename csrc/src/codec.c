@@ -1,5 +1,4 @@
 /* Encoder and decoder loops of the near-lossless codec, and the public API. */
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,18 +23,22 @@
 FORCE_INLINE int32_t iabs(int32_t v) { return v < 0 ? -v : v; }
 FORCE_INLINE int32_t clamp32(int32_t v, int32_t lo, int32_t hi) { return v < lo ? lo : (v > hi ? hi : v); }
 
+/* Median of three as c clamped to [min(a, b), max(a, b)]: selects only, no data-dependent branch
+ * (the order of a and b is a coin toss in textured areas). */
 FORCE_INLINE int32_t median3(int32_t a, int32_t b, int32_t c)
 {
-    if (a > b) { int32_t t = a; a = b; b = t; }
-    return c <= a ? a : (c >= b ? b : c);
+    const int32_t lo = a < b ? a : b, hi = a < b ? b : a;
+    const int32_t m = c < hi ? c : hi;
+    return m > lo ? m : lo;
 }
 
-FORCE_INLINE int bit_length(uint32_t v)
+/* floor(log2(v)) for v >= 1: one instruction (bsr / clz) where the compiler has a builtin. */
+FORCE_INLINE int log2_floor(uint32_t v)
 {
 #if defined(__GNUC__) || defined(__clang__)
-    return v ? 32 - __builtin_clz(v) : 0;
+    return 31 - __builtin_clz(v);
 #else
-    int n = 0;
+    int n = -1;
     while (v) { n++; v >>= 1; }
     return n;
 #endif
@@ -65,13 +68,14 @@ static const uint32_t RECIPROCAL_24[256] = {
 71089, 70789, 70492, 70197, 69905, 69615, 69327, 69042, 68759, 68478, 68200, 67923, 67650, 67378,
 67108, 66841, 66576, 66313, 66052, 65793};
 
-/* About 2^24 / e: exact below 256; above, e is cut to its top 8 bits and the result scaled back,
- * which keeps every weight within 1%. */
+/* About 2^24 / e (e >= 1): exact below 256; above, e is cut to its top 8 bits and the result
+ * scaled back, which keeps every weight within 1%. Branch-free (shift is 0 below 256): e hovers
+ * around 256 in ordinary images, so a branch here is mispredicted about half the time. */
 FORCE_INLINE uint32_t reciprocal(uint32_t e)
 {
-    const int bits = bit_length(e);
-    if (bits <= 8) return RECIPROCAL_24[e];
-    const int shift = bits - 8;
+    /* max(bit length of e - 8, 0), without a compare: e | 255 is as long as e when e >= 256,
+     * and 8 bits long below. */
+    const int shift = log2_floor(e | 255u) - 7;
     return RECIPROCAL_24[e >> shift] >> shift;
 }
 
@@ -101,14 +105,16 @@ FORCE_INLINE int32_t gap_predict(const neighbours *nb, const coding_params *cp, 
     const int32_t dv = iabs(nb->w - nb->nw) + iabs(nb->n - nb->nn) + iabs(nb->ne - nb->nne);
     const int32_t d = dv - dh;
     *gradient = dh + dv;
-    if (d > cp->gap_t80) return nb->w * 8;
-    if (d < -cp->gap_t80) return nb->n * 8;
-    int32_t p = 4 * (nb->w + nb->n) + 2 * (nb->ne - nb->nw);
-    if (d > cp->gap_t32) p = (p + 8 * nb->w) / 2;
-    else if (d > cp->gap_t8) p = (3 * p + 8 * nb->w) / 4;
-    else if (d < -cp->gap_t32) p = (p + 8 * nb->n) / 2;
-    else if (d < -cp->gap_t8) p = (3 * p + 8 * nb->n) / 4;
-    return p;
+    /* CALIC's cascade of thresholds on d, made symmetric (|d| picks the step, the sign of d the
+     * side: W for a vertical edge, N for a horizontal one) and evaluated with selects instead of
+     * branches, which mispredicted often: every candidate is cheap to compute. */
+    const int32_t ad = iabs(d);
+    const int32_t side = d > 0 ? 8 * nb->w : 8 * nb->n;
+    const int32_t p = 4 * (nb->w + nb->n) + 2 * (nb->ne - nb->nw);
+    /* The step is an index into the candidates: written as ternaries, gcc turned the selects
+     * back into branches. */
+    const int32_t candidates[4] = {p, (3 * p + side) / 4, (p + side) / 2, side};
+    return candidates[(ad > cp->gap_t8) + (ad > cp->gap_t32) + (ad > cp->gap_t80)];
 }
 
 /* Candidate predictions (x8) of the spatial predictors; the first channel (no reference channel to
@@ -144,7 +150,7 @@ FORCE_INLINE void inter_candidates(const channel_rows *ref, const neighbours *nb
 /* Blend candidates with weights inversely proportional to their error around the pixel. */
 FORCE_INLINE int32_t blend(const channel_rows *r, const int count, int32_t x, const int32_t *pred, uint32_t *spread)
 {
-    const uint16_t *west = r->pred_err + (ptrdiff_t)(x - 1) * MAX_PREDICTORS;
+    const uint32_t *west = r->pred_err + (ptrdiff_t)(x - 1) * MAX_PREDICTORS;
     const uint32_t *up = r->up_err_sum + (ptrdiff_t)x * MAX_PREDICTORS;
     int64_t weighted = 0;
     uint64_t total = 0;
@@ -153,11 +159,21 @@ FORCE_INLINE int32_t blend(const channel_rows *r, const int count, int32_t x, co
         weighted += (int64_t)w * pred[k];
         total += w;
     }
-    /* Harmonic mean of the predictors' local errors: how far off the blend is likely to be. */
-    *spread = (uint32_t)(((uint64_t)count << 24) / total);
-    /* Both sums are exact integers below 2^53, and IEEE-754 division is correctly rounded, so
-     * this gives the same result on every platform (built with -ffp-contract=off). */
-    return (int32_t)floor((double)weighted / (double)total + 0.5);
+    /* Both sums are exact integers below 2^53 (total <= 8 * 2^24), and IEEE-754 division is
+     * correctly rounded, so both quotients below are the same on every platform (built with
+     * -ffp-contract=off). */
+    const double sum = (double)total;
+    /* Harmonic mean of the predictors' local errors: how far off the blend is likely to be.
+     * floor(count 2^24 / total), by a double division instead of an integer one (it sits on the
+     * decoder's critical path, and divsd has the lower latency): the quotient is below 2^20, so
+     * its rounding error is below 2^-33, while a non-integer quotient is at least 1/total
+     * >= 2^-27 away from the next integer; truncating the rounded quotient is exact. */
+    *spread = (uint32_t)((double)((uint32_t)count << 24) / sum);
+    /* The blend, rounded half up: floor(y) as truncation corrected for negative y (|y| < 2^22),
+     * which is the same value without the generic floor's range checks. */
+    const double y = (double)weighted / sum + 0.5;
+    const int32_t t = (int32_t)y;
+    return t - ((double)t > y);
 }
 
 /* ---------------------------------------------------------------- contexts */
@@ -166,22 +182,46 @@ FORCE_INLINE int32_t blend(const channel_rows *r, const int count, int32_t x, co
 FORCE_INLINE int energy_bucket(uint32_t energy, const coding_params *cp)
 {
     const uint32_t v = (uint32_t)(((uint64_t)energy * cp->energy_scale) >> 16);
-    const int bits = bit_length(v);
-    int bucket = bits <= 1 ? (int)v : 2 * (bits - 1) + (int)((v >> (bits - 2)) & 1u);
+    /* Two buckets per octave above 4; below 4 the bucket is v itself (the octave formula gives
+     * the same for 2 and 3). Both are computed and one selected, no branch; v | 2 only keeps
+     * the shift count defined for v < 2, where the formula's result is not used. */
+    const int top = log2_floor(v | 2u);
+    const int octave = 2 * top + (int)((v >> (top - 1)) & 1u);
+    const int bucket = v < 4 ? (int)v : octave;
     return bucket < NUM_ENERGY ? bucket : NUM_ENERGY - 1;
 }
 
+/* Bit i is set when the i-th neighbour (x8) is below the prediction: taken from the sign bit of
+ * the difference (both below 2^22 in magnitude, so it cannot overflow), which saves a compare,
+ * a set and a widening per bit. */
+#define BELOW(v, pred8, i) ((((uint32_t)(8 * (v) - (pred8))) >> 31) << (i))
 FORCE_INLINE int texture_bits(const neighbours *nb, int32_t pred8)
 {
-    return (8 * nb->n < pred8) | (8 * nb->w < pred8) << 1 | (8 * nb->nw < pred8) << 2 |
-           (8 * nb->ne < pred8) << 3 | (8 * nb->nn < pred8) << 4 | (8 * nb->ww < pred8) << 5 |
-           (8 * (2 * nb->n - nb->nn) < pred8) << 6 | (8 * (2 * nb->w - nb->ww) < pred8) << 7;
+    return (int)(BELOW(nb->n, pred8, 0) | BELOW(nb->w, pred8, 1) | BELOW(nb->nw, pred8, 2) |
+                 BELOW(nb->ne, pred8, 3) | BELOW(nb->nn, pred8, 4) | BELOW(nb->ww, pred8, 5) |
+                 BELOW(2 * nb->n - nb->nn, pred8, 6) | BELOW(2 * nb->w - nb->ww, pred8, 7));
 }
+#undef BELOW
 
-FORCE_INLINE int bias_energy_level(int bucket)
-{
-    return bucket < 8 ? 0 : bucket < 13 ? 1 : bucket < 18 ? 2 : 3;
-}
+/* The bias context's energy level (0: buckets 0-7, 1: 8-12, 2: 13-17, 3: 18 and up), already
+ * shifted above the texture bits: one load. */
+#define L(level) ((level) << BIAS_TEXTURE_BITS)
+static const uint16_t BIAS_ENERGY_LEVEL[NUM_ENERGY] = {
+    L(0), L(0), L(0), L(0), L(0), L(0), L(0), L(0), L(1), L(1), L(1), L(1), L(1), L(2),
+    L(2), L(2), L(2), L(2), L(3), L(3), L(3), L(3), L(3), L(3), L(3), L(3), L(3), L(3),
+    L(3), L(3), L(3), L(3), L(3), L(3), L(3), L(3), L(3), L(3), L(3), L(3)};
+#undef L
+
+/* Zero-flag context part from the signs of W and N, indexed by 3 (s(W) + 1) + s(N) + 1 (which
+ * is itself the sign context's part): 3 x how many of the two symbols were zero. */
+static const uint8_t ZERO_NEIGHBOURS[9] = {0, 3, 0, 3, 6, 3, 0, 3, 0};
+
+/* Context parts from the prediction's dropped fraction f (-4..3, index f + 4):
+ * [0] zero flag: (|f| + 1) / 2; [1 + flip] sign: 9 min(f' + 4, 7), f' = -f when flipped. */
+static const uint8_t FRACTION_CTX[3][8] = {
+    {2, 2, 1, 1, 0, 1, 1, 2},
+    {0, 9, 18, 27, 36, 45, 54, 63},
+    {63, 63, 54, 45, 36, 27, 18, 9}};
 
 /* ---------------------------------------------------------------- residual symbols */
 
@@ -193,7 +233,7 @@ FORCE_INLINE void encode_symbol(rc_encoder *rc, symbol_contexts *c, int32_t s, i
     if (s == 0) return;
     rc_encode_bit(rc, &c->sign[sctx], s < 0);
     const uint32_t m = (uint32_t)iabs(s); /* >= 1 */
-    const int k = bit_length(m) - 1;      /* m in [2^k, 2^(k+1)) */
+    const int k = log2_floor(m);          /* m in [2^k, 2^(k+1)) */
     for (int i = 0; i < k; i++) rc_encode_bit(rc, &c->unary[bucket][i], 1);
     if (k < MAX_MAGNITUDE_BITS - 1) rc_encode_bit(rc, &c->unary[bucket][k], 0);
     if (k == 0) return;
@@ -219,7 +259,9 @@ FORCE_INLINE int32_t decode_symbol(rc_decoder *rc, symbol_contexts *c, int bucke
             for (int i = k - 3; i >= 0; i--) m = (m << 1) | (uint32_t)rc_decode_direct(rc);
         }
     }
-    return negative ? -(int32_t)m : (int32_t)m;
+    /* Conditional negation by mask: the sign is a coin toss, so a branch would often mispredict. */
+    const int32_t mask = -(int32_t)negative;
+    return ((int32_t)m ^ mask) - mask;
 }
 
 /* ---------------------------------------------------------------- one sample */
@@ -235,7 +277,11 @@ typedef struct coder {
 /* Quantise the residual exactly as paper Eq. 3: step 2*tau + 1, rounding half away from zero. */
 FORCE_INLINE int32_t quantise(int32_t e, const coding_params *cp)
 {
-    return e >= 0 ? (e + cp->tau) / cp->step : -((-e + cp->tau) / cp->step);
+    /* (|e| + tau) / step by a multiply: with n = |e| + tau < 2^17 and the inverse rounded up by
+     * less than step <= 2^16, n times that rounding stays below 2^40, so the quotient is exact. */
+    const uint64_t n = (uint64_t)iabs(e) + (uint64_t)cp->tau;
+    const int32_t q = (int32_t)((n * cp->step_inverse) >> 40);
+    return e < 0 ? -q : q;
 }
 
 /* ceil(2^24 / count): with it, (|sum| * inverse) >> 24 equals |sum| / count for the sums that occur. */
@@ -265,12 +311,14 @@ static const uint32_t BIAS_INVERSE[BIAS_COUNT_LIMIT + 1] = {
 /* sum / count rounded toward zero, by a multiply: counts stay below BIAS_COUNT_LIMIT. */
 FORCE_INLINE int32_t bias_mean(int32_t sum, int32_t count)
 {
-    if (count == 0) return 0;
-    const int64_t magnitude = ((int64_t)(sum < 0 ? -sum : sum) * BIAS_INVERSE[count]) >> 24;
-    return (int32_t)(sum < 0 ? -magnitude : magnitude);
+    /* count == 0 needs no branch: BIAS_INVERSE[0] is 0 (and then sum is 0 too). The sign is
+     * applied by mask, not by a branch: it flips unpredictably from context to context. */
+    const int32_t mask = -(int32_t)(sum < 0);
+    const int64_t magnitude = ((int64_t)((sum ^ mask) - mask) * BIAS_INVERSE[count]) >> 24;
+    return ((int32_t)magnitude ^ mask) - mask;
 }
 
-FORCE_INLINE uint16_t saturate16(int32_t v) { return (uint16_t)(v > 0xFFFF ? 0xFFFF : v); }
+FORCE_INLINE uint32_t saturate16(int32_t v) { return (uint32_t)(v > 0xFFFF ? 0xFFFF : v); }
 
 /* Codes one sample of channel model m (ref: the reference channel or NULL) and returns its
  * reconstruction. Encoder and decoder share this function, so they cannot drift apart. */
@@ -280,7 +328,7 @@ FORCE_INLINE int32_t code_sample(coder *cd, channel_model *m, const channel_mode
     const coding_params *cp = &cd->params;
     channel_rows *r = &m->rows;
     const neighbours nb = gather(r, x);
-    int32_t pred[MAX_PREDICTORS];
+    int32_t pred[MAX_PREDICTORS] = {0}; /* unused lanes defined: the error update writes all 8 */
     int32_t gradient;
     intra_candidates(&nb, cp, r, x, pred, &gradient, ref == NULL);
     if (ref) inter_candidates(&ref->rows, &nb, x, pred);
@@ -291,7 +339,7 @@ FORCE_INLINE int32_t code_sample(coder *cd, channel_model *m, const channel_mode
     uint32_t energy = spread / 4u + (uint32_t)gradient / 2u + (uint32_t)iabs(r->err[0][x - 1]);
     if (ref) energy += 2u * (uint32_t)iabs(ref->rows.err[0][x]);
     const int bucket = energy_bucket(energy, cp);
-        const int bias_ctx = texture_bits(&nb, blended) | bias_energy_level(bucket) << BIAS_TEXTURE_BITS;
+    const int bias_ctx = texture_bits(&nb, blended) | BIAS_ENERGY_LEVEL[bucket];
     const int32_t correction = bias_mean(m->bias_sum[bias_ctx], m->bias_count[bias_ctx]);
     const int32_t pred8 = clamp32(blended + correction, 0, cp->max_value * 8);
     const int32_t prediction = (pred8 + 4) >> PRED_FRAC_BITS;
@@ -300,10 +348,9 @@ FORCE_INLINE int32_t code_sample(coder *cd, channel_model *m, const channel_mode
     /* The prediction's dropped fraction says which way the sample probably lies (sign) and how
      * likely it is to fall on the rounded prediction (zero flag). */
     const int32_t fraction = pred8 - 8 * prediction; /* -4 .. 3 */
-    const int signed_fraction = flip ? -fraction : fraction;
-    const int zctx = 3 * ((r->sign[0][x - 1] == 0) + (r->sign[1][x] == 0)) + (iabs(fraction) + 1) / 2 % 3;
-    const int sctx = 9 * (signed_fraction + 4 > 7 ? 7 : signed_fraction + 4) + (r->sign[0][x - 1] + 1) * 3 +
-                     r->sign[1][x] + 1;
+    const int signs = 3 * (r->sign[0][x - 1] + 1) + r->sign[1][x] + 1;
+    const int zctx = ZERO_NEIGHBOURS[signs] + FRACTION_CTX[0][fraction + 4];
+    const int sctx = FRACTION_CTX[1 + flip][fraction + 4] + signs;
     int32_t symbol;
     if (decoding) {
         symbol = decode_symbol(&cd->dec, &m->ctx, bucket, zctx, sctx);
@@ -320,8 +367,10 @@ FORCE_INLINE int32_t code_sample(coder *cd, channel_model *m, const channel_mode
     r->rec[0][x] = rec;
     r->err[0][x] = rec - prediction;
     r->sign[0][x] = (int16_t)((symbol > 0) - (symbol < 0));
-    uint16_t *errors = r->pred_err + (ptrdiff_t)x * MAX_PREDICTORS;
-    for (int k = 0; k < num_predictors; k++) errors[k] = saturate16(iabs(8 * rec - pred[k]));
+    /* All MAX_PREDICTORS lanes (blend never reads the unused ones): a fixed width that
+     * the compiler turns into a few vector instructions instead of a scalar loop. */
+    uint32_t *errors = r->pred_err + (ptrdiff_t)x * MAX_PREDICTORS;
+    for (int k = 0; k < MAX_PREDICTORS; k++) errors[k] = saturate16(iabs(8 * rec - pred[k]));
     m->bias_sum[bias_ctx] += 8 * rec - blended;
     if (++m->bias_count[bias_ctx] >= BIAS_COUNT_LIMIT) {
         m->bias_sum[bias_ctx] /= 2;
@@ -365,25 +414,28 @@ static void begin_row(channel_model *m, const coding_params *cp)
     }
     /* W's predictor errors at the first sample: borrow N's. */
     for (int k = 0; k < MAX_PREDICTORS; k++)
-        r->pred_err[-MAX_PREDICTORS + k] = (uint16_t)(r->up_err_sum[k] / 4u);
+        r->pred_err[-MAX_PREDICTORS + k] = r->up_err_sum[k] / 4u;
     (void)cp;
 }
 
 /* For the next row: each predictor's 2 e(N) + e(NW) + e(NE), with edges repeating the end samples. */
 static void summarise_row_errors(channel_rows *r, int32_t width)
 {
-    /* All MAX_PREDICTORS lanes are summed (unused lanes stay zero): a fixed width vectorises. */
-    const uint16_t *e = r->pred_err;
-    uint32_t *sum = r->up_err_sum;
-    for (int32_t x = 0; x < width; x++) {
-        const uint16_t *mid = e + x * MAX_PREDICTORS;
-        const uint16_t *left = x > 0 ? mid - MAX_PREDICTORS : mid;
-        const uint16_t *right = x + 1 < width ? mid + MAX_PREDICTORS : mid;
+    /* All MAX_PREDICTORS lanes are summed (unused lanes hold values no one reads). The edge
+     * samples are done apart, so the interior is one flat branch-free loop that vectorises. */
+    const uint32_t *restrict e = r->pred_err;
+    uint32_t *restrict sum = r->up_err_sum;
+    const size_t last = (size_t)(width - 1) * MAX_PREDICTORS;
+    if (width == 1) {
+        for (int k = 0; k < MAX_PREDICTORS; k++) sum[k] = 4u * e[k];
+    } else {
+        for (int k = 0; k < MAX_PREDICTORS; k++) sum[k] = 3u * e[k] + e[MAX_PREDICTORS + k];
+        for (size_t i = MAX_PREDICTORS; i < last; i++)
+            sum[i] = 2u * e[i] + e[i - MAX_PREDICTORS] + e[i + MAX_PREDICTORS];
         for (int k = 0; k < MAX_PREDICTORS; k++)
-            sum[x * MAX_PREDICTORS + k] = 2u * mid[k] + left[k] + right[k];
+            sum[last + k] = 3u * e[last + k] + e[last - MAX_PREDICTORS + k];
     }
-    for (int k = 0; k < MAX_PREDICTORS; k++)
-        sum[width * MAX_PREDICTORS + k] = sum[(width - 1) * MAX_PREDICTORS + k];
+    for (int k = 0; k < MAX_PREDICTORS; k++) sum[last + MAX_PREDICTORS + k] = sum[last + k];
 }
 
 /* Right and left padding of a finished row, then rotate it up. */
@@ -409,7 +461,7 @@ static void end_row(channel_model *m, const coding_params *cp, int first_row)
 static size_t channel_row_bytes(uint32_t width)
 {
     const size_t n = (size_t)width + 2 * ROW_PAD;
-    const size_t bytes = n * (5 * sizeof(int32_t) + MAX_PREDICTORS * (sizeof(uint32_t) + sizeof(uint16_t)) +
+    const size_t bytes = n * (5 * sizeof(int32_t) + MAX_PREDICTORS * 2 * sizeof(uint32_t) +
                               2 * sizeof(int16_t));
     return (bytes + 15) & ~(size_t)15; /* keeps the next channel's int32 rows aligned */
 }
@@ -424,9 +476,8 @@ static void init_channel(channel_model *m, uint8_t *block, uint32_t width, int n
     for (int i = 0; i < 2; i++) { m->rows.err[i] = i32 + ROW_PAD; i32 += n; }
     uint32_t *u32 = (uint32_t *)(void *)i32;
     m->rows.up_err_sum = u32 + ROW_PAD * MAX_PREDICTORS;
-    uint16_t *u16 = (uint16_t *)(void *)(u32 + n * MAX_PREDICTORS);
-    m->rows.pred_err = u16 + ROW_PAD * MAX_PREDICTORS;
-    int16_t *i16 = (int16_t *)(void *)(u16 + n * MAX_PREDICTORS);
+    m->rows.pred_err = u32 + n * MAX_PREDICTORS + ROW_PAD * MAX_PREDICTORS;
+    int16_t *i16 = (int16_t *)(void *)(u32 + 2 * n * MAX_PREDICTORS);
     for (int i = 0; i < 2; i++) { m->rows.sign[i] = i16 + ROW_PAD; i16 += n; }
     memset(block, 0, channel_row_bytes(width));
     /* Rows above the image read as mid-grey; the first row is then predicted mostly from W. */
@@ -444,6 +495,7 @@ static void init_params(coding_params *cp, const linf_image_desc *d)
     cp->step = 2 * (int32_t)d->tau + 1;
     cp->width = d->width;
     cp->energy_scale = (4u << 16) / (uint32_t)cp->step;
+    cp->step_inverse = ((UINT64_C(1) << 40) + (uint64_t)cp->step - 1) / (uint64_t)cp->step;
     const int s = (int)d->bit_depth - 8;
     cp->gap_t8 = s >= 0 ? 8 << s : (8 >> -s > 0 ? 8 >> -s : 1);
     cp->gap_t32 = s >= 0 ? 32 << s : (32 >> -s > 0 ? 32 >> -s : 1);
@@ -481,6 +533,57 @@ FORCE_INLINE void store_sample(void *pixels, size_t i, int wide, int32_t v)
     else ((uint8_t *)pixels)[i] = (uint8_t)v;
 }
 
+/* One function per row and (direction, single channel or not). Their loops keep the row's
+ * invariants in registers and skip the generic loop's per-sample tests: measured 22 fewer
+ * instructions per sample for gray encoding. Decoding a single channel also inlines the
+ * per-sample decoder into its loop (17 fewer); the same measured worse for the encoder and for
+ * multichannel rows (more values live at once), which call the out-of-line coders instead. */
+NOINLINE void decode_gray_row(coder *cd, void *pixels, size_t i, int wide)
+{
+    channel_model *m = &cd->models[0];
+    const int32_t width = (int32_t)cd->params.width;
+    for (int32_t x = 0; x < width; x++, i++)
+        store_sample(pixels, i, wide, code_sample(cd, m, NULL, x, 0, 1, FIRST_CHANNEL_PREDICTORS));
+}
+
+NOINLINE void decode_colour_row(coder *cd, void *pixels, size_t i, int wide, uint32_t channels)
+{
+    channel_model *models = cd->models;
+    const int32_t width = (int32_t)cd->params.width;
+    for (int32_t x = 0; x < width; x++) {
+        store_sample(pixels, i++, wide, decode_intra(cd, models, x));
+        for (uint32_t c = 1; c < channels; c++, i++)
+            store_sample(pixels, i, wide, decode_inter(cd, &models[c], &models[c - 1], x));
+    }
+}
+
+NOINLINE void encode_gray_row(coder *cd, const void *pixels, void *reconstruction, size_t i, int wide)
+{
+    channel_model *m = &cd->models[0];
+    const int32_t width = (int32_t)cd->params.width;
+    for (int32_t x = 0; x < width; x++, i++) {
+        const int32_t rec = encode_intra(cd, m, x, load_sample(pixels, i, wide));
+        if (reconstruction) store_sample(reconstruction, i, wide, rec);
+    }
+}
+
+NOINLINE void encode_colour_row(coder *cd, const void *pixels, void *reconstruction, size_t i, int wide,
+                                uint32_t channels)
+{
+    channel_model *models = cd->models;
+    const int32_t width = (int32_t)cd->params.width;
+    for (int32_t x = 0; x < width; x++) {
+        int32_t rec = encode_intra(cd, models, x, load_sample(pixels, i, wide));
+        if (reconstruction) store_sample(reconstruction, i, wide, rec);
+        i++;
+        for (uint32_t c = 1; c < channels; c++, i++) {
+            rec = encode_inter(cd, &models[c], &models[c - 1], x, load_sample(pixels, i, wide));
+            if (reconstruction) store_sample(reconstruction, i, wide, rec);
+        }
+    }
+}
+
+/* Raster order, channels interleaved pixel by pixel. */
 FORCE_INLINE void code_image(coder *cd, const linf_image_desc *d, void *pixels, void *reconstruction,
                              const int decoding)
 {
@@ -488,20 +591,13 @@ FORCE_INLINE void code_image(coder *cd, const linf_image_desc *d, void *pixels, 
     const uint32_t channels = d->channels;
     for (uint32_t y = 0; y < d->height; y++) {
         for (uint32_t c = 0; c < channels; c++) begin_row(&cd->models[c], &cd->params);
-        size_t i = (size_t)y * d->width * channels;
-        for (uint32_t x = 0; x < d->width; x++) {
-            for (uint32_t c = 0; c < channels; c++, i++) {
-                const int32_t original = decoding ? 0 : load_sample(pixels, i, wide);
-                int32_t rec;
-                if (decoding)
-                    rec = c == 0 ? decode_intra(cd, &cd->models[0], (int32_t)x)
-                                 : decode_inter(cd, &cd->models[c], &cd->models[c - 1], (int32_t)x);
-                else
-                    rec = c == 0 ? encode_intra(cd, &cd->models[0], (int32_t)x, original)
-                                 : encode_inter(cd, &cd->models[c], &cd->models[c - 1], (int32_t)x, original);
-                if (decoding) store_sample(pixels, i, wide, rec);
-                else if (reconstruction) store_sample(reconstruction, i, wide, rec);
-            }
+        const size_t i = (size_t)y * d->width * channels;
+        if (decoding) {
+            if (channels == 1) decode_gray_row(cd, pixels, i, wide);
+            else decode_colour_row(cd, pixels, i, wide, channels);
+        } else {
+            if (channels == 1) encode_gray_row(cd, pixels, reconstruction, i, wide);
+            else encode_colour_row(cd, pixels, reconstruction, i, wide, channels);
         }
         for (uint32_t c = 0; c < channels; c++) end_row(&cd->models[c], &cd->params, y == 0);
         if (!decoding && cd->enc.overflow) return; /* raw storage will be smaller: stop early */
@@ -560,11 +656,24 @@ size_t linf_max_encoded_size(const linf_image_desc *desc)
 
 static linf_status check_samples(const linf_image_desc *d, const void *pixels, size_t count)
 {
-    const int32_t max_value = (int32_t)((1u << d->bit_depth) - 1);
-    const int wide = d->bit_depth > 8;
-    for (size_t i = 0; i < count; i++)
-        if (load_sample(pixels, i, wide) > max_value) return LINF_ERR_SAMPLE_OUT_OF_RANGE;
-    return LINF_OK;
+    /* The largest sample, by loops without an early exit, which vectorise; a full 8- or 16-bit
+     * depth needs no check at all. */
+    const uint32_t max_value = (1u << d->bit_depth) - 1;
+    uint32_t largest = 0;
+    if (d->bit_depth > 8) {
+        if (d->bit_depth == 16) return LINF_OK;
+        const uint16_t *s = pixels;
+        uint16_t m = 0;
+        for (size_t i = 0; i < count; i++) m = s[i] > m ? s[i] : m;
+        largest = m;
+    } else {
+        if (d->bit_depth == 8) return LINF_OK;
+        const uint8_t *s = pixels;
+        uint8_t m = 0;
+        for (size_t i = 0; i < count; i++) m = s[i] > m ? s[i] : m;
+        largest = m;
+    }
+    return largest > max_value ? LINF_ERR_SAMPLE_OUT_OF_RANGE : LINF_OK;
 }
 
 /* Stores samples uncompressed (little-endian), for input the predictive coder cannot shrink. */

@@ -43,7 +43,8 @@ typedef struct channel_rows {
     int32_t *rec[3];                     /* reconstructed samples: current row, one up, two up */
     int32_t *err[2];                     /* final prediction error rec - pred: current, one up */
     int16_t *sign[2];                    /* sign of the coded symbol (16-bit: see rc_bit) */
-    uint16_t *pred_err;                  /* current row: |error| of each predictor (x8, saturated), [x][k] */
+    uint32_t *pred_err;                  /* current row: |error| of each predictor (x8, saturated to
+                                          * 16 bits), [x][k]; 32-bit lanes: no packing, no widening */
     uint32_t *up_err_sum;                /* row above: 2 e(N) + e(NW) + e(NE) per predictor, [x][k] */
 } channel_rows;
 
@@ -63,6 +64,7 @@ typedef struct coding_params {
     int32_t gap_t8, gap_t32, gap_t80; /* GAP thresholds scaled to the bit depth */
     uint32_t width;
     uint32_t energy_scale; /* 4 * 2^16 / step: energy in quarter quantiser steps, 16 fractional bits */
+    uint64_t step_inverse; /* ceil(2^40 / step): quantising multiplies instead of dividing */
 } coding_params;
 
 #endif

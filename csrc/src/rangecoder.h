@@ -27,11 +27,29 @@ typedef struct rc_bit {
     uint16_t count; /* not uint8_t: a char-typed store may alias anything and forces reloads */
 } rc_bit;
 
-static const uint8_t RC_SHIFT[RC_ADAPT_LIMIT + 1] = {
-    1, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 4, 4, 4, 4, 4,
-    5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5,
-    6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6,
-    6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, RC_FINAL_SHIFT};
+/* Per count: the adaptation shift (low byte) and the next count, saturating at RC_ADAPT_LIMIT
+ * (high byte). One table load gives both, instead of a load, a compare and an increment per bit.
+ * Shifts: 1 (first bit), 2, 2, 3 x4, 4 x9, 5 x16, 6 x28, then RC_FINAL_SHIFT. */
+#define RC_STEP_ENTRY(count, shift) \
+    ((uint16_t)((shift) | ((count) < RC_ADAPT_LIMIT ? (count) + 1 : RC_ADAPT_LIMIT) << 8))
+static const uint16_t RC_STEP[RC_ADAPT_LIMIT + 1] = {
+    RC_STEP_ENTRY(0, 1), RC_STEP_ENTRY(1, 2), RC_STEP_ENTRY(2, 2), RC_STEP_ENTRY(3, 3),
+    RC_STEP_ENTRY(4, 3), RC_STEP_ENTRY(5, 3), RC_STEP_ENTRY(6, 3), RC_STEP_ENTRY(7, 4),
+    RC_STEP_ENTRY(8, 4), RC_STEP_ENTRY(9, 4), RC_STEP_ENTRY(10, 4), RC_STEP_ENTRY(11, 4),
+    RC_STEP_ENTRY(12, 4), RC_STEP_ENTRY(13, 4), RC_STEP_ENTRY(14, 4), RC_STEP_ENTRY(15, 4),
+    RC_STEP_ENTRY(16, 5), RC_STEP_ENTRY(17, 5), RC_STEP_ENTRY(18, 5), RC_STEP_ENTRY(19, 5),
+    RC_STEP_ENTRY(20, 5), RC_STEP_ENTRY(21, 5), RC_STEP_ENTRY(22, 5), RC_STEP_ENTRY(23, 5),
+    RC_STEP_ENTRY(24, 5), RC_STEP_ENTRY(25, 5), RC_STEP_ENTRY(26, 5), RC_STEP_ENTRY(27, 5),
+    RC_STEP_ENTRY(28, 5), RC_STEP_ENTRY(29, 5), RC_STEP_ENTRY(30, 5), RC_STEP_ENTRY(31, 5),
+    RC_STEP_ENTRY(32, 6), RC_STEP_ENTRY(33, 6), RC_STEP_ENTRY(34, 6), RC_STEP_ENTRY(35, 6),
+    RC_STEP_ENTRY(36, 6), RC_STEP_ENTRY(37, 6), RC_STEP_ENTRY(38, 6), RC_STEP_ENTRY(39, 6),
+    RC_STEP_ENTRY(40, 6), RC_STEP_ENTRY(41, 6), RC_STEP_ENTRY(42, 6), RC_STEP_ENTRY(43, 6),
+    RC_STEP_ENTRY(44, 6), RC_STEP_ENTRY(45, 6), RC_STEP_ENTRY(46, 6), RC_STEP_ENTRY(47, 6),
+    RC_STEP_ENTRY(48, 6), RC_STEP_ENTRY(49, 6), RC_STEP_ENTRY(50, 6), RC_STEP_ENTRY(51, 6),
+    RC_STEP_ENTRY(52, 6), RC_STEP_ENTRY(53, 6), RC_STEP_ENTRY(54, 6), RC_STEP_ENTRY(55, 6),
+    RC_STEP_ENTRY(56, 6), RC_STEP_ENTRY(57, 6), RC_STEP_ENTRY(58, 6), RC_STEP_ENTRY(59, 6),
+    RC_STEP_ENTRY(RC_ADAPT_LIMIT, RC_FINAL_SHIFT)};
+#undef RC_STEP_ENTRY
 
 static inline void rc_bit_init(rc_bit *b)
 {
@@ -41,16 +59,19 @@ static inline void rc_bit_init(rc_bit *b)
 
 static inline void rc_bit_update(rc_bit *b, int bit)
 {
-    const unsigned shift = RC_SHIFT[b->count];
+    const unsigned step = RC_STEP[b->count];
+    const unsigned shift = step & 0xFFu;
     int32_t p = b->p0;
-    if (bit)
+    /* A 1 only lowers p and a 0 only raises it, so each side needs one clamp. */
+    if (bit) {
         p -= p >> shift;
-    else
+        if (p < (int32_t)RC_PROB_MIN) p = RC_PROB_MIN;
+    } else {
         p += (int32_t)(RC_PROB_ONE - (uint32_t)p) >> shift;
-    if (p < (int32_t)RC_PROB_MIN) p = RC_PROB_MIN;
-    if (p > (int32_t)RC_PROB_MAX) p = RC_PROB_MAX;
+        if (p > (int32_t)RC_PROB_MAX) p = RC_PROB_MAX;
+    }
     b->p0 = (uint16_t)p;
-    if (b->count < RC_ADAPT_LIMIT) b->count++;
+    b->count = (uint16_t)(step >> 8);
 }
 
 typedef struct rc_encoder {
