@@ -20,6 +20,8 @@ from pathlib import Path
 
 from absl import app, flags
 
+import linf_tf
+
 FLAGS = flags.FLAGS
 # = export_lib.TFLITE_VARIANTS, repeated so that flag errors need no TensorFlow import.
 VARIANTS = ("float32", "float16", "dynamic_int8", "full_int8")
@@ -27,7 +29,8 @@ VARIANTS = ("float32", "float16", "dynamic_int8", "full_int8")
 flags.DEFINE_string(
     "checkpoint", None,
     "A training run directory (train.py --logdir) or its export/ directory: uses the generator.weights.h5 "
-    "and generator.json the trainer wrote there (instead of --weights/--config).",
+    "and generator.json the trainer wrote there (instead of --weights/--config). 'default' = the model "
+    "shipped in the package (linf_tf/weights/).",
 )
 flags.DEFINE_string("weights", None, "Generator weights (.weights.h5) written by the trainer.")
 flags.DEFINE_string(
@@ -90,6 +93,8 @@ def _resolve_checkpoint() -> None:
         return
     if FLAGS.weights or FLAGS.config:
         raise app.UsageError("give either --checkpoint or --weights/--config, not both")
+    if FLAGS.checkpoint == "default":
+        FLAGS.checkpoint = str(Path(linf_tf.__file__).parent / "weights")
     for folder in (Path(FLAGS.checkpoint), Path(FLAGS.checkpoint) / "export"):
         weights, config = folder / "generator.weights.h5", folder / "generator.json"
         if weights.is_file() and config.is_file():

@@ -1,10 +1,12 @@
 """Quick-start: compress and decompress sample images at several tau and check the guarantee.
 
     python -m linf_tf.demo [--output-dir out/demo] [--images camera,astronaut] [--taus 0,2,6,10]
+                           [--restore-image astronaut --restore-tau 10 --model default | --no-restore]
 
 Uses images that ship inside the scikit-image wheel (no download). It prints one row per image
-and tau, writes the ``.nlc`` streams and decoded PNGs, and exits with status 1 if any decoded
-sample is further than tau from the original.
+and tau, writes the ``.nlc`` streams and decoded PNGs, then compresses one image, decompresses it
+with ``linf decompress --restore`` (the l-inf CNN shipped in the package) and prints decoded vs
+restored PSNR and max error. Exits with status 1 if any bound is violated.
 """
 
 from __future__ import annotations
@@ -20,10 +22,13 @@ from pathlib import Path
 import numpy as np
 from skimage import data as skdata
 
-from linf_tf import codec
-from linf_tf.imageio import write_image
+from linf_tf import cli, codec
+from linf_tf.imageio import read_image, write_image
+from linf_tf.restoration import DEFAULT_SLACK, guaranteed_bound
 
 DEFAULT_TAUS = (0, 2, 6, 10)
+DEFAULT_RESTORE_IMAGE = "astronaut"
+DEFAULT_RESTORE_TAU = 10
 
 
 @dataclass(frozen=True)
@@ -116,6 +121,51 @@ def format_row(row: Row) -> str:
     )
 
 
+@dataclass(frozen=True)
+class RestoreResult:
+    tau: int
+    bound: int
+    decoded_psnr: float
+    restored_psnr: float
+    decoded_max_error: int
+    restored_max_error: int
+
+
+def run_restore(name: str, tau: int, model: str, output_dir: Path) -> RestoreResult:
+    """Compress ``name`` at ``tau``, decompress it with ``linf decompress --restore``, measure both."""
+    sample = SAMPLES[name]()
+    stem = output_dir / f"{name}_tau{tau}"
+    stream_path = stem.with_suffix(".nlc")
+    stream_path.write_bytes(codec.encode(sample.pixels, tau, bit_depth=sample.bit_depth))
+    restored_path = output_dir / f"{name}_tau{tau}_restored.png"
+    print(f"\n$ linf decompress {stream_path} -o {restored_path} --restore --model {model} --force")
+    status = cli.main(
+        ["decompress", str(stream_path), "-o", str(restored_path), "--restore", "--model", model, "--force"]
+    )
+    if status != 0:
+        raise RuntimeError(f"linf decompress --restore failed with status {status}")
+    decoded = codec.decode(stream_path.read_bytes())
+    restored = read_image(restored_path).pixels
+    return RestoreResult(
+        tau=tau,
+        bound=guaranteed_bound(tau, DEFAULT_SLACK),
+        decoded_psnr=psnr(sample.pixels, decoded, sample.bit_depth),
+        restored_psnr=psnr(sample.pixels, restored, sample.bit_depth),
+        decoded_max_error=max_abs_error(sample.pixels, decoded),
+        restored_max_error=max_abs_error(sample.pixels, restored),
+    )
+
+
+def format_restore(name: str, result: RestoreResult) -> str:
+    gain = result.restored_psnr - result.decoded_psnr
+    return "\n".join([
+        f"\n{name} at tau {result.tau}:{'':<6} {'PSNR dB':>8} {'max|err|':>8}",
+        f"  {'decoded':<22} {result.decoded_psnr:>8.2f} {result.decoded_max_error:>8}   (bound {result.tau})",
+        f"  {'restored (l-inf CNN)':<22} {result.restored_psnr:>8.2f} {result.restored_max_error:>8}   "
+        f"(bound {result.bound} at slack {DEFAULT_SLACK}; gain {gain:+.2f} dB)",
+    ])
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m linf_tf.demo", description=__doc__.split("\n\n")[0]
@@ -131,6 +181,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--taus", type=_taus, default=list(DEFAULT_TAUS),
         help="comma-separated error bounds (default: 0,2,6,10)",
+    )
+    parser.add_argument(
+        "--restore-image", choices=sorted(SAMPLES), default=DEFAULT_RESTORE_IMAGE,
+        help=f"image for the network step (default: {DEFAULT_RESTORE_IMAGE})",
+    )
+    parser.add_argument(
+        "--restore-tau", type=int, default=DEFAULT_RESTORE_TAU,
+        help=f"tau for the network step (default: {DEFAULT_RESTORE_TAU}; the shipped model is trained "
+        "for 6-14)",
+    )
+    parser.add_argument(
+        "--model", default="default",
+        help="restoration network for the network step (default: the model shipped in the package)",
+    )
+    parser.add_argument(
+        "--no-restore", dest="restore", action="store_false",
+        help="skip the network step (it imports TensorFlow, which takes a few seconds)",
     )
     return parser.parse_args(argv)
 
@@ -171,6 +238,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"FAILED: {violations} result(s) exceeded their tau", file=sys.stderr)
         return 1
     print("every decoded sample is within tau of the original")
+    if not args.restore:
+        return 0
+    result = run_restore(args.restore_image, args.restore_tau, args.model, args.output_dir)
+    print(format_restore(args.restore_image, result))
+    if result.restored_max_error > result.bound:
+        print(
+            f"FAILED: restored max error {result.restored_max_error} > bound {result.bound}", file=sys.stderr
+        )
+        return 1
     return 0
 
 

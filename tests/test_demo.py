@@ -14,7 +14,9 @@ from linf_tf.imageio import read_image
 
 
 def test_demo_on_one_image(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    assert demo.main(["--output-dir", str(tmp_path), "--images", "camera", "--taus", "0,3"]) == 0
+    assert demo.main(
+        ["--output-dir", str(tmp_path), "--images", "camera", "--taus", "0,3", "--no-restore"]
+    ) == 0
     printed = capsys.readouterr().out
     rows = [line for line in printed.splitlines() if line.startswith("camera ")]
     assert len(rows) == 2
@@ -45,7 +47,9 @@ def test_demo_exits_non_zero_on_violation(tmp_path: Path, monkeypatch: pytest.Mo
         return np.clip(decoded + tau + 1, 0, 255).astype(np.uint8)
 
     monkeypatch.setattr(demo.codec, "decode", off_by_tau_plus_one)
-    assert demo.main(["--output-dir", str(tmp_path), "--images", "camera", "--taus", "2"]) == 1
+    assert demo.main(
+        ["--output-dir", str(tmp_path), "--images", "camera", "--taus", "2", "--no-restore"]
+    ) == 1
     captured = capsys.readouterr()
     assert "VIOLATION" in captured.out
     assert "FAILED" in captured.err
@@ -62,3 +66,16 @@ def test_demo_rejects_unknown_image(capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit):
         demo.main(["--images", "nonexistent"])
     assert "unknown image" in capsys.readouterr().err
+
+
+def test_demo_ends_with_the_shipped_network(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """The default model improves the decoded image and stays inside its guaranteed bound."""
+    argv = ["--output-dir", str(tmp_path), "--images", "camera", "--taus", "6", "--restore-tau", "10"]
+    assert demo.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "linf decompress" in printed and "restored (l-inf CNN)" in printed
+    result = demo.run_restore("astronaut", 10, "default", tmp_path)
+    assert result.decoded_max_error <= 10
+    assert result.restored_max_error <= result.bound == 15
+    assert result.restored_psnr > result.decoded_psnr + 0.5
+    assert (tmp_path / "astronaut_tau10_restored.png").is_file()

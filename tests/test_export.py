@@ -497,6 +497,15 @@ def test_export_cli_checkpoint_takes_a_training_run(tmp_path):
     assert (tmp_path / "o" / "tflite" / "linf_float32.tflite").is_file()
 
 
+def test_export_cli_exports_the_shipped_default_model(tmp_path):
+    command = [sys.executable, str(REPO / "export.py"), "--checkpoint=default", f"--output_dir={tmp_path}",
+               "--tflite_variants=float16", "--noreport"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "serving" / "linf" / "1" / "saved_model.pb").is_file()
+    assert (tmp_path / "tflite" / "linf_float16.tflite").stat().st_size > 10_000
+
+
 def test_gray_generator_exports(tmp_path):
     gray = build_generator(1, **TINY)
     module = export_lib.make_serving_module(gray, channels=1)

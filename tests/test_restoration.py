@@ -103,11 +103,8 @@ def test_cli_restore_errors(model_path, original, tmp_path, capsys) -> None:
     assert "slack must be between 0 and 1" in capsys.readouterr().err
     assert main([*base, "--model", str(tmp_path / "missing.tflite")]) == 2
     assert "does not exist" in capsys.readouterr().err
-    from linf_tf.evaluate_lib import DEFAULT_WEIGHTS_DIR
-
-    if not DEFAULT_WEIGHTS_DIR.exists():  # until a trained model ships in the package
-        assert main([*base, "--model", "default"]) == 2
-        assert "no model is shipped" in capsys.readouterr().err
+    assert main([*base, "--model", "default", "--force"]) == 0  # the model shipped in the package
+    assert max_error(read_image(tmp_path / "r.png").pixels, original) <= guaranteed_bound(4, 0.5)
     two_channel = np.ascontiguousarray(original[..., :2])
     with pytest.raises(ValueError, match="cannot restore a 2-channel image"):
         NetworkRestorer(model_path).restore(two_channel, 4, 0.5, 8)
