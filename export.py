@@ -20,8 +20,6 @@ from pathlib import Path
 
 from absl import app, flags
 
-import linf_tf
-
 FLAGS = flags.FLAGS
 # = export_lib.TFLITE_VARIANTS, repeated so that flag errors need no TensorFlow import.
 VARIANTS = ("float32", "float16", "dynamic_int8", "full_int8")
@@ -94,7 +92,9 @@ def _resolve_checkpoint() -> None:
     if FLAGS.weights or FLAGS.config:
         raise app.UsageError("give either --checkpoint or --weights/--config, not both")
     if FLAGS.checkpoint == "default":
-        FLAGS.checkpoint = str(Path(linf_tf.__file__).parent / "weights")
+        from linf_tf.evaluate_lib import DEFAULT_WEIGHTS_DIR  # no TensorFlow import
+
+        FLAGS.checkpoint = str(DEFAULT_WEIGHTS_DIR)
     for folder in (Path(FLAGS.checkpoint), Path(FLAGS.checkpoint) / "export"):
         weights, config = folder / "generator.weights.h5", folder / "generator.json"
         if weights.is_file() and config.is_file():

@@ -136,7 +136,8 @@ def run_restore(name: str, tau: int, model: str, output_dir: Path) -> RestoreRes
     sample = SAMPLES[name]()
     stem = output_dir / f"{name}_tau{tau}"
     stream_path = stem.with_suffix(".nlc")
-    stream_path.write_bytes(codec.encode(sample.pixels, tau, bit_depth=sample.bit_depth))
+    stream, decoded = codec.encode_with_decoded(sample.pixels, tau, bit_depth=sample.bit_depth)
+    stream_path.write_bytes(stream)
     restored_path = output_dir / f"{name}_tau{tau}_restored.png"
     print(f"\n$ linf decompress {stream_path} -o {restored_path} --restore --model {model} --force")
     status = cli.main(
@@ -144,7 +145,6 @@ def run_restore(name: str, tau: int, model: str, output_dir: Path) -> RestoreRes
     )
     if status != 0:
         raise RuntimeError(f"linf decompress --restore failed with status {status}")
-    decoded = codec.decode(stream_path.read_bytes())
     restored = read_image(restored_path).pixels
     return RestoreResult(
         tau=tau,
