@@ -50,6 +50,18 @@ flags.DEFINE_integer(
     "radius (tiles then equal whole-image inference exactly), or 16 when it cannot be computed "
     "(SavedModel, TFLite).",
 )
+flags.DEFINE_list(
+    "references",
+    list(evaluate_lib.REFERENCE_CODECS),
+    "Reference codecs to run beside ours (rate-matched JPEG 2000 and WebP, JPEG-LS at NEAR = tau); "
+    "empty to skip them, e.g. when adding a model to an earlier run with --merge.",
+)
+flags.DEFINE_multi_string(
+    "merge",
+    [],
+    "results.json of an earlier run to merge into this report: its per-image records are kept "
+    "unless this run redoes them (same set, method, tau, image). Repeatable.",
+)
 flags.DEFINE_boolean("progress", True, "Show a progress bar.")
 
 flags.register_validator("tile", lambda tile: tile >= 1, "--tile must be at least 1")
@@ -80,13 +92,18 @@ def main(argv: list[str]) -> None:
         datasets = {Path(d).name: evaluate_lib.list_images(d, FLAGS.limit) for d in FLAGS.data_dir}
         specs = evaluate_lib.parse_model_specs(",".join(FLAGS.models))
         models = {name: evaluate_lib.load_restorer(path) for name, path in specs.items()}
+        evaluate_lib.check_references(FLAGS.references)
+        earlier = [r for path in FLAGS.merge for r in evaluate_lib.read_records(path)]
     except (FileNotFoundError, ValueError) as error:
         raise app.UsageError(str(error)) from error
     if len(datasets) != len(FLAGS.data_dir):
         raise app.UsageError("two --data_dir share a directory name; set names must be unique")
     overlap = _overlap(models)
-    settings = dict(default_slack=FLAGS.default_slack, tile=FLAGS.tile, overlap=overlap)
+    settings = dict(
+        default_slack=FLAGS.default_slack, tile=FLAGS.tile, overlap=overlap, references=FLAGS.references
+    )
     records = evaluate_lib.evaluate(datasets, taus, models, slacks, progress=FLAGS.progress, **settings)
+    records = evaluate_lib.merge_records(earlier, records)
     output_dir = Path(FLAGS.output_dir)
     evaluate_lib.write_report(records, datasets, taus, models, slacks, output_dir, **settings)
     print((output_dir / "results.md").read_text())

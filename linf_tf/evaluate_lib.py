@@ -43,6 +43,8 @@ from linf_tf import codec, imageio, metrics
 log = logging.getLogger(__name__)
 
 BASELINE_METHODS = ("codec", "jpeg2000", "webp", "jpegls")
+# The reference codecs run beside ours; the codec itself always runs (the networks restore its output).
+REFERENCE_CODECS = ("jpeg2000", "webp", "jpegls")
 RATE_TOLERANCE = 0.02  # rate-matched baselines must land within 2 % of the codec's size
 DEFAULT_WEIGHTS_DIR = Path(__file__).parent / "weights"
 KERAS_WEIGHTS_SUFFIX = ".weights.h5"
@@ -520,13 +522,15 @@ def method_outputs(
     default_slack: float,
     tile: int = 256,
     overlap: int = 16,
+    references: Sequence[str] = REFERENCE_CODECS,
 ) -> dict[str, MethodOutput]:
-    """Every method's integer reconstruction of ``pixels`` at ``tau``, keyed by method name."""
+    """Every method's integer reconstruction of ``pixels`` at ``tau``, keyed by method name;
+    ``references`` picks which reference codecs run (the slow part: two rate searches)."""
     pixels = np.ascontiguousarray(pixels)  # imagecodecs rejects strided views such as image[..., :3]
     stream = codec.encode(pixels, tau, bit_depth=bit_depth)
     decoded = codec.decode(stream).reshape(pixels.shape)
     outputs = {"codec": MethodOutput(decoded, len(stream), bound=float(tau))}
-    outputs.update(_baseline_outputs(pixels, bit_depth, tau, len(stream)))
+    outputs.update(_baseline_outputs(pixels, bit_depth, tau, len(stream), references))
     for name, restorer in models.items():
         outputs.update(
             _model_outputs(
@@ -537,7 +541,11 @@ def method_outputs(
 
 
 def _baseline_outputs(
-    pixels: np.ndarray, bit_depth: int, tau: int, target_bytes: int
+    pixels: np.ndarray,
+    bit_depth: int,
+    tau: int,
+    target_bytes: int,
+    references: Sequence[str] = REFERENCE_CODECS,
 ) -> dict[str, MethodOutput]:
     """The rate-matched and JPEG-LS baselines; one that cannot code this image (WebP on 16-bit data,
     any of them on many-channel stacks) is left out with a warning rather than ending the run."""
@@ -548,6 +556,8 @@ def _baseline_outputs(
     }
     outputs: dict[str, MethodOutput] = {}
     for name, code in coders.items():
+        if name not in references:
+            continue
         try:
             output = code()
         except (RuntimeError, ValueError) as error:  # imagecodecs' errors derive from RuntimeError
@@ -654,12 +664,14 @@ def evaluate(
     tile: int = 256,
     overlap: int = 16,
     progress: bool = True,
+    references: Sequence[str] = REFERENCE_CODECS,
 ) -> list[Record]:
     """Run every method on every image of every set at every tau; one Record each.
 
     Taus too large for an image's bit depth are skipped with a warning.
     """
     check_slacks([*slacks, default_slack])
+    check_references(references)
     jobs = [(set_name, Path(path)) for set_name, paths in datasets.items() for path in paths]
     records: list[Record] = []
     bar = tqdm(total=len(jobs) * len(taus), desc="evaluate", unit="image·tau", disable=not progress)
@@ -671,7 +683,7 @@ def evaluate(
                 log.warning("skipping tau=%d for %d-bit %s", tau, data.bit_depth, path)
             else:
                 outputs = method_outputs(
-                    data.pixels, data.bit_depth, tau, models, slacks, default_slack, tile, overlap
+                    data.pixels, data.bit_depth, tau, models, slacks, default_slack, tile, overlap, references
                 )
                 records += _records_for(set_name, path.name, tau, data.pixels, data.bit_depth, outputs)
             bar.update()
@@ -683,6 +695,31 @@ def check_slacks(slacks: Iterable[float]) -> None:
     bad = [k for k in slacks if not 0.0 <= k <= 1.0]
     if bad:
         raise ValueError(f"slacks must lie in [0, 1] (the box y ± kappa*tau), got {bad}")
+
+
+def check_references(references: Iterable[str]) -> None:
+    unknown = sorted(set(references) - set(REFERENCE_CODECS))
+    if unknown:
+        raise ValueError(f"unknown reference codecs {unknown}; choose from {list(REFERENCE_CODECS)}")
+
+
+def read_records(path: str | Path) -> list[Record]:
+    """The per-image records of an earlier run's results.json (null PSNR back to inf)."""
+    path = Path(path)
+    try:
+        rows = json.loads(path.read_text())["records"]
+        records = [Record(**row) for row in rows]
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise ValueError(f"{path} is not an evaluate.py results.json: {error}") from error
+    return [r if r.psnr is not None else dataclasses.replace(r, psnr=math.inf) for r in records]
+
+
+def merge_records(earlier: Iterable[Record], current: Sequence[Record]) -> list[Record]:
+    """``current`` plus the earlier records it does not redo (same set, method, tau and image):
+    a new model can be added to an earlier run without rerunning its slow reference codecs."""
+    done = {(r.set, r.method, r.tau, r.image) for r in current}
+    kept = [r for r in earlier if (r.set, r.method, r.tau, r.image) not in done]
+    return kept + list(current)
 
 
 SUMMARY_MEASURES = ("psnr", "ssim", "linf", "bpp")
@@ -939,6 +976,7 @@ def write_report(
     default_slack: float = 0.5,
     tile: int = 256,
     overlap: int = 16,
+    references: Sequence[str] = REFERENCE_CODECS,
 ) -> dict[str, Path]:
     """Write results.json/.csv, summary.csv, results.md, the plots and one crops figure per set
     (the set's first image at the largest tau, recomputed: keeping every output in memory would not
@@ -962,7 +1000,7 @@ def write_report(
         data = imageio.read_image(image_paths[0])
         tau = max(t for t in taus if t <= max_value_for(data.bit_depth) // 2)
         outputs = method_outputs(
-            data.pixels, data.bit_depth, tau, models, slacks, default_slack, tile, overlap
+            data.pixels, data.bit_depth, tau, models, slacks, default_slack, tile, overlap, references
         )
         title = f"{set_name}/{Path(image_paths[0]).name}, τ={tau}"
         paths[f"crops_{set_name}"] = write_crops_figure(

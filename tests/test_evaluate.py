@@ -3,6 +3,7 @@ evaluate.py end to end. Tiny crops of skimage.data and tiny untrained (randomise
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import subprocess
@@ -351,6 +352,55 @@ def test_evaluate_script_end_to_end(tmp_path: Path, two_image_set, gray_model) -
     for kind in ("psnr_vs_tau", "linf_vs_tau", "psnr_vs_bpp", "tradeoff", "crops"):
         png = out / "plots" / f"{set_name}_{kind}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
+
+
+def test_evaluate_script_adds_a_model_to_an_earlier_run(
+    tmp_path: Path, two_image_set, gray_model, records
+) -> None:
+    """--references= skips the reference codecs and --merge brings in an earlier run's records."""
+    directory = two_image_set["tiny"][0].parent  # evaluate.py names the set after its directory
+    earlier = [
+        dataclasses.replace(r, set=directory.name)
+        for r in records
+        if r.method in ("jpeg2000", "webp", "jpegls", "codec")
+    ]
+    evaluate_lib.write_json(earlier, evaluate_lib.aggregate(earlier), tmp_path / "earlier.json")
+    weights = save_tiny_keras(gray_model, tmp_path)
+    out = tmp_path / "out"
+    result = run_evaluate(
+        f"--data_dir={directory}",
+        "--taus=4,10",
+        f"--models=new={weights}",
+        "--slacks=1",
+        "--references=",
+        f"--merge={tmp_path / 'earlier.json'}",
+        f"--output_dir={out}",
+        "--tile=40",
+        "--noprogress",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    merged = evaluate_lib.read_records(out / "results.json")
+    methods = {r.method for r in merged}
+    assert methods == {"codec", "jpeg2000", "webp", "jpegls", "new", "new@1"}
+    assert len(merged) == len(methods) * 2 * 2  # the codec rows were redone, not doubled
+    jpeg2000_before = {(r.image, r.tau): r.psnr for r in earlier if r.method == "jpeg2000"}
+    assert {(r.image, r.tau): r.psnr for r in merged if r.method == "jpeg2000"} == jpeg2000_before
+
+
+def test_reference_codecs_can_be_skipped(two_image_set) -> None:
+    only_codec = evaluate_lib.evaluate(two_image_set, [4], {}, progress=False, references=("jpegls",))
+    assert {r.method for r in only_codec} == {"codec", "jpegls"}
+    with pytest.raises(ValueError, match="unknown reference codecs"):
+        evaluate_lib.evaluate(two_image_set, [4], {}, progress=False, references=("jpegxl",))
+
+
+def test_read_records_round_trips_and_rejects_other_files(tmp_path: Path) -> None:
+    rows = [Record("s", "codec", 0, "a", math.inf, 1.0, 0.0, 4.0, bound=0.0)]
+    evaluate_lib.write_json(rows, evaluate_lib.aggregate(rows), tmp_path / "r.json")
+    assert evaluate_lib.read_records(tmp_path / "r.json") == rows
+    (tmp_path / "bad.json").write_text('{"summary": []}')
+    with pytest.raises(ValueError, match="not an evaluate.py results.json"):
+        evaluate_lib.read_records(tmp_path / "bad.json")
 
 
 def test_evaluate_script_rejects_an_empty_data_dir(tmp_path: Path) -> None:
