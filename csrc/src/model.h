@@ -24,14 +24,13 @@
 #define NUM_ENERGY 40               /* error-energy buckets (two per octave) */
 #define MAX_MAGNITUDE_BITS 17       /* |symbol| < 2^17 */
 #define BIAS_TEXTURE_BITS 8
-#define NUM_BIAS_CONTEXTS ((1 << BIAS_TEXTURE_BITS) * 4)
-#ifndef BIAS_COUNT_LIMIT
-#define BIAS_COUNT_LIMIT 256
-#endif
+#define NUM_BIAS_CONTEXTS ((1 << BIAS_TEXTURE_BITS) * 8)
+#define BIAS_COUNT_LIMIT 64         /* bias sums and counts halve here: fast local adaptation */
 
 /* Adaptive binary contexts for one channel's residual symbols. */
 typedef struct symbol_contexts {
     rc_bit zero[NUM_ENERGY][9];
+    rc_bit zero_texture[NUM_BIAS_CONTEXTS]; /* second estimate of the zero flag, by bias context */
     rc_bit sign[8 * 9];
     rc_bit unary[NUM_ENERGY][MAX_MAGNITUDE_BITS + 1];
     rc_bit mantissa_high[NUM_ENERGY][MAX_MAGNITUDE_BITS + 1];
@@ -63,7 +62,7 @@ typedef struct coding_params {
     int32_t step;          /* 2 * tau + 1 */
     int32_t gap_t8, gap_t32, gap_t80; /* GAP thresholds scaled to the bit depth */
     uint32_t width;
-    uint32_t energy_scale; /* 4 * 2^16 / step: energy in quarter quantiser steps, 16 fractional bits */
+    uint32_t energy_scale; /* 2 * 2^16 / step: energy in half quantiser steps, 16 fractional bits */
     uint64_t step_inverse; /* ceil(2^40 / step): quantising multiplies instead of dividing */
 } coding_params;
 
