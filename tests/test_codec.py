@@ -137,13 +137,13 @@ def _pinned_stream_cases() -> list[tuple[np.ndarray, int, int]]:
 
 
 def test_streams_are_pinned_byte_for_byte() -> None:
-    """The exact bytes of format 2 (format 1 plus the NW and W predictors, a wider blend window,
-    eight bias energy levels and a two-context zero flag). Any change to them changes every
+    """The exact bytes of format 2 (format 1 plus the NW and adaptive linear predictors, a wider
+    blend window, eight bias energy levels and a two-context zero flag). Any change to them changes every
     stream: it must come with a new format version, never by accident."""
     digest = hashlib.sha256()
     for image, tau, depth in _pinned_stream_cases():
         digest.update(codec.encode(image, tau, bit_depth=depth))
-    assert digest.hexdigest() == "5a79bf261d03a185ff46f4756121f9f118d41b08e058caa1fab596fb5a1f2141"
+    assert digest.hexdigest() == "cec4a04bbef43e087194f9d60a5bd7156f006f134fa7b55f6a3f2f0c128070cf"
 
 
 def test_encoder_reconstruction_of_raw_fallback_is_the_input() -> None:

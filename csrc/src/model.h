@@ -20,6 +20,7 @@
 
 #define PRED_FRAC_BITS 3            /* predictions carry 3 fractional bits */
 #define MAX_PREDICTORS 8
+#define LMS_INPUTS 8                /* inputs of the first channel's adaptive linear predictor */
 #define ROW_PAD 2                   /* samples of padding left and right of every row */
 #define NUM_ENERGY 40               /* error-energy buckets (two per octave) */
 #define MAX_MAGNITUDE_BITS 17       /* |symbol| < 2^17 */
@@ -52,6 +53,7 @@ typedef struct channel_model {
     int num_predictors;
     int32_t bias_sum[NUM_BIAS_CONTEXTS];
     int32_t bias_count[NUM_BIAS_CONTEXTS];
+    int32_t lms_weight[LMS_INPUTS];      /* first channel: NLMS weights, 16 fractional bits */
     symbol_contexts ctx;
 } channel_model;
 
