@@ -186,7 +186,8 @@ FORCE_INLINE void lms_update(int32_t *weight, const int32_t *u, int32_t error8)
     const int shift = log2_floor64((uint64_t)norm); /* >= 6 */
     const int32_t e = clamp32(error8, -(1 << 18), 1 << 18);
     const int32_t mask = -(int32_t)(e < 0);
-    const int32_t magnitude = (int32_t)(((uint32_t)iabs(e) << 8) >> (shift - 6)); /* |e| 2^14 / 2^shift */
+    /* |e| 2^14 / 2^shift, shifted in 64 bits: shift reaches 45 at 16 bits. */
+    const int32_t magnitude = (int32_t)(((uint64_t)iabs(e) << 8) >> (shift - 6));
     const int32_t gain = (magnitude ^ mask) - mask;
     uint32_t outside = 0;
     for (int i = 0; i < LMS_INPUTS; i++) {
