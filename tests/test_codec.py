@@ -137,13 +137,13 @@ def _pinned_stream_cases() -> list[tuple[np.ndarray, int, int]]:
 
 
 def test_streams_are_pinned_byte_for_byte() -> None:
-    """The exact bytes of format 1, as written before the speed work on the C core (shifts and
-    selects instead of branches, multiplies instead of divisions). Any change to them changes
-    every stream: it must come with a new format version, never by accident."""
+    """The exact bytes of format 2 (format 1 plus the NW and adaptive linear predictors, a wider
+    blend window, eight bias energy levels and a two-context zero flag). Any change to them changes every
+    stream: it must come with a new format version, never by accident."""
     digest = hashlib.sha256()
     for image, tau, depth in _pinned_stream_cases():
         digest.update(codec.encode(image, tau, bit_depth=depth))
-    assert digest.hexdigest() == "38b6759600af5d7162a649d7fbd89bbe5323d359984f4d784d4eac5652a6743d"
+    assert digest.hexdigest() == "17d966d041faf2a6fd689f125868a63ab64b91c6814f4ca892324ec620bcb2be"
 
 
 def test_encoder_reconstruction_of_raw_fallback_is_the_input() -> None:
@@ -254,7 +254,7 @@ def test_random_bit_flips_never_crash(small_stream: bytes) -> None:
 
 
 def forge_header(width: int, height: int, channels: int, payload: bytes, *, bit_depth: int = 8,
-                 tau: int = 0, version: int = 1, mode: int = 0) -> bytes:
+                 tau: int = 0, version: int = codec.FORMAT_VERSION, mode: int = 0) -> bytes:
     """A stream whose header checksums are valid, so only the semantic checks can reject it."""
     head = b"LINF" + struct.pack("<BBBBIIHHQI", version, mode, bit_depth, 0, width, height, channels, tau,
                                  len(payload), zlib.crc32(payload))
@@ -284,6 +284,14 @@ def test_forged_headers_are_rejected_before_allocation(fields: dict, code: int) 
     with pytest.raises(CodecError) as excinfo:
         codec.decode(forge_header(payload=bytes(64), **fields))
     assert excinfo.value.code == code
+
+
+def test_format_1_streams_are_refused_with_a_clear_error() -> None:
+    """Format 2 changed the model, so a format-1 payload would decode to garbage: refuse it."""
+    assert codec.FORMAT_VERSION == 2
+    with pytest.raises(CodecError, match="format version") as excinfo:
+        codec.decode(forge_header(4, 4, 1, bytes(16), version=1))
+    assert excinfo.value.code == 3
 
 
 def test_forged_raw_samples_above_the_bit_depth_are_rejected() -> None:

@@ -58,7 +58,7 @@ typedef struct linf_header {
     size_t header_bytes;
 } linf_header;
 
-#define LINF_FORMAT_VERSION 1u
+#define LINF_FORMAT_VERSION 2u
 #define LINF_HEADER_BYTES 36u
 #define LINF_MAX_CHANNELS 256u
 #define LINF_MAX_DIMENSION (1u << 20)          /* per side */

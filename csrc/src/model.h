@@ -20,18 +20,18 @@
 
 #define PRED_FRAC_BITS 3            /* predictions carry 3 fractional bits */
 #define MAX_PREDICTORS 8
+#define LMS_INPUTS 8                /* inputs of the first channel's adaptive linear predictor */
 #define ROW_PAD 2                   /* samples of padding left and right of every row */
 #define NUM_ENERGY 40               /* error-energy buckets (two per octave) */
 #define MAX_MAGNITUDE_BITS 17       /* |symbol| < 2^17 */
 #define BIAS_TEXTURE_BITS 8
-#define NUM_BIAS_CONTEXTS ((1 << BIAS_TEXTURE_BITS) * 4)
-#ifndef BIAS_COUNT_LIMIT
-#define BIAS_COUNT_LIMIT 256
-#endif
+#define NUM_BIAS_CONTEXTS ((1 << BIAS_TEXTURE_BITS) * 8)
+#define BIAS_COUNT_LIMIT 64         /* bias sums and counts halve here: fast local adaptation */
 
 /* Adaptive binary contexts for one channel's residual symbols. */
 typedef struct symbol_contexts {
     rc_bit zero[NUM_ENERGY][9];
+    rc_bit zero_texture[NUM_BIAS_CONTEXTS]; /* second estimate of the zero flag, by bias context */
     rc_bit sign[8 * 9];
     rc_bit unary[NUM_ENERGY][MAX_MAGNITUDE_BITS + 1];
     rc_bit mantissa_high[NUM_ENERGY][MAX_MAGNITUDE_BITS + 1];
@@ -53,6 +53,7 @@ typedef struct channel_model {
     int num_predictors;
     int32_t bias_sum[NUM_BIAS_CONTEXTS];
     int32_t bias_count[NUM_BIAS_CONTEXTS];
+    int32_t lms_weight[LMS_INPUTS];      /* first channel: NLMS weights, 16 fractional bits */
     symbol_contexts ctx;
 } channel_model;
 
@@ -63,7 +64,7 @@ typedef struct coding_params {
     int32_t step;          /* 2 * tau + 1 */
     int32_t gap_t8, gap_t32, gap_t80; /* GAP thresholds scaled to the bit depth */
     uint32_t width;
-    uint32_t energy_scale; /* 4 * 2^16 / step: energy in quarter quantiser steps, 16 fractional bits */
+    uint32_t energy_scale; /* 2 * 2^16 / step: energy in half quantiser steps, 16 fractional bits */
     uint64_t step_inverse; /* ceil(2^40 / step): quantising multiplies instead of dividing */
 } coding_params;
 

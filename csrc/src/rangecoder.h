@@ -137,6 +137,25 @@ static inline void rc_encode_bit(rc_encoder *e, rc_bit *b, int bit)
     }
 }
 
+/* A bit whose probability is the mean of two contexts' estimates (one more add and shift than
+ * rc_encode_bit); both contexts adapt to it. */
+static inline void rc_encode_bit2(rc_encoder *e, rc_bit *a, rc_bit *b, int bit)
+{
+    const uint32_t bound = (e->range >> RC_PROB_BITS) * (((uint32_t)a->p0 + b->p0) >> 1);
+    if (!bit) {
+        e->range = bound;
+    } else {
+        e->low += bound;
+        e->range -= bound;
+    }
+    rc_bit_update(a, bit);
+    rc_bit_update(b, bit);
+    while (e->range < RC_TOP) {
+        e->range <<= 8;
+        rc_shift_low(e);
+    }
+}
+
 /* An equiprobable bit with no context (mantissa tails). */
 static inline void rc_encode_direct(rc_encoder *e, int bit)
 {
@@ -194,6 +213,27 @@ static inline int rc_decode_bit(rc_decoder *d, rc_bit *b)
         d->range -= bound;
         bit = 1;
     }
+    rc_bit_update(b, bit);
+    while (d->range < RC_TOP) {
+        d->range <<= 8;
+        d->code = (d->code << 8) | rc_get_byte(d);
+    }
+    return bit;
+}
+
+static inline int rc_decode_bit2(rc_decoder *d, rc_bit *a, rc_bit *b)
+{
+    const uint32_t bound = (d->range >> RC_PROB_BITS) * (((uint32_t)a->p0 + b->p0) >> 1);
+    int bit;
+    if (d->code < bound) {
+        d->range = bound;
+        bit = 0;
+    } else {
+        d->code -= bound;
+        d->range -= bound;
+        bit = 1;
+    }
+    rc_bit_update(a, bit);
     rc_bit_update(b, bit);
     while (d->range < RC_TOP) {
         d->range <<= 8;
