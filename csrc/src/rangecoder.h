@@ -121,39 +121,35 @@ static inline void rc_shift_low(rc_encoder *e)
     e->low = (e->low & 0x00FFFFFFu) << 8;
 }
 
-static inline void rc_encode_bit(rc_encoder *e, rc_bit *b, int bit)
+/* Codes `bit` with P(0) = p0 / 2^RC_PROB_BITS; the callers adapt their contexts. */
+static inline void rc_encode_with_p0(rc_encoder *e, uint32_t p0, int bit)
 {
-    const uint32_t bound = (e->range >> RC_PROB_BITS) * b->p0;
+    const uint32_t bound = (e->range >> RC_PROB_BITS) * p0;
     if (!bit) {
         e->range = bound;
     } else {
         e->low += bound;
         e->range -= bound;
     }
-    rc_bit_update(b, bit);
     while (e->range < RC_TOP) {
         e->range <<= 8;
         rc_shift_low(e);
     }
 }
 
+static inline void rc_encode_bit(rc_encoder *e, rc_bit *b, int bit)
+{
+    rc_encode_with_p0(e, b->p0, bit);
+    rc_bit_update(b, bit);
+}
+
 /* A bit whose probability is the mean of two contexts' estimates (one more add and shift than
  * rc_encode_bit); both contexts adapt to it. */
 static inline void rc_encode_bit2(rc_encoder *e, rc_bit *a, rc_bit *b, int bit)
 {
-    const uint32_t bound = (e->range >> RC_PROB_BITS) * (((uint32_t)a->p0 + b->p0) >> 1);
-    if (!bit) {
-        e->range = bound;
-    } else {
-        e->low += bound;
-        e->range -= bound;
-    }
+    rc_encode_with_p0(e, ((uint32_t)a->p0 + b->p0) >> 1, bit);
     rc_bit_update(a, bit);
     rc_bit_update(b, bit);
-    while (e->range < RC_TOP) {
-        e->range <<= 8;
-        rc_shift_low(e);
-    }
 }
 
 /* An equiprobable bit with no context (mantissa tails). */
@@ -201,9 +197,9 @@ static inline void rc_dec_init(rc_decoder *d, const uint8_t *in, size_t size)
         d->code = (d->code << 8) | rc_get_byte(d);
 }
 
-static inline int rc_decode_bit(rc_decoder *d, rc_bit *b)
+static inline int rc_decode_with_p0(rc_decoder *d, uint32_t p0)
 {
-    const uint32_t bound = (d->range >> RC_PROB_BITS) * b->p0;
+    const uint32_t bound = (d->range >> RC_PROB_BITS) * p0;
     int bit;
     if (d->code < bound) {
         d->range = bound;
@@ -213,7 +209,6 @@ static inline int rc_decode_bit(rc_decoder *d, rc_bit *b)
         d->range -= bound;
         bit = 1;
     }
-    rc_bit_update(b, bit);
     while (d->range < RC_TOP) {
         d->range <<= 8;
         d->code = (d->code << 8) | rc_get_byte(d);
@@ -221,24 +216,18 @@ static inline int rc_decode_bit(rc_decoder *d, rc_bit *b)
     return bit;
 }
 
+static inline int rc_decode_bit(rc_decoder *d, rc_bit *b)
+{
+    const int bit = rc_decode_with_p0(d, b->p0);
+    rc_bit_update(b, bit);
+    return bit;
+}
+
 static inline int rc_decode_bit2(rc_decoder *d, rc_bit *a, rc_bit *b)
 {
-    const uint32_t bound = (d->range >> RC_PROB_BITS) * (((uint32_t)a->p0 + b->p0) >> 1);
-    int bit;
-    if (d->code < bound) {
-        d->range = bound;
-        bit = 0;
-    } else {
-        d->code -= bound;
-        d->range -= bound;
-        bit = 1;
-    }
+    const int bit = rc_decode_with_p0(d, ((uint32_t)a->p0 + b->p0) >> 1);
     rc_bit_update(a, bit);
     rc_bit_update(b, bit);
-    while (d->range < RC_TOP) {
-        d->range <<= 8;
-        d->code = (d->code << 8) | rc_get_byte(d);
-    }
     return bit;
 }
 
