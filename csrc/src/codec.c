@@ -14,6 +14,19 @@
 #define FORCE_INLINE static inline
 #endif
 
+/* GCC/Clang vector extensions: portable SIMD (SSE2 on x86-64, NEON on arm64) for the blend's
+ * lanes, where the auto-vectoriser is not reliable once code_sample is inlined into a row loop.
+ * Other compilers take the scalar code, which computes the same values. */
+#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 9)
+#define LINF_VECTOR 1
+typedef int32_t v4i32 __attribute__((vector_size(16)));
+typedef uint32_t v4u32 __attribute__((vector_size(16)));
+typedef float v4f32 __attribute__((vector_size(16)));
+typedef double v4f64 __attribute__((vector_size(32))); /* two registers without AVX: never passed by value */
+#else
+#define LINF_VECTOR 0
+#endif
+
 #define FIRST_CHANNEL_PREDICTORS 8 /* 4 spatial + 2 self-correcting + NW + adaptive linear */
 #define SPATIAL_PREDICTORS 4
 #define INTER_PREDICTORS (SPATIAL_PREDICTORS + 3)
@@ -56,40 +69,44 @@ FORCE_INLINE int log2_floor64(uint64_t v)
 #endif
 }
 
-/* 2^24 / e for e in 0..255 (entry 0 unused), so blending weights need no division. */
-static const uint32_t RECIPROCAL_24[256] = {
-16777216, 16777216, 8388608, 5592405, 4194304, 3355443, 2796202, 2396745, 2097152, 1864135, 1677721,
-1525201, 1398101, 1290555, 1198372, 1118481, 1048576, 986895, 932067, 883011, 838860, 798915,
-762600, 729444, 699050, 671088, 645277, 621378, 599186, 578524, 559240, 541200, 524288, 508400,
-493447, 479349, 466033, 453438, 441505, 430185, 419430, 409200, 399457, 390167, 381300, 372827,
-364722, 356962, 349525, 342392, 335544, 328965, 322638, 316551, 310689, 305040, 299593, 294337,
-289262, 284359, 279620, 275036, 270600, 266305, 262144, 258111, 254200, 250406, 246723, 243148,
-239674, 236298, 233016, 229824, 226719, 223696, 220752, 217885, 215092, 212369, 209715, 207126,
-204600, 202135, 199728, 197379, 195083, 192841, 190650, 188508, 186413, 184365, 182361, 180400,
-178481, 176602, 174762, 172960, 171196, 169466, 167772, 166111, 164482, 162885, 161319, 159783,
-158275, 156796, 155344, 153919, 152520, 151146, 149796, 148470, 147168, 145888, 144631, 143395,
-142179, 140985, 139810, 138654, 137518, 136400, 135300, 134217, 133152, 132104, 131072, 130055,
-129055, 128070, 127100, 126144, 125203, 124275, 123361, 122461, 121574, 120699, 119837, 118987,
-118149, 117323, 116508, 115704, 114912, 114130, 113359, 112598, 111848, 111107, 110376, 109655,
-108942, 108240, 107546, 106861, 106184, 105517, 104857, 104206, 103563, 102927, 102300, 101680,
-101067, 100462, 99864, 99273, 98689, 98112, 97541, 96978, 96420, 95869, 95325, 94786, 94254, 93727,
-93206, 92691, 92182, 91678, 91180, 90687, 90200, 89717, 89240, 88768, 88301, 87838, 87381, 86928,
-86480, 86037, 85598, 85163, 84733, 84307, 83886, 83468, 83055, 82646, 82241, 81840, 81442, 81049,
-80659, 80273, 79891, 79512, 79137, 78766, 78398, 78033, 77672, 77314, 76959, 76608, 76260, 75915,
-75573, 75234, 74898, 74565, 74235, 73908, 73584, 73262, 72944, 72628, 72315, 72005, 71697, 71392,
-71089, 70789, 70492, 70197, 69905, 69615, 69327, 69042, 68759, 68478, 68200, 67923, 67650, 67378,
-67108, 66841, 66576, 66313, 66052, 65793};
+#define BLEND_ERROR_FLOOR 8u /* added to every predictor's error sum: softens the weights */
 
-/* About 2^24 / e (e >= 1): exact below 256; above, e is cut to its top 8 bits and the result
- * scaled back, which keeps every weight within 1%. Branch-free (shift is 0 below 256): e hovers
- * around 256 in ordinary images, so a branch here is mispredicted about half the time. */
-FORCE_INLINE uint32_t reciprocal(uint32_t e)
+/* The blend weight of a predictor whose local error sum is e (8 <= e < 2^24): 2^24 / e with e cut
+ * to its top 8 significant bits (exact below 256, within 1 % above), rounded down. Format 1 and 2
+ * computed it as RECIPROCAL_24[e >> s] >> s from a table of floor(2^24 / m), m < 256; nested
+ * floors of positive integers collapse, so that is floor(2^24 / ((e >> s) << s)), which this
+ * computes in floating point, lane-parallel (no table look-up, no variable shift):
+ * - e as a float is exact (e < 2^24); clearing the 16 low bits of its 23-bit mantissa keeps the
+ *   top 8 significant bits, which is (e >> s) << s;
+ * - the quotient q = 2^24 / t is below 2^21, so its double rounding error is below 2^-32, while a
+ *   non-integer q = 2^(24-s) / m lies at least 1/m >= 2^-8 below the next integer: truncating
+ *   the rounded quotient gives floor(q) exactly (checked for every e in 2 .. 2^24 - 1).
+ * The result is an exact integer below 2^22, returned as a double for the blend's sums. */
+FORCE_INLINE double blend_weight(uint32_t e)
 {
-    /* max(bit length of e - 8, 0), without a compare: e | 255 is as long as e when e >= 256,
-     * and 8 bits long below. */
-    const int shift = log2_floor(e | 255u) - 7;
-    return RECIPROCAL_24[e >> shift] >> shift;
+    float f = (float)(int32_t)e;
+    uint32_t bits;
+    memcpy(&bits, &f, sizeof bits);
+    bits &= 0xFFFF0000u;
+    memcpy(&f, &bits, sizeof f);
+    return (double)(int32_t)(16777216.0 / (double)f);
 }
+
+#if LINF_VECTOR
+/* blend_weight of four lanes, e = BLEND_ERROR_FLOOR + 2 west + west2 + up; out by pointer (a
+ * 32-byte vector passed by value would change the ABI without AVX). */
+FORCE_INLINE void blend_weights4(const uint32_t *west, const uint32_t *west2, const uint32_t *up, v4f64 *out)
+{
+    v4u32 a, b, c;
+    memcpy(&a, west, sizeof a);
+    memcpy(&b, west2, sizeof b);
+    memcpy(&c, up, sizeof c);
+    const v4u32 e = BLEND_ERROR_FLOOR + 2u * a + b + c;
+    const v4f32 top8 = (v4f32)((v4u32)__builtin_convertvector((v4i32)e, v4f32) & 0xFFFF0000u);
+    const v4f64 q = 16777216.0 / __builtin_convertvector(top8, v4f64);
+    *out = __builtin_convertvector(__builtin_convertvector(q, v4i32), v4f64);
+}
+#endif
 
 /* ---------------------------------------------------------------- prediction */
 
@@ -212,7 +229,6 @@ FORCE_INLINE void inter_candidates(const channel_rows *ref, const neighbours *nb
     pred[SPATIAL_PREDICTORS + 2] = 8 * (rc + dw);
 }
 
-#define BLEND_ERROR_FLOOR 8u /* added to every predictor's error sum: softens the weights */
 
 /* Blend candidates with weights inversely proportional to their error around the pixel:
  * 2 e(W) + e(WW) + e(NW) + e(N) + e(NE) + e(NEE) (the row above is summarised in end_row). */
@@ -220,17 +236,33 @@ FORCE_INLINE int32_t blend(const channel_rows *r, const int count, int32_t x, co
 {
     const uint32_t *west = r->pred_err + (ptrdiff_t)(x - 1) * MAX_PREDICTORS;
     const uint32_t *up = r->up_err_sum + (ptrdiff_t)x * MAX_PREDICTORS;
-    int64_t weighted = 0;
-    uint64_t total = 0;
-    for (int k = 0; k < count; k++) {
-        const uint32_t w = reciprocal(BLEND_ERROR_FLOOR + 2u * west[k] + west[k - MAX_PREDICTORS] + up[k]);
-        weighted += (int64_t)w * pred[k];
-        total += w;
+    /* All MAX_PREDICTORS lanes at once (unused lanes weigh 0); every product and sum is an
+     * integer below 2^53, hence exact in doubles and independent of the summation order (the
+     * same values as int64 sums). */
+#if LINF_VECTOR
+    v4f64 weight[2], term[2];
+    for (int h = 0; h < 2; h++) {
+        blend_weights4(west + 4 * h, west + 4 * h - MAX_PREDICTORS, up + 4 * h, &weight[h]);
+        v4i32 p;
+        memcpy(&p, pred + 4 * h, sizeof p);
+        term[h] = weight[h] * __builtin_convertvector(p, v4f64);
     }
+    if (count < MAX_PREDICTORS) weight[1][3] = 0.0; /* the unused lane's pred is 0, so its term is */
+    const v4f64 wsum = weight[0] + weight[1], tsum = term[0] + term[1];
+    const double total = (wsum[0] + wsum[1]) + (wsum[2] + wsum[3]);
+    const double weighted = (tsum[0] + tsum[1]) + (tsum[2] + tsum[3]);
+#else
+    double total = 0.0, weighted = 0.0;
+    for (int k = 0; k < count; k++) {
+        const double w = blend_weight(BLEND_ERROR_FLOOR + 2u * west[k] + west[k - MAX_PREDICTORS] + up[k]);
+        total += w;
+        weighted += w * (double)pred[k];
+    }
+#endif
     /* Both sums are exact integers below 2^53 (total <= 8 * 2^24), and IEEE-754 division is
      * correctly rounded, so both quotients below are the same on every platform (built with
      * -ffp-contract=off). */
-    const double sum = (double)total;
+    const double sum = total;
     /* Harmonic mean of the predictors' local errors: how far off the blend is likely to be.
      * floor(count 2^24 / total), by a double division instead of an integer one (it sits on the
      * decoder's critical path, and divsd has the lower latency): the quotient is below 2^20, so
@@ -239,7 +271,7 @@ FORCE_INLINE int32_t blend(const channel_rows *r, const int count, int32_t x, co
     *spread = (uint32_t)((double)((uint32_t)count << 24) / sum);
     /* The blend, rounded half up: floor(y) as truncation corrected for negative y (|y| < 2^22),
      * which is the same value without the generic floor's range checks. */
-    const double y = (double)weighted / sum + 0.5;
+    const double y = weighted / sum + 0.5;
     const int32_t t = (int32_t)y;
     return t - ((double)t > y);
 }
