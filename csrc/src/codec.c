@@ -173,8 +173,29 @@ FORCE_INLINE void intra_candidates(const neighbours *nb, const coding_params *cp
  * bits at tau = 0-4 on the luma set, in place of a plain W predictor (12 inputs gained another
  * 0.08 % for 50 % more work). Weights have 16 fractional bits and are kept within +-2^22 (+-64). */
 #define LMS_WEIGHT_LIMIT (INT32_C(1) << 22)
+/* Sum of a[i] b[i] over the LMS_INPUTS lanes, in doubles: exact for the callers' magnitudes
+ * (every product and partial sum an integer below 2^53), so any summation order gives the same
+ * value as an int64 sum. Four lanes at a time with vector extensions. */
+FORCE_INLINE double lms_dot(const int32_t *a, const int32_t *b)
+{
+#if LINF_VECTOR
+    v4i32 a0, a1, b0, b1;
+    memcpy(&a0, a, sizeof a0);
+    memcpy(&a1, a + 4, sizeof a1);
+    memcpy(&b0, b, sizeof b0);
+    memcpy(&b1, b + 4, sizeof b1);
+    const v4f64 s = __builtin_convertvector(a0, v4f64) * __builtin_convertvector(b0, v4f64) +
+                    __builtin_convertvector(a1, v4f64) * __builtin_convertvector(b1, v4f64);
+    return (s[0] + s[1]) + (s[2] + s[3]);
+#else
+    double s = 0.0;
+    for (int i = 0; i < LMS_INPUTS; i++) s += (double)a[i] * (double)b[i];
+    return s;
+#endif
+}
+
 FORCE_INLINE int32_t lms_predict(const int32_t *weight, const channel_rows *r, const neighbours *nb, int32_t x,
-                                 int32_t base, int32_t max8, int32_t *u)
+                                 int32_t base, int32_t max8, int32_t *u, int *norm_log2)
 {
     u[0] = 8 * nb->n - base;
     u[1] = 8 * nb->w - base;
@@ -184,23 +205,27 @@ FORCE_INLINE int32_t lms_predict(const int32_t *weight, const channel_rows *r, c
     u[5] = 8 * nb->ww - base;
     u[6] = 8 * r->rec[1][x + 2] - base;
     u[7] = 8 * r->err[1][x];
-    /* |weight| <= 2^22 and |u| < 2^21: the sum stays below 2^46. */
-    int64_t dot = 0;
-    for (int i = 0; i < LMS_INPUTS; i++) dot += (int64_t)weight[i] * u[i];
-    const int64_t p = base + dot / 65536; /* division, not a shift: defined for negative dots */
+    /* |weight| <= 2^22 and |u| < 2^21: every product and the sum stay below 2^46, exact in
+     * doubles whatever the order; dot / 2^16 is then exact too, and the conversion truncates
+     * toward zero like the integer division. */
+    const double dot = lms_dot(weight, u);
+    const int64_t p = base + (int64_t)(dot / 65536.0);
+    /* The update's normaliser, here because it depends only on u: 64 + |u|^2 < 2^45 is exact
+     * in a double, whose exponent is its floor(log2). */
+    const double norm = 64.0 + lms_dot(u, u);
+    uint64_t norm_bits;
+    memcpy(&norm_bits, &norm, sizeof norm_bits);
+    *norm_log2 = (int)(norm_bits >> 52) - 1023; /* >= 6 */
     return p < 0 ? 0 : (p > max8 ? max8 : (int32_t)p);
 }
 
-/* w += u e / 2^(2 + floor(log2(64 + |u|^2))): the NLMS step 1/4, with a power-of-two normaliser.
+/* w += u e / 2^(2 + shift), shift = floor(log2(64 + |u|^2)) from lms_predict: the NLMS step 1/4, with a power-of-two normaliser.
  * Overflow-free in 32 bits: with |e| clamped to 2^18, |gain| <= 2^18 2^14 / 2^shift, and since
  * 2^shift > (64 + u_i^2) / 2, |gain u_i| <= 2^33 |u_i| / (64 + u_i^2) <= 2^29; the weights were
  * within 2^22, so the sums fit too. A weight that leaves +-2^22 (rare) brings
  * the clamp, one test per sample instead of two selects per weight. */
-FORCE_INLINE void lms_update(int32_t *weight, const int32_t *u, int32_t error8)
+FORCE_INLINE void lms_update(int32_t *weight, const int32_t *u, int shift, int32_t error8)
 {
-    int64_t norm = 64;
-    for (int i = 0; i < LMS_INPUTS; i++) norm += (int64_t)u[i] * u[i];
-    const int shift = log2_floor64((uint64_t)norm); /* >= 6 */
     const int32_t e = clamp32(error8, -(1 << 18), 1 << 18);
     const int32_t mask = -(int32_t)(e < 0);
     /* |e| 2^14 / 2^shift, shifted in 64 bits: shift reaches 45 at 16 bits. */
@@ -379,6 +404,17 @@ typedef struct coder {
     rc_decoder dec;
 } coder;
 
+/* What the encoder's model pass hands its coding pass for one sample: the symbol and its
+ * contexts. The model never depends on the coder's state, so the encoder models a run of samples
+ * first and codes them after, in two tight loops instead of one that spills registers. */
+typedef struct coded_symbol {
+    int32_t symbol;
+    uint16_t bias_ctx;
+    uint8_t bucket, zctx, sctx, channel;
+} coded_symbol;
+
+#define ENCODE_CHUNK 256 /* samples modelled before they are coded (3 KB of stack); >= LINF_MAX_CHANNELS */
+
 /* Quantise the residual exactly as paper Eq. 3: step 2*tau + 1, rounding half away from zero. */
 FORCE_INLINE int32_t quantise(int32_t e, const coding_params *cp)
 {
@@ -413,7 +449,7 @@ FORCE_INLINE uint32_t saturate16(int32_t v) { return (uint32_t)(v > 0xFFFF ? 0xF
 /* Codes one sample of channel model m (ref: the reference channel or NULL) and returns its
  * reconstruction. Encoder and decoder share this function, so they cannot drift apart. */
 FORCE_INLINE int32_t code_sample(coder *cd, channel_model *m, const channel_model *ref, int32_t x,
-                                 int32_t original, const int decoding, const int num_predictors)
+                                 int32_t original, coded_symbol *out, const int decoding, const int num_predictors)
 {
     const coding_params *cp = &cd->params;
     channel_rows *r = &m->rows;
@@ -422,8 +458,9 @@ FORCE_INLINE int32_t code_sample(coder *cd, channel_model *m, const channel_mode
     int32_t gradient;
     intra_candidates(&nb, cp, r, x, pred, &gradient, ref == NULL);
     int32_t lms_input[LMS_INPUTS];
+    int lms_shift = 0;
     if (ref) inter_candidates(&ref->rows, &nb, x, pred);
-    else pred[7] = lms_predict(m->lms_weight, r, &nb, x, pred[0], 8 * cp->max_value, lms_input);
+    else pred[7] = lms_predict(m->lms_weight, r, &nb, x, pred[0], 8 * cp->max_value, lms_input, &lms_shift);
     uint32_t spread;
     const int32_t blended = blend(r, num_predictors, x, pred, &spread);
 
@@ -449,7 +486,11 @@ FORCE_INLINE int32_t code_sample(coder *cd, channel_model *m, const channel_mode
     } else {
         const int32_t q = quantise(original - prediction, cp);
         symbol = flip ? -q : q;
-        encode_symbol(&cd->enc, &m->ctx, symbol, bucket, zctx, sctx, bias_ctx);
+        out->symbol = symbol;
+        out->bias_ctx = (uint16_t)bias_ctx;
+        out->bucket = (uint8_t)bucket;
+        out->zctx = (uint8_t)zctx;
+        out->sctx = (uint8_t)sctx;
     }
     const int32_t q = flip ? -symbol : symbol;
     const int64_t unclamped = (int64_t)prediction + (int64_t)q * cp->step;
@@ -463,7 +504,7 @@ FORCE_INLINE int32_t code_sample(coder *cd, channel_model *m, const channel_mode
      * the compiler turns into a few vector instructions instead of a scalar loop. */
     uint32_t *errors = r->pred_err + (ptrdiff_t)x * MAX_PREDICTORS;
     for (int k = 0; k < MAX_PREDICTORS; k++) errors[k] = saturate16(iabs(8 * rec - pred[k]));
-    if (!ref) lms_update(m->lms_weight, lms_input, 8 * rec - pred[7]);
+    if (!ref) lms_update(m->lms_weight, lms_input, lms_shift, 8 * rec - pred[7]);
     m->bias_sum[bias_ctx] += 8 * rec - blended;
     if (++m->bias_count[bias_ctx] >= BIAS_COUNT_LIMIT) {
         m->bias_sum[bias_ctx] /= 2;
@@ -475,14 +516,15 @@ FORCE_INLINE int32_t code_sample(coder *cd, channel_model *m, const channel_mode
 /* One out-of-line function per (direction, channel kind): each gets its own register allocation,
  * which costs a call per sample but avoids the spills of one giant inlined loop. */
 #define NOINLINE static __attribute__((noinline))
-NOINLINE int32_t encode_intra(coder *cd, channel_model *m, int32_t x, int32_t original)
-{ return code_sample(cd, m, NULL, x, original, 0, FIRST_CHANNEL_PREDICTORS); }
-NOINLINE int32_t encode_inter(coder *cd, channel_model *m, const channel_model *ref, int32_t x, int32_t original)
-{ return code_sample(cd, m, ref, x, original, 0, INTER_PREDICTORS); }
+NOINLINE int32_t encode_intra(coder *cd, channel_model *m, int32_t x, int32_t original, coded_symbol *out)
+{ return code_sample(cd, m, NULL, x, original, out, 0, FIRST_CHANNEL_PREDICTORS); }
+NOINLINE int32_t encode_inter(coder *cd, channel_model *m, const channel_model *ref, int32_t x, int32_t original,
+                              coded_symbol *out)
+{ return code_sample(cd, m, ref, x, original, out, 0, INTER_PREDICTORS); }
 NOINLINE int32_t decode_intra(coder *cd, channel_model *m, int32_t x)
-{ return code_sample(cd, m, NULL, x, 0, 1, FIRST_CHANNEL_PREDICTORS); }
+{ return code_sample(cd, m, NULL, x, 0, NULL, 1, FIRST_CHANNEL_PREDICTORS); }
 NOINLINE int32_t decode_inter(coder *cd, channel_model *m, const channel_model *ref, int32_t x)
-{ return code_sample(cd, m, ref, x, 0, 1, INTER_PREDICTORS); }
+{ return code_sample(cd, m, ref, x, 0, NULL, 1, INTER_PREDICTORS); }
 
 /* ---------------------------------------------------------------- rows and memory */
 
@@ -639,7 +681,8 @@ FORCE_INLINE void store_sample(void *pixels, size_t i, int wide, int32_t v)
     else ((uint8_t *)pixels)[i] = (uint8_t)v;
 }
 
-/* One function per row and (direction, single channel or not). Their loops keep the row's
+/* One function per row and (direction, single channel or not). The encoder models up to
+ * ENCODE_CHUNK samples, then codes them (encode_symbols). Their loops keep the row's
  * invariants in registers and skip the generic loop's per-sample tests: measured 22 fewer
  * instructions per sample for gray encoding. Decoding a single channel also inlines the
  * per-sample decoder into its loop (17 fewer); the same measured worse for the encoder and for
@@ -649,7 +692,7 @@ NOINLINE void decode_gray_row(coder *cd, void *pixels, size_t i, int wide)
     channel_model *m = &cd->models[0];
     const int32_t width = (int32_t)cd->params.width;
     for (int32_t x = 0; x < width; x++, i++)
-        store_sample(pixels, i, wide, code_sample(cd, m, NULL, x, 0, 1, FIRST_CHANNEL_PREDICTORS));
+        store_sample(pixels, i, wide, code_sample(cd, m, NULL, x, 0, NULL, 1, FIRST_CHANNEL_PREDICTORS));
 }
 
 NOINLINE void decode_colour_row(coder *cd, void *pixels, size_t i, int wide, uint32_t channels)
@@ -663,13 +706,30 @@ NOINLINE void decode_colour_row(coder *cd, void *pixels, size_t i, int wide, uin
     }
 }
 
+/* The encoder's coding pass over a run of modelled samples. */
+NOINLINE void encode_symbols(coder *cd, const coded_symbol *symbols, size_t count)
+{
+    channel_model *models = cd->models;
+    for (size_t j = 0; j < count; j++) {
+        const coded_symbol *s = &symbols[j];
+        encode_symbol(&cd->enc, &models[s->channel].ctx, s->symbol, s->bucket, s->zctx, s->sctx, s->bias_ctx);
+    }
+}
+
 NOINLINE void encode_gray_row(coder *cd, const void *pixels, void *reconstruction, size_t i, int wide)
 {
     channel_model *m = &cd->models[0];
     const int32_t width = (int32_t)cd->params.width;
-    for (int32_t x = 0; x < width; x++, i++) {
-        const int32_t rec = encode_intra(cd, m, x, load_sample(pixels, i, wide));
-        if (reconstruction) store_sample(reconstruction, i, wide, rec);
+    coded_symbol symbols[ENCODE_CHUNK];
+    for (int32_t x0 = 0; x0 < width; x0 += ENCODE_CHUNK) {
+        const int32_t end = width - x0 < ENCODE_CHUNK ? width : x0 + ENCODE_CHUNK;
+        for (int32_t x = x0; x < end; x++, i++) {
+            coded_symbol *s = &symbols[x - x0];
+            s->channel = 0;
+            const int32_t rec = encode_intra(cd, m, x, load_sample(pixels, i, wide), s);
+            if (reconstruction) store_sample(reconstruction, i, wide, rec);
+        }
+        encode_symbols(cd, symbols, (size_t)(end - x0));
     }
 }
 
@@ -678,15 +738,24 @@ NOINLINE void encode_colour_row(coder *cd, const void *pixels, void *reconstruct
 {
     channel_model *models = cd->models;
     const int32_t width = (int32_t)cd->params.width;
+    coded_symbol symbols[ENCODE_CHUNK];
+    size_t n = 0;
     for (int32_t x = 0; x < width; x++) {
-        int32_t rec = encode_intra(cd, models, x, load_sample(pixels, i, wide));
+        if (n + channels > ENCODE_CHUNK) {
+            encode_symbols(cd, symbols, n);
+            n = 0;
+        }
+        symbols[n].channel = 0;
+        int32_t rec = encode_intra(cd, models, x, load_sample(pixels, i, wide), &symbols[n++]);
         if (reconstruction) store_sample(reconstruction, i, wide, rec);
         i++;
         for (uint32_t c = 1; c < channels; c++, i++) {
-            rec = encode_inter(cd, &models[c], &models[c - 1], x, load_sample(pixels, i, wide));
+            symbols[n].channel = (uint8_t)c;
+            rec = encode_inter(cd, &models[c], &models[c - 1], x, load_sample(pixels, i, wide), &symbols[n++]);
             if (reconstruction) store_sample(reconstruction, i, wide, rec);
         }
     }
+    encode_symbols(cd, symbols, n);
 }
 
 /* Raster order, channels interleaved pixel by pixel. */
