@@ -17,14 +17,18 @@
 /* GCC/Clang vector extensions: portable SIMD (SSE2 on x86-64, NEON on arm64) for the blend's
  * lanes, where the auto-vectoriser is not reliable once code_sample is inlined into a row loop.
  * Other compilers take the scalar code, which computes the same values. */
+#ifndef LINF_VECTOR /* -DLINF_VECTOR=0 builds the scalar code (to test it) */
 #if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 9)
 #define LINF_VECTOR 1
+#else
+#define LINF_VECTOR 0
+#endif
+#endif
+#if LINF_VECTOR
 typedef int32_t v4i32 __attribute__((vector_size(16)));
 typedef uint32_t v4u32 __attribute__((vector_size(16)));
 typedef float v4f32 __attribute__((vector_size(16)));
 typedef double v4f64 __attribute__((vector_size(32))); /* two registers without AVX: never passed by value */
-#else
-#define LINF_VECTOR 0
 #endif
 
 #define FIRST_CHANNEL_PREDICTORS 8 /* 4 spatial + 2 self-correcting + NW + adaptive linear */
@@ -57,18 +61,6 @@ FORCE_INLINE int log2_floor(uint32_t v)
 #endif
 }
 
-/* floor(log2(v)) for 64-bit v >= 1. */
-FORCE_INLINE int log2_floor64(uint64_t v)
-{
-#if defined(__GNUC__) || defined(__clang__)
-    return 63 - __builtin_clzll(v);
-#else
-    int n = -1;
-    while (v) { n++; v >>= 1; }
-    return n;
-#endif
-}
-
 #define BLEND_ERROR_FLOOR 8u /* added to every predictor's error sum: softens the weights */
 
 /* The blend weight of a predictor whose local error sum is e (8 <= e < 2^24): 2^24 / e with e cut
@@ -82,6 +74,7 @@ FORCE_INLINE int log2_floor64(uint64_t v)
  *   non-integer q = 2^(24-s) / m lies at least 1/m >= 2^-8 below the next integer: truncating
  *   the rounded quotient gives floor(q) exactly (checked for every e in 2 .. 2^24 - 1).
  * The result is an exact integer below 2^22, returned as a double for the blend's sums. */
+#if !LINF_VECTOR
 FORCE_INLINE double blend_weight(uint32_t e)
 {
     float f = (float)(int32_t)e;
@@ -91,8 +84,7 @@ FORCE_INLINE double blend_weight(uint32_t e)
     memcpy(&f, &bits, sizeof f);
     return (double)(int32_t)(16777216.0 / (double)f);
 }
-
-#if LINF_VECTOR
+#else
 /* blend_weight of four lanes, e = BLEND_ERROR_FLOOR + 2 west + west2 + up; out by pointer (a
  * 32-byte vector passed by value would change the ABI without AVX). */
 FORCE_INLINE void blend_weights4(const uint32_t *west, const uint32_t *west2, const uint32_t *up, v4f64 *out)
@@ -231,12 +223,30 @@ FORCE_INLINE void lms_update(int32_t *weight, const int32_t *u, int shift, int32
     /* |e| 2^14 / 2^shift, shifted in 64 bits: shift reaches 45 at 16 bits. */
     const int32_t magnitude = (int32_t)(((uint64_t)iabs(e) << 8) >> (shift - 6));
     const int32_t gain = (magnitude ^ mask) - mask;
-    uint32_t outside = 0;
+    /* w is within +-LMS_WEIGHT_LIMIT iff neither w + limit nor limit - w is negative (|w| < 2^30,
+     * so neither overflows): one OR per lane and a test of the sign bit of the OR of all lanes. */
+#if LINF_VECTOR
+    v4i32 w0, w1, u0, u1;
+    memcpy(&w0, weight, sizeof w0);
+    memcpy(&w1, weight + 4, sizeof w1);
+    memcpy(&u0, u, sizeof u0);
+    memcpy(&u1, u + 4, sizeof u1);
+    w0 += gain * u0;
+    w1 += gain * u1;
+    memcpy(weight, &w0, sizeof w0);
+    memcpy(weight + 4, &w1, sizeof w1);
+    const v4i32 spill = (w0 + LMS_WEIGHT_LIMIT) | (LMS_WEIGHT_LIMIT - w0) | (w1 + LMS_WEIGHT_LIMIT) |
+                        (LMS_WEIGHT_LIMIT - w1);
+    const int32_t outside = (spill[0] | spill[1] | spill[2] | spill[3]) < 0;
+#else
+    int32_t any = 0;
     for (int i = 0; i < LMS_INPUTS; i++) {
         const int32_t w = weight[i] + gain * u[i];
         weight[i] = w;
-        outside |= (uint32_t)(w + LMS_WEIGHT_LIMIT) > (uint32_t)(2 * LMS_WEIGHT_LIMIT);
+        any |= (w + LMS_WEIGHT_LIMIT) | (LMS_WEIGHT_LIMIT - w);
     }
+    const int32_t outside = any < 0;
+#endif
     if (outside)
         for (int i = 0; i < LMS_INPUTS; i++) weight[i] = clamp32(weight[i], -LMS_WEIGHT_LIMIT, LMS_WEIGHT_LIMIT);
 }
