@@ -716,15 +716,20 @@ NOINLINE void decode_colour_row(coder *cd, void *pixels, size_t i, int wide, uin
     }
 }
 
-/* The encoder's coding pass over a run of modelled samples. */
-NOINLINE void encode_symbols(coder *cd, const coded_symbol *symbols, size_t count)
+/* The encoder's coding pass over a run of modelled samples (gray: all of channel 0). */
+FORCE_INLINE void encode_symbols(coder *cd, const coded_symbol *symbols, size_t count, const int gray)
 {
     channel_model *models = cd->models;
     for (size_t j = 0; j < count; j++) {
         const coded_symbol *s = &symbols[j];
-        encode_symbol(&cd->enc, &models[s->channel].ctx, s->symbol, s->bucket, s->zctx, s->sctx, s->bias_ctx);
+        symbol_contexts *c = &models[gray ? 0 : s->channel].ctx;
+        encode_symbol(&cd->enc, c, s->symbol, s->bucket, s->zctx, s->sctx, s->bias_ctx);
     }
 }
+NOINLINE void encode_gray_symbols(coder *cd, const coded_symbol *symbols, size_t count)
+{ encode_symbols(cd, symbols, count, 1); }
+NOINLINE void encode_colour_symbols(coder *cd, const coded_symbol *symbols, size_t count)
+{ encode_symbols(cd, symbols, count, 0); }
 
 NOINLINE void encode_gray_row(coder *cd, const void *pixels, void *reconstruction, size_t i, int wide)
 {
@@ -735,11 +740,10 @@ NOINLINE void encode_gray_row(coder *cd, const void *pixels, void *reconstructio
         const int32_t end = width - x0 < ENCODE_CHUNK ? width : x0 + ENCODE_CHUNK;
         for (int32_t x = x0; x < end; x++, i++) {
             coded_symbol *s = &symbols[x - x0];
-            s->channel = 0;
             const int32_t rec = encode_intra(cd, m, x, load_sample(pixels, i, wide), s);
             if (reconstruction) store_sample(reconstruction, i, wide, rec);
         }
-        encode_symbols(cd, symbols, (size_t)(end - x0));
+        encode_gray_symbols(cd, symbols, (size_t)(end - x0));
     }
 }
 
@@ -752,7 +756,7 @@ NOINLINE void encode_colour_row(coder *cd, const void *pixels, void *reconstruct
     size_t n = 0;
     for (int32_t x = 0; x < width; x++) {
         if (n + channels > ENCODE_CHUNK) {
-            encode_symbols(cd, symbols, n);
+            encode_colour_symbols(cd, symbols, n);
             n = 0;
         }
         symbols[n].channel = 0;
@@ -765,7 +769,7 @@ NOINLINE void encode_colour_row(coder *cd, const void *pixels, void *reconstruct
             if (reconstruction) store_sample(reconstruction, i, wide, rec);
         }
     }
-    encode_symbols(cd, symbols, n);
+    encode_colour_symbols(cd, symbols, n);
 }
 
 /* Raster order, channels interleaved pixel by pixel. */
