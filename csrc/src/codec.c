@@ -132,10 +132,12 @@ FORCE_INLINE int32_t gap_predict(const neighbours *nb, const coding_params *cp, 
     const int32_t ad = iabs(d);
     const int32_t side = d > 0 ? 8 * nb->w : 8 * nb->n;
     const int32_t p = 4 * (nb->w + nb->n) + 2 * (nb->ne - nb->nw);
-    /* The step is an index into the candidates: written as ternaries, gcc turned the selects
-     * back into branches. */
-    const int32_t candidates[4] = {p, (3 * p + side) / 4, (p + side) / 2, side};
-    return candidates[(ad > cp->gap_t8) + (ad > cp->gap_t32) + (ad > cp->gap_t80)];
+    /* The candidates p, (3p + side) / 4, (p + side) / 2 and side (C division) are all
+     * (4p + f (side - p)) / 4 for f = 0, 1, 2, 4, so the step only picks f: one multiply and
+     * one division instead of a table of four (the thresholds increase, so ad > t80 implies the
+     * other two and f = idx + (idx == 3)). No selects: gcc turned those into branches. */
+    const int32_t f = (ad > cp->gap_t8) + (ad > cp->gap_t32) + 2 * (ad > cp->gap_t80);
+    return (4 * p + f * (side - p)) / 4;
 }
 
 /* Candidate predictions (x8) of the spatial predictors; the first channel (no reference channel to
@@ -189,6 +191,14 @@ FORCE_INLINE double lms_dot(const int32_t *a, const int32_t *b)
 FORCE_INLINE int32_t lms_predict(const int32_t *weight, const channel_rows *r, const neighbours *nb, int32_t x,
                                  int32_t base, int32_t max8, int32_t *u, int *norm_log2)
 {
+#if LINF_VECTOR
+    /* Built as vectors, not lane by lane: lms_dot and lms_update load them as vectors, and a
+     * vector load of scalar stores cannot be forwarded (a stall of ~10 cycles). */
+    const v4i32 near = {nb->n, nb->w, nb->nw, nb->ne}, far = {nb->nn, nb->ww, r->rec[1][x + 2], r->err[1][x]};
+    const v4i32 near_u = 8 * near - base, far_u = 8 * far - (v4i32){base, base, base, 0};
+    memcpy(u, &near_u, sizeof near_u);
+    memcpy(u + 4, &far_u, sizeof far_u);
+#else
     u[0] = 8 * nb->n - base;
     u[1] = 8 * nb->w - base;
     u[2] = 8 * nb->nw - base;
@@ -197,6 +207,7 @@ FORCE_INLINE int32_t lms_predict(const int32_t *weight, const channel_rows *r, c
     u[5] = 8 * nb->ww - base;
     u[6] = 8 * r->rec[1][x + 2] - base;
     u[7] = 8 * r->err[1][x];
+#endif
     /* |weight| <= 2^22 and |u| < 2^21: every product and the sum stay below 2^46, exact in
      * doubles whatever the order; dot / 2^16 is then exact too, and the conversion truncates
      * toward zero like the integer division. */
