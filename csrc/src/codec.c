@@ -343,9 +343,18 @@ FORCE_INLINE int energy_bucket(uint32_t energy, const coding_params *cp)
 #define BELOW(v, pred8, i) ((((uint32_t)(8 * (v) - (pred8))) >> 31) << (i))
 FORCE_INLINE int texture_bits(const neighbours *nb, int32_t pred8)
 {
+#if LINF_VECTOR
+    /* Eight lanes in two vectors: each difference's sign, masked to its bit, OR-ed. */
+    const v4i32 near = {nb->n, nb->w, nb->nw, nb->ne};
+    const v4i32 far = {nb->nn, nb->ww, 2 * nb->n - nb->nn, 2 * nb->w - nb->ww};
+    const v4i32 bits = (((8 * near - pred8) >> 31) & (v4i32){1, 2, 4, 8}) |
+                       (((8 * far - pred8) >> 31) & (v4i32){16, 32, 64, 128});
+    return (int)((bits[0] | bits[1]) | (bits[2] | bits[3]));
+#else
     return (int)(BELOW(nb->n, pred8, 0) | BELOW(nb->w, pred8, 1) | BELOW(nb->nw, pred8, 2) |
                  BELOW(nb->ne, pred8, 3) | BELOW(nb->nn, pred8, 4) | BELOW(nb->ww, pred8, 5) |
                  BELOW(2 * nb->n - nb->nn, pred8, 6) | BELOW(2 * nb->w - nb->ww, pred8, 7));
+#endif
 }
 #undef BELOW
 
