@@ -180,7 +180,7 @@ FORCE_INLINE double lms_dot(const int32_t *a, const int32_t *b)
     memcpy(&b1, b + 4, sizeof b1);
     const v4f64 s = __builtin_convertvector(a0, v4f64) * __builtin_convertvector(b0, v4f64) +
                     __builtin_convertvector(a1, v4f64) * __builtin_convertvector(b1, v4f64);
-    return (s[0] + s[1]) + (s[2] + s[3]);
+    return (s[0] + s[2]) + (s[1] + s[3]); /* lanes 0-1 and 2-3 share a register without AVX */
 #else
     double s = 0.0;
     for (int i = 0; i < LMS_INPUTS; i++) s += (double)a[i] * (double)b[i];
@@ -295,8 +295,8 @@ FORCE_INLINE int32_t blend(const channel_rows *r, const int count, int32_t x, co
     }
     if (count < MAX_PREDICTORS) weight[1][3] = 0.0; /* the unused lane's pred is 0, so its term is */
     const v4f64 wsum = weight[0] + weight[1], tsum = term[0] + term[1];
-    const double total = (wsum[0] + wsum[1]) + (wsum[2] + wsum[3]);
-    const double weighted = (tsum[0] + tsum[1]) + (tsum[2] + tsum[3]);
+    const double total = (wsum[0] + wsum[2]) + (wsum[1] + wsum[3]);
+    const double weighted = (tsum[0] + tsum[2]) + (tsum[1] + tsum[3]);
 #else
     double total = 0.0, weighted = 0.0;
     for (int k = 0; k < count; k++) {
