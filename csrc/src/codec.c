@@ -455,6 +455,17 @@ FORCE_INLINE int32_t quantise(int32_t e, const coding_params *cp)
     return e < 0 ? -q : q;
 }
 
+/* What code_sample does; tau = 0 encoding has its own copy, so neither pays for a test of tau. */
+typedef enum coding_mode { ENCODE, ENCODE_LOSSLESS, DECODE } coding_mode;
+
+/* prediction + q step, clamped to the sample range (which holds the original, so the clamp only
+ * moves the reconstruction towards it). */
+FORCE_INLINE int32_t reconstruct(int32_t prediction, int32_t q, const coding_params *cp)
+{
+    const int64_t unclamped = (int64_t)prediction + (int64_t)q * cp->step;
+    return unclamped < 0 ? 0 : (unclamped > cp->max_value ? cp->max_value : (int32_t)unclamped);
+}
+
 /* ceil(2^24 / count): with it, (|sum| * inverse) >> 24 equals |sum| / count for the sums that occur. */
 static const uint32_t BIAS_INVERSE[BIAS_COUNT_LIMIT + 1] = {
 0, 16777216, 8388608, 5592406, 4194304, 3355444, 2796203, 2396746, 2097152, 1864136, 1677722,
@@ -479,7 +490,7 @@ FORCE_INLINE uint32_t saturate16(int32_t v) { return (uint32_t)(v > 0xFFFF ? 0xF
 /* Codes one sample of channel model m (ref: the reference channel or NULL) and returns its
  * reconstruction. Encoder and decoder share this function, so they cannot drift apart. */
 FORCE_INLINE int32_t code_sample(coder *cd, channel_model *m, const channel_model *ref, int32_t x,
-                                 int32_t original, coded_symbol *out, const int decoding, const int num_predictors)
+                                 int32_t original, coded_symbol *out, const coding_mode mode, const int num_predictors)
 {
     const coding_params *cp = &cd->params;
     channel_rows *r = &m->rows;
@@ -511,10 +522,11 @@ FORCE_INLINE int32_t code_sample(coder *cd, channel_model *m, const channel_mode
     const int zctx = ZERO_NEIGHBOURS[signs] + FRACTION_CTX[0][fraction + 4];
     const int sctx = FRACTION_CTX[1 + flip][fraction + 4] + signs;
     int32_t symbol;
-    if (decoding) {
+    if (mode == DECODE) {
         symbol = decode_symbol(&cd->dec, &m->ctx, bucket, zctx, sctx, bias_ctx);
     } else {
-        const int32_t q = quantise(original - prediction, cp);
+        const int32_t e = original - prediction;
+        const int32_t q = mode == ENCODE_LOSSLESS ? e : quantise(e, cp); /* tau = 0: q = e */
         symbol = flip ? -q : q;
         out->symbol = symbol;
         out->bias_ctx = (uint16_t)bias_ctx;
@@ -522,9 +534,8 @@ FORCE_INLINE int32_t code_sample(coder *cd, channel_model *m, const channel_mode
         out->zctx = (uint8_t)zctx;
         out->sctx = (uint8_t)sctx;
     }
-    const int32_t q = flip ? -symbol : symbol;
-    const int64_t unclamped = (int64_t)prediction + (int64_t)q * cp->step;
-    const int32_t rec = unclamped < 0 ? 0 : (unclamped > cp->max_value ? cp->max_value : (int32_t)unclamped);
+    /* At tau = 0 the encoder's reconstruction is the sample itself. */
+    const int32_t rec = mode == ENCODE_LOSSLESS ? original : reconstruct(prediction, flip ? -symbol : symbol, cp);
 
     /* Update the adaptive state from the reconstruction, identically on both sides. */
     r->rec[0][x] = rec;
@@ -547,14 +558,16 @@ FORCE_INLINE int32_t code_sample(coder *cd, channel_model *m, const channel_mode
  * which costs a call per sample but avoids the spills of one giant inlined loop. */
 #define NOINLINE static __attribute__((noinline))
 NOINLINE int32_t encode_intra(coder *cd, channel_model *m, int32_t x, int32_t original, coded_symbol *out)
-{ return code_sample(cd, m, NULL, x, original, out, 0, FIRST_CHANNEL_PREDICTORS); }
+{ return code_sample(cd, m, NULL, x, original, out, ENCODE, FIRST_CHANNEL_PREDICTORS); }
+NOINLINE int32_t encode_intra_lossless(coder *cd, channel_model *m, int32_t x, int32_t original, coded_symbol *out)
+{ return code_sample(cd, m, NULL, x, original, out, ENCODE_LOSSLESS, FIRST_CHANNEL_PREDICTORS); }
 NOINLINE int32_t encode_inter(coder *cd, channel_model *m, const channel_model *ref, int32_t x, int32_t original,
                               coded_symbol *out)
-{ return code_sample(cd, m, ref, x, original, out, 0, INTER_PREDICTORS); }
+{ return code_sample(cd, m, ref, x, original, out, ENCODE, INTER_PREDICTORS); }
 NOINLINE int32_t decode_intra(coder *cd, channel_model *m, int32_t x)
-{ return code_sample(cd, m, NULL, x, 0, NULL, 1, FIRST_CHANNEL_PREDICTORS); }
+{ return code_sample(cd, m, NULL, x, 0, NULL, DECODE, FIRST_CHANNEL_PREDICTORS); }
 NOINLINE int32_t decode_inter(coder *cd, channel_model *m, const channel_model *ref, int32_t x)
-{ return code_sample(cd, m, ref, x, 0, NULL, 1, INTER_PREDICTORS); }
+{ return code_sample(cd, m, ref, x, 0, NULL, DECODE, INTER_PREDICTORS); }
 
 /* ---------------------------------------------------------------- rows and memory */
 
@@ -722,7 +735,7 @@ NOINLINE void decode_gray_row(coder *cd, void *pixels, size_t i, int wide)
     channel_model *m = &cd->models[0];
     const int32_t width = (int32_t)cd->params.width;
     for (int32_t x = 0; x < width; x++, i++)
-        store_sample(pixels, i, wide, code_sample(cd, m, NULL, x, 0, NULL, 1, FIRST_CHANNEL_PREDICTORS));
+        store_sample(pixels, i, wide, code_sample(cd, m, NULL, x, 0, NULL, DECODE, FIRST_CHANNEL_PREDICTORS));
 }
 
 NOINLINE void decode_colour_row(coder *cd, void *pixels, size_t i, int wide, uint32_t channels)
@@ -754,13 +767,16 @@ NOINLINE void encode_colour_symbols(coder *cd, const coded_symbol *symbols, size
 NOINLINE void encode_gray_row(coder *cd, const void *pixels, void *reconstruction, size_t i, int wide)
 {
     channel_model *m = &cd->models[0];
+    const int lossless = cd->params.tau == 0;
     const int32_t width = (int32_t)cd->params.width;
     coded_symbol symbols[ENCODE_CHUNK];
     for (int32_t x0 = 0; x0 < width; x0 += ENCODE_CHUNK) {
         const int32_t end = width - x0 < ENCODE_CHUNK ? width : x0 + ENCODE_CHUNK;
         for (int32_t x = x0; x < end; x++, i++) {
             coded_symbol *s = &symbols[x - x0];
-            const int32_t rec = encode_intra(cd, m, x, load_sample(pixels, i, wide), s);
+            const int32_t original = load_sample(pixels, i, wide);
+            const int32_t rec = lossless ? encode_intra_lossless(cd, m, x, original, s)
+                                         : encode_intra(cd, m, x, original, s);
             if (reconstruction) store_sample(reconstruction, i, wide, rec);
         }
         encode_gray_symbols(cd, symbols, (size_t)(end - x0));
