@@ -564,6 +564,9 @@ NOINLINE int32_t encode_intra_lossless(coder *cd, channel_model *m, int32_t x, i
 NOINLINE int32_t encode_inter(coder *cd, channel_model *m, const channel_model *ref, int32_t x, int32_t original,
                               coded_symbol *out)
 { return code_sample(cd, m, ref, x, original, out, ENCODE, INTER_PREDICTORS); }
+NOINLINE int32_t encode_inter_lossless(coder *cd, channel_model *m, const channel_model *ref, int32_t x,
+                                       int32_t original, coded_symbol *out)
+{ return code_sample(cd, m, ref, x, original, out, ENCODE_LOSSLESS, INTER_PREDICTORS); }
 NOINLINE int32_t decode_intra(coder *cd, channel_model *m, int32_t x)
 { return code_sample(cd, m, NULL, x, 0, NULL, DECODE, FIRST_CHANNEL_PREDICTORS); }
 NOINLINE int32_t decode_inter(coder *cd, channel_model *m, const channel_model *ref, int32_t x)
@@ -783,8 +786,8 @@ NOINLINE void encode_gray_row(coder *cd, const void *pixels, void *reconstructio
     }
 }
 
-NOINLINE void encode_colour_row(coder *cd, const void *pixels, void *reconstruction, size_t i, int wide,
-                                uint32_t channels)
+FORCE_INLINE void encode_colour_row_as(coder *cd, const void *pixels, void *reconstruction, size_t i, int wide,
+                                       uint32_t channels, const int lossless)
 {
     channel_model *models = cd->models;
     const int32_t width = (int32_t)cd->params.width;
@@ -796,16 +799,29 @@ NOINLINE void encode_colour_row(coder *cd, const void *pixels, void *reconstruct
             n = 0;
         }
         symbols[n].channel = 0;
-        int32_t rec = encode_intra(cd, models, x, load_sample(pixels, i, wide), &symbols[n++]);
+        int32_t original = load_sample(pixels, i, wide);
+        int32_t rec = lossless ? encode_intra_lossless(cd, models, x, original, &symbols[n])
+                               : encode_intra(cd, models, x, original, &symbols[n]);
+        n++;
         if (reconstruction) store_sample(reconstruction, i, wide, rec);
         i++;
         for (uint32_t c = 1; c < channels; c++, i++) {
             symbols[n].channel = (uint8_t)c;
-            rec = encode_inter(cd, &models[c], &models[c - 1], x, load_sample(pixels, i, wide), &symbols[n++]);
+            original = load_sample(pixels, i, wide);
+            rec = lossless ? encode_inter_lossless(cd, &models[c], &models[c - 1], x, original, &symbols[n])
+                           : encode_inter(cd, &models[c], &models[c - 1], x, original, &symbols[n]);
+            n++;
             if (reconstruction) store_sample(reconstruction, i, wide, rec);
         }
     }
     encode_colour_symbols(cd, symbols, n);
+}
+
+NOINLINE void encode_colour_row(coder *cd, const void *pixels, void *reconstruction, size_t i, int wide,
+                                uint32_t channels)
+{
+    if (cd->params.tau == 0) encode_colour_row_as(cd, pixels, reconstruction, i, wide, channels, 1);
+    else encode_colour_row_as(cd, pixels, reconstruction, i, wide, channels, 0);
 }
 
 /* Raster order, channels interleaved pixel by pixel. */
