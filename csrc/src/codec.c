@@ -14,6 +14,23 @@
 #define FORCE_INLINE static inline
 #endif
 
+/* GCC/Clang vector extensions: portable SIMD (SSE2 on x86-64, NEON on arm64) for the blend's
+ * lanes, where the auto-vectoriser is not reliable once code_sample is inlined into a row loop.
+ * Other compilers take the scalar code, which computes the same values. */
+#ifndef LINF_VECTOR /* -DLINF_VECTOR=0 builds the scalar code (to test it) */
+#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 9)
+#define LINF_VECTOR 1
+#else
+#define LINF_VECTOR 0
+#endif
+#endif
+#if LINF_VECTOR
+typedef int32_t v4i32 __attribute__((vector_size(16)));
+typedef uint32_t v4u32 __attribute__((vector_size(16)));
+typedef float v4f32 __attribute__((vector_size(16)));
+typedef double v4f64 __attribute__((vector_size(32))); /* two registers without AVX: never passed by value */
+#endif
+
 #define FIRST_CHANNEL_PREDICTORS 8 /* 4 spatial + 2 self-correcting + NW + adaptive linear */
 #define SPATIAL_PREDICTORS 4
 #define INTER_PREDICTORS (SPATIAL_PREDICTORS + 3)
@@ -44,52 +61,44 @@ FORCE_INLINE int log2_floor(uint32_t v)
 #endif
 }
 
-/* floor(log2(v)) for 64-bit v >= 1. */
-FORCE_INLINE int log2_floor64(uint64_t v)
+#define BLEND_ERROR_FLOOR 8u /* added to every predictor's error sum: softens the weights */
+
+/* The blend weight of a predictor whose local error sum is e (8 <= e < 2^24): 2^24 / e with e cut
+ * to its top 8 significant bits (exact below 256, within 1 % above), rounded down. Format 1 and 2
+ * computed it as RECIPROCAL_24[e >> s] >> s from a table of floor(2^24 / m), m < 256; nested
+ * floors of positive integers collapse, so that is floor(2^24 / ((e >> s) << s)), which this
+ * computes in floating point, lane-parallel (no table look-up, no variable shift):
+ * - e as a float is exact (e < 2^24); clearing the 16 low bits of its 23-bit mantissa keeps the
+ *   top 8 significant bits, which is (e >> s) << s;
+ * - the quotient q = 2^24 / t is below 2^21, so its double rounding error is below 2^-32, while a
+ *   non-integer q = 2^(24-s) / m lies at least 1/m >= 2^-8 below the next integer: truncating
+ *   the rounded quotient gives floor(q) exactly (checked for every e in 2 .. 2^24 - 1).
+ * The result is an exact integer below 2^22, returned as a double for the blend's sums. */
+#if !LINF_VECTOR
+FORCE_INLINE double blend_weight(uint32_t e)
 {
-#if defined(__GNUC__) || defined(__clang__)
-    return 63 - __builtin_clzll(v);
+    float f = (float)(int32_t)e;
+    uint32_t bits;
+    memcpy(&bits, &f, sizeof bits);
+    bits &= 0xFFFF0000u;
+    memcpy(&f, &bits, sizeof f);
+    return (double)(int32_t)(16777216.0 / (double)f);
+}
 #else
-    int n = -1;
-    while (v) { n++; v >>= 1; }
-    return n;
-#endif
-}
-
-/* 2^24 / e for e in 0..255 (entry 0 unused), so blending weights need no division. */
-static const uint32_t RECIPROCAL_24[256] = {
-16777216, 16777216, 8388608, 5592405, 4194304, 3355443, 2796202, 2396745, 2097152, 1864135, 1677721,
-1525201, 1398101, 1290555, 1198372, 1118481, 1048576, 986895, 932067, 883011, 838860, 798915,
-762600, 729444, 699050, 671088, 645277, 621378, 599186, 578524, 559240, 541200, 524288, 508400,
-493447, 479349, 466033, 453438, 441505, 430185, 419430, 409200, 399457, 390167, 381300, 372827,
-364722, 356962, 349525, 342392, 335544, 328965, 322638, 316551, 310689, 305040, 299593, 294337,
-289262, 284359, 279620, 275036, 270600, 266305, 262144, 258111, 254200, 250406, 246723, 243148,
-239674, 236298, 233016, 229824, 226719, 223696, 220752, 217885, 215092, 212369, 209715, 207126,
-204600, 202135, 199728, 197379, 195083, 192841, 190650, 188508, 186413, 184365, 182361, 180400,
-178481, 176602, 174762, 172960, 171196, 169466, 167772, 166111, 164482, 162885, 161319, 159783,
-158275, 156796, 155344, 153919, 152520, 151146, 149796, 148470, 147168, 145888, 144631, 143395,
-142179, 140985, 139810, 138654, 137518, 136400, 135300, 134217, 133152, 132104, 131072, 130055,
-129055, 128070, 127100, 126144, 125203, 124275, 123361, 122461, 121574, 120699, 119837, 118987,
-118149, 117323, 116508, 115704, 114912, 114130, 113359, 112598, 111848, 111107, 110376, 109655,
-108942, 108240, 107546, 106861, 106184, 105517, 104857, 104206, 103563, 102927, 102300, 101680,
-101067, 100462, 99864, 99273, 98689, 98112, 97541, 96978, 96420, 95869, 95325, 94786, 94254, 93727,
-93206, 92691, 92182, 91678, 91180, 90687, 90200, 89717, 89240, 88768, 88301, 87838, 87381, 86928,
-86480, 86037, 85598, 85163, 84733, 84307, 83886, 83468, 83055, 82646, 82241, 81840, 81442, 81049,
-80659, 80273, 79891, 79512, 79137, 78766, 78398, 78033, 77672, 77314, 76959, 76608, 76260, 75915,
-75573, 75234, 74898, 74565, 74235, 73908, 73584, 73262, 72944, 72628, 72315, 72005, 71697, 71392,
-71089, 70789, 70492, 70197, 69905, 69615, 69327, 69042, 68759, 68478, 68200, 67923, 67650, 67378,
-67108, 66841, 66576, 66313, 66052, 65793};
-
-/* About 2^24 / e (e >= 1): exact below 256; above, e is cut to its top 8 bits and the result
- * scaled back, which keeps every weight within 1%. Branch-free (shift is 0 below 256): e hovers
- * around 256 in ordinary images, so a branch here is mispredicted about half the time. */
-FORCE_INLINE uint32_t reciprocal(uint32_t e)
+/* blend_weight of four lanes, e = BLEND_ERROR_FLOOR + 2 west + west2 + up; out by pointer (a
+ * 32-byte vector passed by value would change the ABI without AVX). */
+FORCE_INLINE void blend_weights4(const uint32_t *west, const uint32_t *west2, const uint32_t *up, v4f64 *out)
 {
-    /* max(bit length of e - 8, 0), without a compare: e | 255 is as long as e when e >= 256,
-     * and 8 bits long below. */
-    const int shift = log2_floor(e | 255u) - 7;
-    return RECIPROCAL_24[e >> shift] >> shift;
+    v4u32 a, b, c;
+    memcpy(&a, west, sizeof a);
+    memcpy(&b, west2, sizeof b);
+    memcpy(&c, up, sizeof c);
+    const v4u32 e = BLEND_ERROR_FLOOR + 2u * a + b + c;
+    const v4f32 top8 = (v4f32)((v4u32)__builtin_convertvector((v4i32)e, v4f32) & 0xFFFF0000u);
+    const v4f64 q = 16777216.0 / __builtin_convertvector(top8, v4f64);
+    *out = __builtin_convertvector(__builtin_convertvector(q, v4i32), v4f64);
 }
+#endif
 
 /* ---------------------------------------------------------------- prediction */
 
@@ -123,10 +132,12 @@ FORCE_INLINE int32_t gap_predict(const neighbours *nb, const coding_params *cp, 
     const int32_t ad = iabs(d);
     const int32_t side = d > 0 ? 8 * nb->w : 8 * nb->n;
     const int32_t p = 4 * (nb->w + nb->n) + 2 * (nb->ne - nb->nw);
-    /* The step is an index into the candidates: written as ternaries, gcc turned the selects
-     * back into branches. */
-    const int32_t candidates[4] = {p, (3 * p + side) / 4, (p + side) / 2, side};
-    return candidates[(ad > cp->gap_t8) + (ad > cp->gap_t32) + (ad > cp->gap_t80)];
+    /* The candidates p, (3p + side) / 4, (p + side) / 2 and side (C division) are all
+     * (4p + f (side - p)) / 4 for f = 0, 1, 2, 4, so the step only picks f: one multiply and
+     * one division instead of a table of four (the thresholds increase, so ad > t80 implies the
+     * other two and f = idx + (idx == 3)). No selects: gcc turned those into branches. */
+    const int32_t f = (ad > cp->gap_t8) + (ad > cp->gap_t32) + 2 * (ad > cp->gap_t80);
+    return (4 * p + f * (side - p)) / 4;
 }
 
 /* Candidate predictions (x8) of the spatial predictors; the first channel (no reference channel to
@@ -156,9 +167,38 @@ FORCE_INLINE void intra_candidates(const neighbours *nb, const coding_params *cp
  * bits at tau = 0-4 on the luma set, in place of a plain W predictor (12 inputs gained another
  * 0.08 % for 50 % more work). Weights have 16 fractional bits and are kept within +-2^22 (+-64). */
 #define LMS_WEIGHT_LIMIT (INT32_C(1) << 22)
-FORCE_INLINE int32_t lms_predict(const int32_t *weight, const channel_rows *r, const neighbours *nb, int32_t x,
-                                 int32_t base, int32_t max8, int32_t *u)
+/* Sum of a[i] b[i] over the LMS_INPUTS lanes, in doubles: exact for the callers' magnitudes
+ * (every product and partial sum an integer below 2^53), so any summation order gives the same
+ * value as an int64 sum. Four lanes at a time with vector extensions. */
+FORCE_INLINE double lms_dot(const int32_t *a, const int32_t *b)
 {
+#if LINF_VECTOR
+    v4i32 a0, a1, b0, b1;
+    memcpy(&a0, a, sizeof a0);
+    memcpy(&a1, a + 4, sizeof a1);
+    memcpy(&b0, b, sizeof b0);
+    memcpy(&b1, b + 4, sizeof b1);
+    const v4f64 s = __builtin_convertvector(a0, v4f64) * __builtin_convertvector(b0, v4f64) +
+                    __builtin_convertvector(a1, v4f64) * __builtin_convertvector(b1, v4f64);
+    return (s[0] + s[2]) + (s[1] + s[3]); /* lanes 0-1 and 2-3 share a register without AVX */
+#else
+    double s = 0.0;
+    for (int i = 0; i < LMS_INPUTS; i++) s += (double)a[i] * (double)b[i];
+    return s;
+#endif
+}
+
+FORCE_INLINE int32_t lms_predict(const int32_t *weight, const channel_rows *r, const neighbours *nb, int32_t x,
+                                 int32_t base, int32_t max8, int32_t *u, int *norm_log2)
+{
+#if LINF_VECTOR
+    /* Built as vectors, not lane by lane: lms_dot and lms_update load them as vectors, and a
+     * vector load of scalar stores cannot be forwarded (a stall of ~10 cycles). */
+    const v4i32 near = {nb->n, nb->w, nb->nw, nb->ne}, far = {nb->nn, nb->ww, r->rec[1][x + 2], r->err[1][x]};
+    const v4i32 near_u = 8 * near - base, far_u = 8 * far - (v4i32){base, base, base, 0};
+    memcpy(u, &near_u, sizeof near_u);
+    memcpy(u + 4, &far_u, sizeof far_u);
+#else
     u[0] = 8 * nb->n - base;
     u[1] = 8 * nb->w - base;
     u[2] = 8 * nb->nw - base;
@@ -167,34 +207,57 @@ FORCE_INLINE int32_t lms_predict(const int32_t *weight, const channel_rows *r, c
     u[5] = 8 * nb->ww - base;
     u[6] = 8 * r->rec[1][x + 2] - base;
     u[7] = 8 * r->err[1][x];
-    /* |weight| <= 2^22 and |u| < 2^21: the sum stays below 2^46. */
-    int64_t dot = 0;
-    for (int i = 0; i < LMS_INPUTS; i++) dot += (int64_t)weight[i] * u[i];
-    const int64_t p = base + dot / 65536; /* division, not a shift: defined for negative dots */
+#endif
+    /* |weight| <= 2^22 and |u| < 2^21: every product and the sum stay below 2^46, exact in
+     * doubles whatever the order; dot / 2^16 is then exact too, and the conversion truncates
+     * toward zero like the integer division. */
+    const double dot = lms_dot(weight, u);
+    const int64_t p = base + (int64_t)(dot / 65536.0);
+    /* The update's normaliser, here because it depends only on u: 64 + |u|^2 < 2^45 is exact
+     * in a double, whose exponent is its floor(log2). */
+    const double norm = 64.0 + lms_dot(u, u);
+    uint64_t norm_bits;
+    memcpy(&norm_bits, &norm, sizeof norm_bits);
+    *norm_log2 = (int)(norm_bits >> 52) - 1023; /* >= 6 */
     return p < 0 ? 0 : (p > max8 ? max8 : (int32_t)p);
 }
 
-/* w += u e / 2^(2 + floor(log2(64 + |u|^2))): the NLMS step 1/4, with a power-of-two normaliser.
+/* w += u e / 2^(2 + shift), shift = floor(log2(64 + |u|^2)) from lms_predict: the NLMS step 1/4, with a power-of-two normaliser.
  * Overflow-free in 32 bits: with |e| clamped to 2^18, |gain| <= 2^18 2^14 / 2^shift, and since
  * 2^shift > (64 + u_i^2) / 2, |gain u_i| <= 2^33 |u_i| / (64 + u_i^2) <= 2^29; the weights were
  * within 2^22, so the sums fit too. A weight that leaves +-2^22 (rare) brings
  * the clamp, one test per sample instead of two selects per weight. */
-FORCE_INLINE void lms_update(int32_t *weight, const int32_t *u, int32_t error8)
+FORCE_INLINE void lms_update(int32_t *weight, const int32_t *u, int shift, int32_t error8)
 {
-    int64_t norm = 64;
-    for (int i = 0; i < LMS_INPUTS; i++) norm += (int64_t)u[i] * u[i];
-    const int shift = log2_floor64((uint64_t)norm); /* >= 6 */
     const int32_t e = clamp32(error8, -(1 << 18), 1 << 18);
     const int32_t mask = -(int32_t)(e < 0);
     /* |e| 2^14 / 2^shift, shifted in 64 bits: shift reaches 45 at 16 bits. */
     const int32_t magnitude = (int32_t)(((uint64_t)iabs(e) << 8) >> (shift - 6));
     const int32_t gain = (magnitude ^ mask) - mask;
-    uint32_t outside = 0;
+    /* w is within +-LMS_WEIGHT_LIMIT iff neither w + limit nor limit - w is negative (|w| < 2^30,
+     * so neither overflows): one OR per lane and a test of the sign bit of the OR of all lanes. */
+#if LINF_VECTOR
+    v4i32 w0, w1, u0, u1;
+    memcpy(&w0, weight, sizeof w0);
+    memcpy(&w1, weight + 4, sizeof w1);
+    memcpy(&u0, u, sizeof u0);
+    memcpy(&u1, u + 4, sizeof u1);
+    w0 += gain * u0;
+    w1 += gain * u1;
+    memcpy(weight, &w0, sizeof w0);
+    memcpy(weight + 4, &w1, sizeof w1);
+    const v4i32 spill = (w0 + LMS_WEIGHT_LIMIT) | (LMS_WEIGHT_LIMIT - w0) | (w1 + LMS_WEIGHT_LIMIT) |
+                        (LMS_WEIGHT_LIMIT - w1);
+    const int32_t outside = (spill[0] | spill[1] | spill[2] | spill[3]) < 0;
+#else
+    int32_t any = 0;
     for (int i = 0; i < LMS_INPUTS; i++) {
         const int32_t w = weight[i] + gain * u[i];
         weight[i] = w;
-        outside |= (uint32_t)(w + LMS_WEIGHT_LIMIT) > (uint32_t)(2 * LMS_WEIGHT_LIMIT);
+        any |= (w + LMS_WEIGHT_LIMIT) | (LMS_WEIGHT_LIMIT - w);
     }
+    const int32_t outside = any < 0;
+#endif
     if (outside)
         for (int i = 0; i < LMS_INPUTS; i++) weight[i] = clamp32(weight[i], -LMS_WEIGHT_LIMIT, LMS_WEIGHT_LIMIT);
 }
@@ -212,7 +275,6 @@ FORCE_INLINE void inter_candidates(const channel_rows *ref, const neighbours *nb
     pred[SPATIAL_PREDICTORS + 2] = 8 * (rc + dw);
 }
 
-#define BLEND_ERROR_FLOOR 8u /* added to every predictor's error sum: softens the weights */
 
 /* Blend candidates with weights inversely proportional to their error around the pixel:
  * 2 e(W) + e(WW) + e(NW) + e(N) + e(NE) + e(NEE) (the row above is summarised in end_row). */
@@ -220,17 +282,33 @@ FORCE_INLINE int32_t blend(const channel_rows *r, const int count, int32_t x, co
 {
     const uint32_t *west = r->pred_err + (ptrdiff_t)(x - 1) * MAX_PREDICTORS;
     const uint32_t *up = r->up_err_sum + (ptrdiff_t)x * MAX_PREDICTORS;
-    int64_t weighted = 0;
-    uint64_t total = 0;
-    for (int k = 0; k < count; k++) {
-        const uint32_t w = reciprocal(BLEND_ERROR_FLOOR + 2u * west[k] + west[k - MAX_PREDICTORS] + up[k]);
-        weighted += (int64_t)w * pred[k];
-        total += w;
+    /* All MAX_PREDICTORS lanes at once (unused lanes weigh 0); every product and sum is an
+     * integer below 2^53, hence exact in doubles and independent of the summation order (the
+     * same values as int64 sums). */
+#if LINF_VECTOR
+    v4f64 weight[2], term[2];
+    for (int h = 0; h < 2; h++) {
+        blend_weights4(west + 4 * h, west + 4 * h - MAX_PREDICTORS, up + 4 * h, &weight[h]);
+        v4i32 p;
+        memcpy(&p, pred + 4 * h, sizeof p);
+        term[h] = weight[h] * __builtin_convertvector(p, v4f64);
     }
+    if (count < MAX_PREDICTORS) weight[1][3] = 0.0; /* the unused lane's pred is 0, so its term is */
+    const v4f64 wsum = weight[0] + weight[1], tsum = term[0] + term[1];
+    const double total = (wsum[0] + wsum[2]) + (wsum[1] + wsum[3]);
+    const double weighted = (tsum[0] + tsum[2]) + (tsum[1] + tsum[3]);
+#else
+    double total = 0.0, weighted = 0.0;
+    for (int k = 0; k < count; k++) {
+        const double w = blend_weight(BLEND_ERROR_FLOOR + 2u * west[k] + west[k - MAX_PREDICTORS] + up[k]);
+        total += w;
+        weighted += w * (double)pred[k];
+    }
+#endif
     /* Both sums are exact integers below 2^53 (total <= 8 * 2^24), and IEEE-754 division is
      * correctly rounded, so both quotients below are the same on every platform (built with
      * -ffp-contract=off). */
-    const double sum = (double)total;
+    const double sum = total;
     /* Harmonic mean of the predictors' local errors: how far off the blend is likely to be.
      * floor(count 2^24 / total), by a double division instead of an integer one (it sits on the
      * decoder's critical path, and divsd has the lower latency): the quotient is below 2^20, so
@@ -239,7 +317,7 @@ FORCE_INLINE int32_t blend(const channel_rows *r, const int count, int32_t x, co
     *spread = (uint32_t)((double)((uint32_t)count << 24) / sum);
     /* The blend, rounded half up: floor(y) as truncation corrected for negative y (|y| < 2^22),
      * which is the same value without the generic floor's range checks. */
-    const double y = (double)weighted / sum + 0.5;
+    const double y = weighted / sum + 0.5;
     const int32_t t = (int32_t)y;
     return t - ((double)t > y);
 }
@@ -265,9 +343,18 @@ FORCE_INLINE int energy_bucket(uint32_t energy, const coding_params *cp)
 #define BELOW(v, pred8, i) ((((uint32_t)(8 * (v) - (pred8))) >> 31) << (i))
 FORCE_INLINE int texture_bits(const neighbours *nb, int32_t pred8)
 {
+#if LINF_VECTOR
+    /* Eight lanes in two vectors: each difference's sign, masked to its bit, OR-ed. */
+    const v4i32 near = {nb->n, nb->w, nb->nw, nb->ne};
+    const v4i32 far = {nb->nn, nb->ww, 2 * nb->n - nb->nn, 2 * nb->w - nb->ww};
+    const v4i32 bits = (((8 * near - pred8) >> 31) & (v4i32){1, 2, 4, 8}) |
+                       (((8 * far - pred8) >> 31) & (v4i32){16, 32, 64, 128});
+    return (int)((bits[0] | bits[1]) | (bits[2] | bits[3]));
+#else
     return (int)(BELOW(nb->n, pred8, 0) | BELOW(nb->w, pred8, 1) | BELOW(nb->nw, pred8, 2) |
                  BELOW(nb->ne, pred8, 3) | BELOW(nb->nn, pred8, 4) | BELOW(nb->ww, pred8, 5) |
                  BELOW(2 * nb->n - nb->nn, pred8, 6) | BELOW(2 * nb->w - nb->ww, pred8, 7));
+#endif
 }
 #undef BELOW
 
@@ -347,6 +434,17 @@ typedef struct coder {
     rc_decoder dec;
 } coder;
 
+/* What the encoder's model pass hands its coding pass for one sample: the symbol and its
+ * contexts. The model never depends on the coder's state, so the encoder models a run of samples
+ * first and codes them after, in two tight loops instead of one that spills registers. */
+typedef struct coded_symbol {
+    int32_t symbol;
+    uint16_t bias_ctx;
+    uint8_t bucket, zctx, sctx, channel;
+} coded_symbol;
+
+#define ENCODE_CHUNK 256 /* samples modelled before they are coded (3 KB of stack); >= LINF_MAX_CHANNELS */
+
 /* Quantise the residual exactly as paper Eq. 3: step 2*tau + 1, rounding half away from zero. */
 FORCE_INLINE int32_t quantise(int32_t e, const coding_params *cp)
 {
@@ -355,6 +453,17 @@ FORCE_INLINE int32_t quantise(int32_t e, const coding_params *cp)
     const uint64_t n = (uint64_t)iabs(e) + (uint64_t)cp->tau;
     const int32_t q = (int32_t)((n * cp->step_inverse) >> 40);
     return e < 0 ? -q : q;
+}
+
+/* What code_sample does; tau = 0 encoding has its own copy, so neither pays for a test of tau. */
+typedef enum coding_mode { ENCODE, ENCODE_LOSSLESS, DECODE } coding_mode;
+
+/* prediction + q step, clamped to the sample range (which holds the original, so the clamp only
+ * moves the reconstruction towards it). */
+FORCE_INLINE int32_t reconstruct(int32_t prediction, int32_t q, const coding_params *cp)
+{
+    const int64_t unclamped = (int64_t)prediction + (int64_t)q * cp->step;
+    return unclamped < 0 ? 0 : (unclamped > cp->max_value ? cp->max_value : (int32_t)unclamped);
 }
 
 /* ceil(2^24 / count): with it, (|sum| * inverse) >> 24 equals |sum| / count for the sums that occur. */
@@ -381,7 +490,7 @@ FORCE_INLINE uint32_t saturate16(int32_t v) { return (uint32_t)(v > 0xFFFF ? 0xF
 /* Codes one sample of channel model m (ref: the reference channel or NULL) and returns its
  * reconstruction. Encoder and decoder share this function, so they cannot drift apart. */
 FORCE_INLINE int32_t code_sample(coder *cd, channel_model *m, const channel_model *ref, int32_t x,
-                                 int32_t original, const int decoding, const int num_predictors)
+                                 int32_t original, coded_symbol *out, const coding_mode mode, const int num_predictors)
 {
     const coding_params *cp = &cd->params;
     channel_rows *r = &m->rows;
@@ -390,8 +499,9 @@ FORCE_INLINE int32_t code_sample(coder *cd, channel_model *m, const channel_mode
     int32_t gradient;
     intra_candidates(&nb, cp, r, x, pred, &gradient, ref == NULL);
     int32_t lms_input[LMS_INPUTS];
+    int lms_shift = 0;
     if (ref) inter_candidates(&ref->rows, &nb, x, pred);
-    else pred[7] = lms_predict(m->lms_weight, r, &nb, x, pred[0], 8 * cp->max_value, lms_input);
+    else pred[7] = lms_predict(m->lms_weight, r, &nb, x, pred[0], 8 * cp->max_value, lms_input, &lms_shift);
     uint32_t spread;
     const int32_t blended = blend(r, num_predictors, x, pred, &spread);
 
@@ -412,16 +522,20 @@ FORCE_INLINE int32_t code_sample(coder *cd, channel_model *m, const channel_mode
     const int zctx = ZERO_NEIGHBOURS[signs] + FRACTION_CTX[0][fraction + 4];
     const int sctx = FRACTION_CTX[1 + flip][fraction + 4] + signs;
     int32_t symbol;
-    if (decoding) {
+    if (mode == DECODE) {
         symbol = decode_symbol(&cd->dec, &m->ctx, bucket, zctx, sctx, bias_ctx);
     } else {
-        const int32_t q = quantise(original - prediction, cp);
+        const int32_t e = original - prediction;
+        const int32_t q = mode == ENCODE_LOSSLESS ? e : quantise(e, cp); /* tau = 0: q = e */
         symbol = flip ? -q : q;
-        encode_symbol(&cd->enc, &m->ctx, symbol, bucket, zctx, sctx, bias_ctx);
+        out->symbol = symbol;
+        out->bias_ctx = (uint16_t)bias_ctx;
+        out->bucket = (uint8_t)bucket;
+        out->zctx = (uint8_t)zctx;
+        out->sctx = (uint8_t)sctx;
     }
-    const int32_t q = flip ? -symbol : symbol;
-    const int64_t unclamped = (int64_t)prediction + (int64_t)q * cp->step;
-    const int32_t rec = unclamped < 0 ? 0 : (unclamped > cp->max_value ? cp->max_value : (int32_t)unclamped);
+    /* At tau = 0 the encoder's reconstruction is the sample itself. */
+    const int32_t rec = mode == ENCODE_LOSSLESS ? original : reconstruct(prediction, flip ? -symbol : symbol, cp);
 
     /* Update the adaptive state from the reconstruction, identically on both sides. */
     r->rec[0][x] = rec;
@@ -431,7 +545,7 @@ FORCE_INLINE int32_t code_sample(coder *cd, channel_model *m, const channel_mode
      * the compiler turns into a few vector instructions instead of a scalar loop. */
     uint32_t *errors = r->pred_err + (ptrdiff_t)x * MAX_PREDICTORS;
     for (int k = 0; k < MAX_PREDICTORS; k++) errors[k] = saturate16(iabs(8 * rec - pred[k]));
-    if (!ref) lms_update(m->lms_weight, lms_input, 8 * rec - pred[7]);
+    if (!ref) lms_update(m->lms_weight, lms_input, lms_shift, 8 * rec - pred[7]);
     m->bias_sum[bias_ctx] += 8 * rec - blended;
     if (++m->bias_count[bias_ctx] >= BIAS_COUNT_LIMIT) {
         m->bias_sum[bias_ctx] /= 2;
@@ -443,14 +557,20 @@ FORCE_INLINE int32_t code_sample(coder *cd, channel_model *m, const channel_mode
 /* One out-of-line function per (direction, channel kind): each gets its own register allocation,
  * which costs a call per sample but avoids the spills of one giant inlined loop. */
 #define NOINLINE static __attribute__((noinline))
-NOINLINE int32_t encode_intra(coder *cd, channel_model *m, int32_t x, int32_t original)
-{ return code_sample(cd, m, NULL, x, original, 0, FIRST_CHANNEL_PREDICTORS); }
-NOINLINE int32_t encode_inter(coder *cd, channel_model *m, const channel_model *ref, int32_t x, int32_t original)
-{ return code_sample(cd, m, ref, x, original, 0, INTER_PREDICTORS); }
+NOINLINE int32_t encode_intra(coder *cd, channel_model *m, int32_t x, int32_t original, coded_symbol *out)
+{ return code_sample(cd, m, NULL, x, original, out, ENCODE, FIRST_CHANNEL_PREDICTORS); }
+NOINLINE int32_t encode_intra_lossless(coder *cd, channel_model *m, int32_t x, int32_t original, coded_symbol *out)
+{ return code_sample(cd, m, NULL, x, original, out, ENCODE_LOSSLESS, FIRST_CHANNEL_PREDICTORS); }
+NOINLINE int32_t encode_inter(coder *cd, channel_model *m, const channel_model *ref, int32_t x, int32_t original,
+                              coded_symbol *out)
+{ return code_sample(cd, m, ref, x, original, out, ENCODE, INTER_PREDICTORS); }
+NOINLINE int32_t encode_inter_lossless(coder *cd, channel_model *m, const channel_model *ref, int32_t x,
+                                       int32_t original, coded_symbol *out)
+{ return code_sample(cd, m, ref, x, original, out, ENCODE_LOSSLESS, INTER_PREDICTORS); }
 NOINLINE int32_t decode_intra(coder *cd, channel_model *m, int32_t x)
-{ return code_sample(cd, m, NULL, x, 0, 1, FIRST_CHANNEL_PREDICTORS); }
+{ return code_sample(cd, m, NULL, x, 0, NULL, DECODE, FIRST_CHANNEL_PREDICTORS); }
 NOINLINE int32_t decode_inter(coder *cd, channel_model *m, const channel_model *ref, int32_t x)
-{ return code_sample(cd, m, ref, x, 0, 1, INTER_PREDICTORS); }
+{ return code_sample(cd, m, ref, x, 0, NULL, DECODE, INTER_PREDICTORS); }
 
 /* ---------------------------------------------------------------- rows and memory */
 
@@ -607,7 +727,8 @@ FORCE_INLINE void store_sample(void *pixels, size_t i, int wide, int32_t v)
     else ((uint8_t *)pixels)[i] = (uint8_t)v;
 }
 
-/* One function per row and (direction, single channel or not). Their loops keep the row's
+/* One function per row and (direction, single channel or not). The encoder models up to
+ * ENCODE_CHUNK samples, then codes them (encode_symbols). Their loops keep the row's
  * invariants in registers and skip the generic loop's per-sample tests: measured 22 fewer
  * instructions per sample for gray encoding. Decoding a single channel also inlines the
  * per-sample decoder into its loop (17 fewer); the same measured worse for the encoder and for
@@ -617,7 +738,7 @@ NOINLINE void decode_gray_row(coder *cd, void *pixels, size_t i, int wide)
     channel_model *m = &cd->models[0];
     const int32_t width = (int32_t)cd->params.width;
     for (int32_t x = 0; x < width; x++, i++)
-        store_sample(pixels, i, wide, code_sample(cd, m, NULL, x, 0, 1, FIRST_CHANNEL_PREDICTORS));
+        store_sample(pixels, i, wide, code_sample(cd, m, NULL, x, 0, NULL, DECODE, FIRST_CHANNEL_PREDICTORS));
 }
 
 NOINLINE void decode_colour_row(coder *cd, void *pixels, size_t i, int wide, uint32_t channels)
@@ -631,30 +752,76 @@ NOINLINE void decode_colour_row(coder *cd, void *pixels, size_t i, int wide, uin
     }
 }
 
+/* The encoder's coding pass over a run of modelled samples (gray: all of channel 0). */
+FORCE_INLINE void encode_symbols(coder *cd, const coded_symbol *symbols, size_t count, const int gray)
+{
+    channel_model *models = cd->models;
+    for (size_t j = 0; j < count; j++) {
+        const coded_symbol *s = &symbols[j];
+        symbol_contexts *c = &models[gray ? 0 : s->channel].ctx;
+        encode_symbol(&cd->enc, c, s->symbol, s->bucket, s->zctx, s->sctx, s->bias_ctx);
+    }
+}
+NOINLINE void encode_gray_symbols(coder *cd, const coded_symbol *symbols, size_t count)
+{ encode_symbols(cd, symbols, count, 1); }
+NOINLINE void encode_colour_symbols(coder *cd, const coded_symbol *symbols, size_t count)
+{ encode_symbols(cd, symbols, count, 0); }
+
 NOINLINE void encode_gray_row(coder *cd, const void *pixels, void *reconstruction, size_t i, int wide)
 {
     channel_model *m = &cd->models[0];
+    const int lossless = cd->params.tau == 0;
     const int32_t width = (int32_t)cd->params.width;
-    for (int32_t x = 0; x < width; x++, i++) {
-        const int32_t rec = encode_intra(cd, m, x, load_sample(pixels, i, wide));
-        if (reconstruction) store_sample(reconstruction, i, wide, rec);
+    coded_symbol symbols[ENCODE_CHUNK];
+    for (int32_t x0 = 0; x0 < width; x0 += ENCODE_CHUNK) {
+        const int32_t end = width - x0 < ENCODE_CHUNK ? width : x0 + ENCODE_CHUNK;
+        for (int32_t x = x0; x < end; x++, i++) {
+            coded_symbol *s = &symbols[x - x0];
+            const int32_t original = load_sample(pixels, i, wide);
+            const int32_t rec = lossless ? encode_intra_lossless(cd, m, x, original, s)
+                                         : encode_intra(cd, m, x, original, s);
+            if (reconstruction) store_sample(reconstruction, i, wide, rec);
+        }
+        encode_gray_symbols(cd, symbols, (size_t)(end - x0));
     }
+}
+
+FORCE_INLINE void encode_colour_row_as(coder *cd, const void *pixels, void *reconstruction, size_t i, int wide,
+                                       uint32_t channels, const int lossless)
+{
+    channel_model *models = cd->models;
+    const int32_t width = (int32_t)cd->params.width;
+    coded_symbol symbols[ENCODE_CHUNK];
+    size_t n = 0;
+    for (int32_t x = 0; x < width; x++) {
+        if (n + channels > ENCODE_CHUNK) {
+            encode_colour_symbols(cd, symbols, n);
+            n = 0;
+        }
+        symbols[n].channel = 0;
+        int32_t original = load_sample(pixels, i, wide);
+        int32_t rec = lossless ? encode_intra_lossless(cd, models, x, original, &symbols[n])
+                               : encode_intra(cd, models, x, original, &symbols[n]);
+        n++;
+        if (reconstruction) store_sample(reconstruction, i, wide, rec);
+        i++;
+        for (uint32_t c = 1; c < channels; c++, i++) {
+            symbols[n].channel = (uint8_t)c;
+            original = load_sample(pixels, i, wide);
+            rec = lossless ? encode_inter_lossless(cd, &models[c], &models[c - 1], x, original, &symbols[n])
+                           : encode_inter(cd, &models[c], &models[c - 1], x, original, &symbols[n]);
+            n++;
+            if (reconstruction) store_sample(reconstruction, i, wide, rec);
+        }
+    }
+    encode_colour_symbols(cd, symbols, n);
 }
 
 NOINLINE void encode_colour_row(coder *cd, const void *pixels, void *reconstruction, size_t i, int wide,
                                 uint32_t channels)
 {
-    channel_model *models = cd->models;
-    const int32_t width = (int32_t)cd->params.width;
-    for (int32_t x = 0; x < width; x++) {
-        int32_t rec = encode_intra(cd, models, x, load_sample(pixels, i, wide));
-        if (reconstruction) store_sample(reconstruction, i, wide, rec);
-        i++;
-        for (uint32_t c = 1; c < channels; c++, i++) {
-            rec = encode_inter(cd, &models[c], &models[c - 1], x, load_sample(pixels, i, wide));
-            if (reconstruction) store_sample(reconstruction, i, wide, rec);
-        }
-    }
+    if (cd->params.tau == 0) encode_colour_row_as(cd, pixels, reconstruction, i, wide, channels, 1);
+    else encode_colour_row_as(cd, pixels, reconstruction, i, wide, channels, 0);
 }
 
 /* Raster order, channels interleaved pixel by pixel. */
