@@ -457,12 +457,16 @@ def test_every_flagfile_builds_a_valid_config():
     configs = last_json_line(finish(run_python(FLAGFILES_SCRIPT, *flagfiles)))
     for path, config in configs.items():
         stem = Path(path).stem.removeprefix("cpu_small_")  # cpu_small_mse.flags: the mse baseline
-        assert config["mode"] == {"linf_multirate": "linf", "quickstart": "linf", "cpu_small": "linf"}.get(
-            stem, stem
-        )
+        linf_configs = {"linf_multirate", "quickstart", "cpu_small", "long", "long_t1"}
+        assert config["mode"] == ("linf" if stem in linf_configs else stem)
         assert config["epochs"] > 0 and config["taus"]
     assert configs[str(REPO / "configs" / "single_rate.flags")]["taus"] == [10]
     assert configs[str(REPO / "configs" / "linf_multirate.flags")]["taus"] == [6, 8, 10, 12, 14]
+    # The continuations resume the shipped run (24 epochs) and differ only in the small taus.
+    long_run = configs[str(REPO / "configs" / "cpu_small_long.flags")]
+    long_t1 = configs[str(REPO / "configs" / "cpu_small_long_t1.flags")]
+    assert long_run["epochs"] == long_t1["epochs"] == 32
+    assert long_t1["taus"] == [1, 2, 3, 4, 5] + long_run["taus"]
 
 
 def event_tags(logdir: Path) -> set[str]:
