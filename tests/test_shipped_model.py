@@ -35,9 +35,10 @@ def test_shipped_files_are_small_and_described() -> None:
     assert sum(path.stat().st_size for path in files) < MAX_SHIPPED_BYTES
     config = json.loads((WEIGHTS_DIR / "generator.json").read_text())
     assert config["channels"] == 3 and config["tau_conditioning"] is True
+    assert config["taus"] == [1, 2, 3, 4, 5, 6, 8, 10, 12, 14]
 
 
-@pytest.mark.parametrize("tau", [6, 10, 14])
+@pytest.mark.parametrize("tau", [3, 6, 10, 14])  # trained on taus 1..14
 def test_default_model_improves_decoded_images_within_the_bound(crop: np.ndarray, tau: int) -> None:
     decoded = codec.decode(codec.encode(crop, tau))
     restored = NetworkRestorer("default").restore(decoded, tau, 0.5, 8)  # the CLI's integer path
