@@ -167,6 +167,15 @@ FORCE_INLINE void intra_candidates(const neighbours *nb, const coding_params *cp
  * bits at tau = 0-4 on the luma set, in place of a plain W predictor (12 inputs gained another
  * 0.08 % for 50 % more work). Weights have 16 fractional bits and are kept within +-2^22 (+-64). */
 #define LMS_WEIGHT_LIMIT (INT32_C(1) << 22)
+#if LINF_VECTOR
+/* The LMS_INPUTS (8) lanes at p as two 4-lane vectors; memcpy because p is only int32-aligned. */
+FORCE_INLINE void load_lanes(const int32_t *p, v4i32 *low, v4i32 *high)
+{
+    memcpy(low, p, sizeof *low);
+    memcpy(high, p + 4, sizeof *high);
+}
+#endif
+
 /* Sum of a[i] b[i] over the LMS_INPUTS lanes, in doubles: exact for the callers' magnitudes
  * (every product and partial sum an integer below 2^53), so any summation order gives the same
  * value as an int64 sum. Four lanes at a time with vector extensions. */
@@ -174,10 +183,8 @@ FORCE_INLINE double lms_dot(const int32_t *a, const int32_t *b)
 {
 #if LINF_VECTOR
     v4i32 a0, a1, b0, b1;
-    memcpy(&a0, a, sizeof a0);
-    memcpy(&a1, a + 4, sizeof a1);
-    memcpy(&b0, b, sizeof b0);
-    memcpy(&b1, b + 4, sizeof b1);
+    load_lanes(a, &a0, &a1);
+    load_lanes(b, &b0, &b1);
     const v4f64 s = __builtin_convertvector(a0, v4f64) * __builtin_convertvector(b0, v4f64) +
                     __builtin_convertvector(a1, v4f64) * __builtin_convertvector(b1, v4f64);
     return (s[0] + s[2]) + (s[1] + s[3]); /* lanes 0-1 and 2-3 share a register without AVX */
@@ -238,10 +245,8 @@ FORCE_INLINE void lms_update(int32_t *weight, const int32_t *u, int shift, int32
      * so neither overflows): one OR per lane and a test of the sign bit of the OR of all lanes. */
 #if LINF_VECTOR
     v4i32 w0, w1, u0, u1;
-    memcpy(&w0, weight, sizeof w0);
-    memcpy(&w1, weight + 4, sizeof w1);
-    memcpy(&u0, u, sizeof u0);
-    memcpy(&u1, u + 4, sizeof u1);
+    load_lanes(weight, &w0, &w1);
+    load_lanes(u, &u0, &u1);
     w0 += gain * u0;
     w1 += gain * u1;
     memcpy(weight, &w0, sizeof w0);
