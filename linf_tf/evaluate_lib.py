@@ -861,15 +861,43 @@ def write_plots(summary: Sequence[Mapping[str, Any]], directory: Path) -> list[P
     return written
 
 
+# Reference codecs keep one look in every plot (grey/black, dashed) so the networks' colours stand out.
+REFERENCE_STYLES = {
+    "codec": {"color": "black", "linestyle": "-", "marker": "s"},
+    "jpegls": {"color": "0.35", "linestyle": "--", "marker": "x"},
+    "jpeg2000": {"color": "0.55", "linestyle": "--", "marker": "^"},
+    "webp": {"color": "0.75", "linestyle": "--", "marker": "v"},
+}
+
+
+def _network_colors(methods: Iterable[str]) -> dict[str, Any]:
+    """One tab10 colour per network (slack variants share their network's colour)."""
+    plt = _pyplot()
+    networks = sorted({m.split("@")[0] for m in methods if m not in BASELINE_METHODS})
+    palette = plt.get_cmap("tab10").colors
+    return {name: palette[i % len(palette)] for i, name in enumerate(networks)}
+
+
+def line_plot_methods(methods: Iterable[str]) -> list[str]:
+    """The methods drawn in the per-tau and rate plots: the references and each network at its
+    default slack, in table order."""
+    return [m for m in method_order(methods) if "@" not in m]
+
+
 def _line_plot(
     rows: Sequence[Mapping[str, Any]], x: str, y: str, x_label: str, y_label: str, path: Path
 ) -> Path:
+    """The references and each network at its default slack; the other slacks are in the
+    trade-off plot (one line per slack here made the plots unreadable)."""
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(6, 4))
-    for method in method_order(row["method"] for row in rows):
+    methods = line_plot_methods(row["method"] for row in rows)
+    colors = _network_colors(methods)
+    for method in methods:
         points = sorted((row[x], row[y]) for row in rows if row["method"] == method and math.isfinite(row[y]))
+        style = REFERENCE_STYLES.get(method, {"color": colors.get(method), "marker": "o"})
         if points:
-            axes.plot(*zip(*points, strict=True), marker="o", label=method)
+            axes.plot(*zip(*points, strict=True), label=method, **style)
     axes.set(xlabel=x_label, ylabel=y_label, title=f"{rows[0]['set']}: {y_label} vs {x_label}")
     axes.grid(alpha=0.3)
     axes.legend(fontsize="small")
@@ -880,28 +908,39 @@ def _line_plot(
 
 
 def _tradeoff_plot(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
-    """PSNR against the *guaranteed* l-inf error (1 + kappa) tau: one curve per network and tau
-    through its slacks, starting at the codec (kappa = 0, bound tau); JPEG-LS as a reference point."""
+    """PSNR against the *guaranteed* l-inf error (1 + kappa) tau: per network and tau one curve
+    through its slacks, starting at the codec (kappa = 0, bound tau); a colour per network, a
+    label per tau at the codec's point; JPEG-LS as the reference."""
     plt = _pyplot()
-    figure, axes = plt.subplots(figsize=(6, 4))
+    figure, axes = plt.subplots(figsize=(6.5, 4.5))
     codec_rows = {row["tau"]: row for row in rows if row["method"] == "codec"}
-    networks = sorted({row["method"].split("@")[0] for row in rows if row["method"] not in BASELINE_METHODS})
-    for network in networks:
+    colors = _network_colors(row["method"] for row in rows)
+    for network, color in colors.items():
         for tau in sorted(codec_rows):
             variants = [row for row in rows if row["tau"] == tau and row["method"].split("@")[0] == network]
             points = sorted(
                 [(codec_rows[tau]["bound"], codec_rows[tau]["psnr"])]
                 + [(row["bound"], row["psnr"]) for row in variants]
             )
-            axes.plot(*zip(*points, strict=True), marker="o", label=f"{network} τ={tau}")
+            label = network if tau == min(codec_rows) else None
+            axes.plot(*zip(*points, strict=True), color=color, marker="o", markersize=3, label=label)
+    for tau, row in sorted(codec_rows.items()):
+        axes.annotate(
+            f"τ={tau}",
+            (row["bound"], row["psnr"]),
+            textcoords="offset points",
+            xytext=(-4, -11),
+            fontsize="x-small",
+            ha="right",
+        )
     jls = sorted((row["bound"], row["psnr"]) for row in rows if row["method"] == "jpegls")
     if jls:
-        axes.plot(*zip(*jls, strict=True), "k--", marker="x", label="jpegls")
+        axes.plot(*zip(*jls, strict=True), label="jpegls", **REFERENCE_STYLES["jpegls"])
     axes.set(
         xlabel="guaranteed ℓ∞ error (1+κ)τ", ylabel="PSNR (dB)", title=f"{rows[0]['set']}: PSNR vs guarantee"
     )
     axes.grid(alpha=0.3)
-    axes.legend(fontsize="x-small", ncol=2)
+    axes.legend(fontsize="small")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)

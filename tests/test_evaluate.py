@@ -458,3 +458,10 @@ def test_markdown_marks_rates_that_were_not_matched() -> None:
     assert "| τ=6 | PSNR | 30.00 | 31.00* |" in table
     assert "rate not matched within 2 %" in table
     assert "| ℓ∞ bound | 6.00 (6) | 20.00 (20) |" in table
+
+
+def test_line_plots_draw_references_and_default_slack_networks_only() -> None:
+    """Slack variants belong to the trade-off plot: drawn in every line plot they made sixteen
+    lines, and with matplotlib's ten colours recycled two methods shared a colour."""
+    methods = ["net@1", "webp", "codec", "net", "other", "other@0.25", "jpegls", "jpeg2000"]
+    assert evaluate_lib.line_plot_methods(methods) == ["codec", "jpeg2000", "webp", "jpegls", "net", "other"]
