@@ -443,7 +443,8 @@ configs = {}
 for path in sys.argv[1:]:
     train.FLAGS(["train.py", f"--flagfile={path}"])
     config = train.config_from_flags()
-    configs[path] = {"mode": config.mode, "taus": list(config.taus), "epochs": config.epochs}
+    configs[path] = {"mode": config.mode, "taus": list(config.taus), "epochs": config.epochs,
+                     "filters": config.filters, "num_res_units": config.num_res_units}
     train.FLAGS.unparse_flags()
 print(json.dumps(configs))
 """
@@ -457,7 +458,7 @@ def test_every_flagfile_builds_a_valid_config():
     configs = last_json_line(finish(run_python(FLAGFILES_SCRIPT, *flagfiles)))
     for path, config in configs.items():
         stem = Path(path).stem.removeprefix("cpu_small_")  # cpu_small_mse.flags: the mse baseline
-        linf_configs = {"linf_multirate", "quickstart", "cpu_small", "long", "long_t1"}
+        linf_configs = {"linf_multirate", "quickstart", "cpu_small", "long", "long_t1", "cpu_medium"}
         assert config["mode"] == ("linf" if stem in linf_configs else stem)
         assert config["epochs"] > 0 and config["taus"]
     assert configs[str(REPO / "configs" / "single_rate.flags")]["taus"] == [10]
@@ -467,6 +468,10 @@ def test_every_flagfile_builds_a_valid_config():
     long_t1 = configs[str(REPO / "configs" / "cpu_small_long_t1.flags")]
     assert long_run["epochs"] == long_t1["epochs"] == 32
     assert long_t1["taus"] == [1, 2, 3, 4, 5] + long_run["taus"]
+    # The size comparison: the shipped recipe with a 32 x 6 generator and tau = 1..14 from the start.
+    medium = configs[str(REPO / "configs" / "cpu_medium.flags")]
+    assert (medium["filters"], medium["num_res_units"]) == (32, 6)
+    assert medium["taus"] == long_t1["taus"]
 
 
 def event_tags(logdir: Path) -> set[str]:
