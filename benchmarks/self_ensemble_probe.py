@@ -17,18 +17,15 @@ from pathlib import Path
 import numpy as np
 
 from linf_tf import codec, imageio
+from linf_tf.data import dihedral_transform
 from linf_tf.evaluate_lib import load_restorer, restore_tiled, to_integer_box
 from linf_tf.metrics import psnr
 
 
-def dihedral(image: np.ndarray, k: int) -> np.ndarray:
-    """The k-th of the 8 flips/rotations of an HxWxC image."""
-    return np.rot90(image[:, ::-1] if k >= 4 else image, k % 4)
-
-
-def undo_dihedral(image: np.ndarray, k: int) -> np.ndarray:
-    back = np.rot90(image, -(k % 4))
-    return back[:, ::-1] if k >= 4 else back
+def inverse_symmetry(index: int) -> int:
+    """The index of ``data.dihedral_transform`` that undoes ``index``: rotations invert to the
+    opposite rotation, and the four reflections are their own inverses."""
+    return (4 - index) % 4 if index < 4 else index
 
 
 def gains(restorer, original: np.ndarray, tau: int, slack: float) -> tuple[float, float, float]:
@@ -36,8 +33,9 @@ def gains(restorer, original: np.ndarray, tau: int, slack: float) -> tuple[float
     _, decoded = codec.encode_with_decoded(original, tau)
     outputs = []
     for k in range(8):
-        turned = np.ascontiguousarray(dihedral(decoded, k))
-        outputs.append(undo_dihedral(restore_tiled(restorer, turned, tau, slack, 512, 16, 8), k))
+        turned = np.ascontiguousarray(dihedral_transform(decoded, k))
+        restored = restore_tiled(restorer, turned, tau, slack, 512, 16, 8)
+        outputs.append(dihedral_transform(restored, inverse_symmetry(k)))
     base = psnr(original, decoded, 255)
     plain = psnr(original, to_integer_box(outputs[0], decoded, tau, slack, 255), 255)
     ensemble = psnr(original, to_integer_box(np.mean(outputs, axis=0), decoded, tau, slack, 255), 255)
