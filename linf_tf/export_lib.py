@@ -58,7 +58,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import inspect
 import io
 import json
 import math
@@ -77,7 +76,7 @@ import tensorflow as tf
 from absl import logging as absl_logging
 
 from linf_tf import codec
-from linf_tf.models import build_arcnn, build_generator
+from linf_tf.models import build_from_spec
 from linf_tf.models.common import project_to_box
 
 INPUT_DTYPES: dict[str, tf.DType] = {"uint8": tf.uint8, "uint16": tf.uint16}
@@ -108,22 +107,8 @@ GeneratorCall = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 
 
 def build_from_config(config: Mapping[str, Any]) -> keras.Model:
-    """A freshly initialised generator from its builder arguments.
-
-    ``config`` holds keyword arguments of :func:`build_generator` (``channels``, ``filters``,
-    ``num_res_units``, ``tau_conditioning``). Other keys (the trainer also records taus, pixel_max,
-    ...) are ignored; ``"model": "arcnn"`` builds the ARCNN baseline from ``arcnn_filters``.
-    """
-    if "channels" not in config:
-        raise ValueError(f"the generator config must give 'channels', got keys {sorted(config)}")
-    if config.get("model") == "arcnn":
-        return build_arcnn(
-            config["channels"],
-            filters=tuple(config.get("arcnn_filters", (64, 32, 16))),
-            tau_conditioning=config.get("tau_conditioning", False),
-        )
-    accepted = set(inspect.signature(build_generator).parameters)
-    return build_generator(**{key: value for key, value in config.items() if key in accepted})
+    """A freshly initialised generator from its spec (:func:`linf_tf.models.build_from_spec`)."""
+    return build_from_spec(config)
 
 
 def load_generator(weights_path: str | Path, config_json_path: str | Path) -> keras.Model:

@@ -42,9 +42,12 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from linf_tf import losses
-from linf_tf.models import build_arcnn, build_discriminator, build_generator, build_inference_model
+from linf_tf.models import ARCHITECTURES, build_discriminator, build_from_spec, build_inference_model
 
 MODES = ("linf", "single_rate", "mse", "mse_gan", "arcnn")
+# Keras dtype policy per --mixed_precision value: float16 needs loss scaling (GPUs with tensor
+# cores); bfloat16 has float32's exponent range, needs none, and is what AMX/AVX512-BF16 CPUs run fast.
+PRECISION_POLICIES = {"none": None, "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
 MODES_WITH_DISCRIMINATOR = frozenset({"linf", "single_rate", "mse_gan"})
 MODES_WITH_LINF_LOSS = frozenset({"linf", "single_rate"})
 STRATEGIES = ("default", "mirrored", "multi_worker")
@@ -68,7 +71,10 @@ class TrainConfig:
             ``single_rate`` (the same loss, exactly one tau), ``mse`` (MSE only, no D), ``mse_gan``
             (MSE + adversarial, lambda2 = 0) or ``arcnn`` (the ARCNN baseline, MSE only, no D).
         channels: 1 (gray) or 3 (RGB); training images are converted to it.
+        architecture: ``full`` (the paper's G, every conv at full resolution) or ``unshuffle`` (the
+            body at 1/unshuffle_factor of the resolution, models.build_unshuffle_generator).
         filters, num_res_units: width and depth of G (paper: 64 maps, 16 residual units).
+        unshuffle_factor: space-to-depth factor of the ``unshuffle`` architecture (2 or 4).
         tau_conditioning: feed G a plane of the normalised tau (an addition for multi-rate use).
         arcnn_filters: hidden widths of ARCNN (mode ``arcnn``; original 64, 32, 16).
         disc_base_filters, disc_dense_units: width of D's first unit and hidden dense layer.
@@ -117,7 +123,9 @@ class TrainConfig:
             is also appended to ``<logdir>/validation_log.csv`` (step, epoch, wall time, metrics
             per tau), the run's log of steps, wall time and gain.
     Hardware
-        mixed_precision: Keras ``mixed_float16`` policy + LossScaleOptimizer (GPUs with tensor cores).
+        mixed_precision: ``none``, ``float16`` (Keras ``mixed_float16`` + LossScaleOptimizer, GPUs
+            with tensor cores) or ``bfloat16`` (``mixed_bfloat16``, no loss scaling; CPUs with
+            AMX/AVX512-BF16 and TPUs). True / False are read as float16 / none.
         jit_compile: XLA-compile the forward and backward passes.
         seed: initial weights (keras.utils.set_random_seed) and data order.
         show_progress: tqdm progress bar (chief only).
@@ -125,8 +133,10 @@ class TrainConfig:
 
     mode: str = "linf"
     channels: int = 3
+    architecture: str = "full"
     filters: int = 64
     num_res_units: int = 16
+    unshuffle_factor: int = 2
     tau_conditioning: bool = True
     arcnn_filters: tuple[int, ...] = (64, 32, 16)
     disc_base_filters: int = 64
@@ -158,13 +168,23 @@ class TrainConfig:
     checkpoint_dir: str | None = None
     checkpoint_every_steps: int = 500
     max_checkpoints: int = 3
-    mixed_precision: bool = False
+    mixed_precision: str = "none"
     jit_compile: bool = False
     seed: int = 0
     show_progress: bool = True
     max_train_minutes: float = 0.0
 
     def __post_init__(self) -> None:
+        if isinstance(self.mixed_precision, bool):  # the flag was a bool before bfloat16 existed
+            object.__setattr__(self, "mixed_precision", "float16" if self.mixed_precision else "none")
+        if self.mixed_precision not in PRECISION_POLICIES:
+            raise ValueError(
+                f"mixed_precision must be one of {tuple(PRECISION_POLICIES)}, got {self.mixed_precision!r}"
+            )
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
+        if self.unshuffle_factor not in (2, 4):
+            raise ValueError(f"unshuffle_factor must be 2 or 4, got {self.unshuffle_factor}")
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.mode == "single_rate" and len(self.taus) != 1:
@@ -179,6 +199,20 @@ class TrainConfig:
             raise ValueError("warmup_fraction and decay_fraction must lie in [0, 1]")
         if not 0.0 <= self.eval_slack <= 1.0:
             raise ValueError(f"eval_slack (kappa) must lie in [0, 1], got {self.eval_slack}")
+
+    @property
+    def generator_spec(self) -> dict[str, Any]:
+        """The network's spec (models.build_from_spec), as written to ``generator.json``."""
+        return {
+            "model": "arcnn" if self.mode == "arcnn" else "linf_cnn",
+            "channels": self.channels,
+            "architecture": self.architecture,
+            "tau_conditioning": self.tau_conditioning,
+            "filters": self.filters,
+            "num_res_units": self.num_res_units,
+            "unshuffle_factor": self.unshuffle_factor,
+            "arcnn_filters": list(self.arcnn_filters),
+        }
 
     @property
     def has_discriminator(self) -> bool:
@@ -244,7 +278,8 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
 
 
 def image_source(spec: str, split: str = "train") -> Any:
-    """Images for ``data.make_*_dataset``: ``skimage``, ``DIR_OR_GLOB`` or ``div2k:MANUAL_DIR``.
+    """Images for ``data.make_*_dataset``: ``skimage``, ``DIR_OR_GLOB[,DIR_OR_GLOB...]`` or
+    ``div2k:MANUAL_DIR``.
 
     ``skimage`` trains on the scikit-image samples except :data:`SKIMAGE_VALIDATION_NAMES`, which
     it validates on (split ``validation``), so validation images are never trained on.
@@ -258,7 +293,7 @@ def image_source(spec: str, split: str = "train") -> Any:
         return data.skimage_sample_images(names)
     if spec.startswith("div2k:"):
         return data.div2k_source(spec.removeprefix("div2k:"), split=split)
-    return data.list_image_files(spec)
+    return [path for part in spec.split(",") if part for path in data.list_image_files(part)]
 
 
 def count_batches(dataset: tf.data.Dataset) -> int:
@@ -343,10 +378,11 @@ class Trainer:
         """Models and optimizers inside the strategy scope, so their variables are mirrored."""
         config = self.config
         previous_policy = keras.mixed_precision.dtype_policy()
-        if config.mixed_precision:
+        policy = PRECISION_POLICIES[config.mixed_precision]
+        if policy is not None:
             # Layers read the global policy when they are created; it is restored right after so
             # that building a Trainer does not change the dtype of models built later elsewhere.
-            keras.mixed_precision.set_global_policy("mixed_float16")
+            keras.mixed_precision.set_global_policy(policy)
         try:
             with self.strategy.scope():
                 self.generator = self._build_generator()
@@ -372,17 +408,7 @@ class Trainer:
             keras.mixed_precision.set_global_policy(previous_policy)
 
     def _build_generator(self) -> keras.Model:
-        config = self.config
-        if config.mode == "arcnn":
-            return build_arcnn(
-                config.channels, filters=config.arcnn_filters, tau_conditioning=config.tau_conditioning
-            )
-        return build_generator(
-            config.channels,
-            filters=config.filters,
-            num_res_units=config.num_res_units,
-            tau_conditioning=config.tau_conditioning,
-        )
+        return build_from_spec(self.config.generator_spec)
 
     def _make_optimizer(self, model: keras.Model) -> keras.optimizers.Optimizer:
         """Adam (beta1 from the config), wrapped for loss scaling under mixed precision, and *built*.
@@ -395,7 +421,7 @@ class Trainer:
         optimizer = keras.optimizers.Adam(
             learning_rate=self.config.learning_rate, beta_1=self.config.adam_beta1
         )
-        if self.config.mixed_precision:
+        if self.config.mixed_precision == "float16":
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         optimizer.build(model.trainable_variables)
         return optimizer
@@ -772,12 +798,7 @@ def export_generator_weights(generator: keras.Model, config: TrainConfig, direct
     directory.mkdir(parents=True, exist_ok=True)
     generator.save_weights(directory / EXPORT_WEIGHTS_NAME)
     architecture = {
-        "model": "arcnn" if config.mode == "arcnn" else "linf_cnn",
-        "channels": config.channels,
-        "tau_conditioning": config.tau_conditioning,
-        "filters": config.filters,
-        "num_res_units": config.num_res_units,
-        "arcnn_filters": list(config.arcnn_filters),
+        **config.generator_spec,
         "taus": list(config.taus),
         "pixel_max": config.pixel_max,
         "eval_slack": config.eval_slack,
@@ -791,17 +812,7 @@ def load_exported_generator(directory: str | Path) -> tuple[keras.Model, dict[st
     """Rebuild G (float32) from :func:`export_generator_weights`'s files; returns (model, its JSON)."""
     directory = Path(directory)
     spec = json.loads((directory / EXPORT_CONFIG_NAME).read_text())
-    if spec["model"] == "arcnn":
-        model = build_arcnn(
-            spec["channels"], filters=spec["arcnn_filters"], tau_conditioning=spec["tau_conditioning"]
-        )
-    else:
-        model = build_generator(
-            spec["channels"],
-            filters=spec["filters"],
-            num_res_units=spec["num_res_units"],
-            tau_conditioning=spec["tau_conditioning"],
-        )
+    model = build_from_spec(spec)
     model.load_weights(directory / EXPORT_WEIGHTS_NAME)
     return model, spec
 

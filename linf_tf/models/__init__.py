@@ -1,7 +1,21 @@
-"""Network builders: the l-inf CNN generator, its discriminator and the ARCNN baseline."""
+"""Network builders: the l-inf CNN generators, its discriminator and the ARCNN baseline."""
 
 from linf_tf.models.arcnn import build_arcnn
 from linf_tf.models.discriminator import build_discriminator
-from linf_tf.models.generator import build_generator, build_inference_model
+from linf_tf.models.generator import (
+    ARCHITECTURES,
+    build_generator,
+    build_inference_model,
+    build_unshuffle_generator,
+)
+from linf_tf.models.spec import build_from_spec
 
-__all__ = ["build_arcnn", "build_discriminator", "build_generator", "build_inference_model"]
+__all__ = [
+    "ARCHITECTURES",
+    "build_arcnn",
+    "build_discriminator",
+    "build_from_spec",
+    "build_generator",
+    "build_inference_model",
+    "build_unshuffle_generator",
+]

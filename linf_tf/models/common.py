@@ -164,3 +164,95 @@ def add_global_residual(decoded: Tensor, features: Tensor, channels: int, kernel
         name="correction",
     )(features)
     return keras.layers.Add(dtype="float32", name="restored")([decoded, correction])
+
+
+@keras.saving.register_keras_serializable(package="linf_tf")
+class PixelUnshuffle(keras.layers.Layer):
+    """Space-to-depth by ``factor``: (B, H, W, C) -> (B, H/f, W/f, f*f*C); H and W must be multiples.
+
+    A body at 1/f of the resolution costs ~1/f^2 of the FLOPs per conv for the same receptive field in
+    pixels, which is the lever that lets a wide network train on CPUs. ``tf.nn.space_to_depth`` is a
+    TFLite builtin (SPACE_TO_DEPTH), so the exported models need no Flex ops.
+    """
+
+    def __init__(self, factor: int = 2, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.factor = int(factor)
+
+    def call(self, x):
+        import tensorflow as tf  # the Keras backend of this project; the op has no keras.ops twin
+
+        return tf.nn.space_to_depth(x, self.factor)
+
+    def compute_output_shape(self, shape):
+        f = self.factor
+        height, width = (None if s is None else s // f for s in shape[1:3])
+        return (shape[0], height, width, shape[3] * f * f)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "factor": self.factor}
+
+
+@keras.saving.register_keras_serializable(package="linf_tf")
+class PixelShuffle(keras.layers.Layer):
+    """Depth-to-space by ``factor``, the inverse of :class:`PixelUnshuffle` (TFLite DEPTH_TO_SPACE)."""
+
+    def __init__(self, factor: int = 2, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.factor = int(factor)
+
+    def call(self, x):
+        import tensorflow as tf
+
+        return tf.nn.depth_to_space(x, self.factor)
+
+    def compute_output_shape(self, shape):
+        f = self.factor
+        height, width = (None if s is None else s * f for s in shape[1:3])
+        return (shape[0], height, width, shape[3] // (f * f))
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "factor": self.factor}
+
+
+@keras.saving.register_keras_serializable(package="linf_tf")
+class PadToMultiple(keras.layers.Layer):
+    """Pad H and W at the bottom/right, by mirroring, up to multiples of ``multiple``.
+
+    Lets a pixel-unshuffle network take any image size; :class:`CropLike` cuts the result back.
+    Symmetric mirroring (edge sample repeated) keeps the padded border looking like image content.
+    """
+
+    def __init__(self, multiple: int = 2, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.multiple = int(multiple)
+
+    def call(self, x):
+        import tensorflow as tf
+
+        shape = tf.shape(x)
+        pad_h = (-shape[1]) % self.multiple
+        pad_w = (-shape[2]) % self.multiple
+        return tf.pad(x, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]], mode="SYMMETRIC")
+
+    def compute_output_shape(self, shape):
+        m = self.multiple
+        height, width = (None if s is None else -(-s // m) * m for s in shape[1:3])
+        return (shape[0], height, width, shape[3])
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "multiple": self.multiple}
+
+
+@keras.saving.register_keras_serializable(package="linf_tf")
+class CropLike(keras.layers.Layer):
+    """``layer(x, reference)``: x cut to the reference's height and width (top-left corner)."""
+
+    def call(self, x, reference):
+        import tensorflow as tf
+
+        shape = tf.shape(reference)
+        return x[:, : shape[1], : shape[2], :]
+
+    def compute_output_shape(self, x_shape, reference_shape):
+        return (x_shape[0], reference_shape[1], reference_shape[2], x_shape[3])

@@ -16,12 +16,18 @@ import keras
 
 from linf_tf.models.common import (
     BoxProjection,
+    CropLike,
+    PadToMultiple,
+    PixelShuffle,
+    PixelUnshuffle,
     add_global_residual,
     conv_bn_act,
     residual_unit,
     restoration_inputs,
     with_tau_plane,
 )
+
+ARCHITECTURES = ("full", "unshuffle")
 
 
 def build_generator(
@@ -60,6 +66,53 @@ def build_generator(
     x = conv_bn_act(x, filters, "body_out", activation=None)
     x = keras.layers.Add(name="long_skip")([head, x])
     restored = add_global_residual(decoded, x, channels, kernel_size=3)
+    return keras.Model([decoded, tau], restored, name=name)
+
+
+def build_unshuffle_generator(
+    channels: int,
+    *,
+    filters: int = 64,
+    num_res_units: int = 6,
+    factor: int = 2,
+    tau_conditioning: bool = True,
+    name: str = "linf_cnn_unshuffle",
+) -> keras.Model:
+    """G with its body at 1/``factor`` of the resolution (pixel-unshuffle), for CPU-sized budgets.
+
+    [decoded, tau plane] → mirror-pad to a multiple of ``factor`` → space-to-depth → conv3x3 →
+    ``num_res_units`` residual units + long skip (as :func:`build_generator`) → conv3x3 to
+    ``channels * factor**2`` → depth-to-space → crop → ``y + correction``.
+
+    Mixed precision: the input, the first conv, the last conv, the shuffles and the residual add
+    are float32 whatever the global policy; only the body runs in the policy's compute dtype. In
+    bfloat16 (8 mantissa bits) 254/255 and 255/255 are the same number, so a bf16 input or add
+    would move pixels by a whole level before the network has done anything.
+    Same inputs and output as :func:`build_generator`; any H x W.
+    """
+    decoded, tau = restoration_inputs(channels)
+    x = with_tau_plane(decoded, tau, tau_conditioning)
+    x = PadToMultiple(factor, dtype="float32", name="pad")(x)
+    x = PixelUnshuffle(factor, dtype="float32", name="unshuffle")(x)
+    head = keras.layers.Conv2D(filters, 3, padding="same", dtype="float32", name="head_conv")(x)
+    head = keras.layers.ReLU(name="head_relu")(head)  # first layer of the policy: casts to bf16/f16
+    x = head
+    for index in range(num_res_units):
+        x = residual_unit(x, filters, f"res{index}")
+    x = conv_bn_act(x, filters, "body_out", activation=None)
+    x = keras.layers.Add(name="long_skip")([head, x])
+    correction = keras.layers.Conv2D(
+        channels * factor * factor,
+        3,
+        padding="same",
+        kernel_initializer="zeros",
+        bias_initializer="zeros",
+        dtype="float32",
+        name="correction",
+    )(x)
+    correction = PixelShuffle(factor, dtype="float32", name="shuffle")(correction)
+    correction = CropLike(dtype="float32", name="crop")(correction, decoded)
+    restored = keras.layers.Add(dtype="float32", name="restored")([decoded, correction])
     return keras.Model([decoded, tau], restored, name=name)
 
 
