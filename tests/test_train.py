@@ -458,7 +458,10 @@ def test_every_flagfile_builds_a_valid_config():
     configs = last_json_line(finish(run_python(FLAGFILES_SCRIPT, *flagfiles)))
     for path, config in configs.items():
         stem = Path(path).stem.removeprefix("cpu_small_")  # cpu_small_mse.flags: the mse baseline
-        linf_configs = {"linf_multirate", "quickstart", "cpu_small", "long", "long_t1", "cpu_medium"}
+        linf_configs = {
+            "linf_multirate", "quickstart", "cpu_small", "long", "long_t1", "cpu_medium",
+            "cpu_v2_rgb", "cpu_v2_gray", "paper_gpu",
+        }
         assert config["mode"] == ("linf" if stem in linf_configs else stem)
         assert config["epochs"] > 0 and config["taus"]
     assert configs[str(REPO / "configs" / "single_rate.flags")]["taus"] == [10]

@@ -221,6 +221,7 @@ class PadToMultiple(keras.layers.Layer):
 
     Lets a pixel-unshuffle network take any image size; :class:`CropLike` cuts the result back.
     Symmetric mirroring (edge sample repeated) keeps the padded border looking like image content.
+    A side shorter than the padding it needs (1 pixel at multiple 4) cannot be mirrored that far.
     """
 
     def __init__(self, multiple: int = 2, **kwargs) -> None:
@@ -230,10 +231,15 @@ class PadToMultiple(keras.layers.Layer):
     def call(self, x):
         import tensorflow as tf
 
-        shape = tf.shape(x)
-        pad_h = (-shape[1]) % self.multiple
-        pad_w = (-shape[2]) % self.multiple
-        return tf.pad(x, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]], mode="SYMMETRIC")
+        # Mirrored rows/columns appended by slice + reverse + concat, not tf.pad: a pad with
+        # computed amounts loses every static dimension, and TFLite's builtin Conv2D needs the
+        # channel count to be static (the converter would fall back to a Flex op).
+        for axis in (1, 2):
+            size = tf.shape(x)[axis]
+            pad = (-size) % self.multiple
+            edge = x[:, size - pad :] if axis == 1 else x[:, :, size - pad :]
+            x = tf.concat([x, tf.reverse(edge, axis=[axis])], axis=axis)
+        return x
 
     def compute_output_shape(self, shape):
         m = self.multiple
