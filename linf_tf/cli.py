@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterable
@@ -272,6 +273,7 @@ def compress_file(source: Path, target: Path, args: argparse.Namespace, verbose:
     bit_depth = args.bit_depth if args.bit_depth is not None else image.bit_depth
     stream = codec.encode(image.pixels, args.tau, bit_depth=bit_depth)
     header = codec.info(stream)
+    _make_parent(target)
     target.write_bytes(stream)
     extra = from_image(image)
     _store_sidecar(target, extra, source)
@@ -356,6 +358,7 @@ def decompress_file(
     _refuse_overwrite(target, args.force)
     pixels = decoded_pixels(data, args)
     pixels, layout, note = _undo_sidecar(pixels, extra, target, source)
+    _make_parent(target)
     write_image(target, pixels, bit_depth=header.bit_depth, layout=layout)
     if verbose:
         slack = args.slack if args.restore else None
@@ -462,6 +465,7 @@ def restore_file(
     restored = _restore_pixels(image.pixels, args.tau, bit_depth, args)
     if image.signed:
         restored = _to_signed(restored, Sidecar(signed=True, offset=image.offset, signed_bits=bit_depth))
+    _make_parent(target)
     write_image(target, restored, bit_depth=bit_depth, layout=image.layout)
     if verbose:
         _print_rows([
@@ -642,8 +646,12 @@ def _check_image_target(target: Path) -> None:
 def _refuse_overwrite(target: Path, force: bool) -> None:
     if target.exists() and not force:
         raise CliError(f"{target} exists; pass --force to overwrite it")
-    if target.exists() and target.is_dir():
+    if target.is_dir():
         raise CliError(f"{target} is a folder; cannot write a file there")
+
+
+def _make_parent(target: Path) -> None:
+    """Create the output's folder only once there is something to write (a failure leaves none)."""
     target.parent.mkdir(parents=True, exist_ok=True)
 
 
@@ -726,7 +734,7 @@ def _run_batch(verb: str, plan: Plan, process: Callable[[Path, Path], FileResult
 
 def _report_failure(path: Path, exc: BaseException) -> None:
     message = _describe(exc)
-    if str(path) not in message:
+    if not message.startswith(str(path)):
         message = f"{path}: {message}"
     tqdm.write(f"linf: error: {message}", file=sys.stderr)
 
@@ -758,9 +766,18 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def _quiet_libraries() -> None:
+    """Damaged files make OpenCV and tifffile log their own half-lines; linf reports each failure itself."""
+    from cv2.utils import logging as opencv_logging
+
+    opencv_logging.setLogLevel(opencv_logging.LOG_LEVEL_ERROR)
+    logging.getLogger("tifffile").setLevel(logging.CRITICAL)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``linf`` with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
     parser = build_parser()
+    _quiet_libraries()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_request:  # --help, --version, usage errors (already printed)

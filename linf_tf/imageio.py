@@ -59,7 +59,7 @@ READ_SUFFIXES = OPENCV_SUFFIXES | TIFF_SUFFIXES | DICOM_SUFFIXES
 WRITE_SUFFIXES = frozenset({".png"}) | TIFF_SUFFIXES
 PNG_CHANNELS = (1, 2, 3, 4)  # gray, gray+alpha, RGB, RGBA
 
-ACCEPTED_DTYPES = "uint8 or uint16 (signed integers only via allow_signed=True for reading)"
+ACCEPTED_DTYPES = "uint8 or uint16 (int8/int16 as signed data: CLI --signed-offset, API allow_signed=True)"
 UNSIGNED_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16))
 SIGNED_DTYPES = (np.dtype(np.int8), np.dtype(np.int16))
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -106,9 +106,9 @@ def read_image(path: str | Path, *, allow_signed: bool = False, keep_signed: boo
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no such image file: {path}")
+        raise FileNotFoundError(f"{path}: no such image file")
     if path.stat().st_size == 0:
-        raise ValueError(f"cannot read {path}: the file is empty (0 bytes)")
+        raise ValueError(f"{path}: the file is empty (0 bytes)")
     signed_mode = "keep" if keep_signed else "offset" if allow_signed else "unsigned"
     suffix = path.suffix.lower()
     if suffix in DICOM_SUFFIXES or _is_dicom(path):
@@ -118,7 +118,7 @@ def read_image(path: str | Path, *, allow_signed: bool = False, keep_signed: boo
     if suffix in OPENCV_SUFFIXES:
         return _read_with_opencv(path)
     raise ValueError(
-        f"unsupported image format {suffix or '(no suffix)'!r} for {path}; "
+        f"{path}: unsupported image format {suffix or '(no suffix)'!r}; "
         f"supported: {', '.join(sorted(READ_SUFFIXES))}"
     )
 
@@ -192,7 +192,7 @@ def _read_with_opencv(path: Path) -> ImageData:
     except cv2.error:
         pixels = None
     if pixels is None:
-        raise ValueError(f"cannot decode {path}: not a valid {path.suffix.lower()} image")
+        raise ValueError(f"{path}: cannot decode: not a valid {path.suffix.lower()} image")
     pixels = _check_unsigned(_native_order(pixels), path)
     is_png = content.startswith(PNG_SIGNATURE)
     if pixels.ndim == 3 and pixels.shape[2] == 4 and is_png and _png_colour_type(content) == PNG_GRAY_ALPHA:
@@ -259,7 +259,7 @@ def _read_tiff(path: Path, signed_mode: str) -> ImageData:
             tag_bits = page.bitspersample
             max_sample = page.tags.valueof(TIFF_MAX_SAMPLE_VALUE)
     except Exception as exc:  # noqa: BLE001 - damaged files raise struct.error, KeyError, ... too
-        raise ValueError(f"cannot read TIFF {path}: {_first_line(exc)}") from None
+        raise ValueError(f"{path}: cannot read TIFF: {_first_line(exc)}") from None
     pixels = _native_order(pixels)
     if pixels.dtype == np.bool_:
         folded, layout = _fold_to_channels(pixels.astype(np.uint8), axes)
@@ -320,9 +320,9 @@ def _read_dicom(path: Path, signed_mode: str) -> ImageData:
         dataset = pydicom.dcmread(path)
         has_pixels = "PixelData" in dataset
     except Exception as exc:  # noqa: BLE001 - truncated files raise EOFError, struct.error, ...
-        raise ValueError(f"cannot read DICOM {path}: {_first_line(exc)}") from None
+        raise ValueError(f"{path}: cannot read DICOM: {_first_line(exc)}") from None
     if not has_pixels:
-        raise ValueError(f"DICOM file {path} has no pixel data (PixelData element missing)")
+        raise ValueError(f"{path}: DICOM file without pixel data (PixelData element missing)")
     pixels = _native_order(_dicom_pixels(dataset, path))
     bits_stored = int(dataset.get("BitsStored", pixels.dtype.itemsize * 8))
     signed = pixels.dtype in SIGNED_DTYPES  # pydicom decodes PixelRepresentation 1 as intN
@@ -353,7 +353,7 @@ def _dicom_pixels(dataset: object, path: Path) -> np.ndarray:
             example = "`pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg`"
             hint = f"; install one of: {'; '.join(missing)} (e.g. {example})"
         raise ValueError(
-            f"cannot decode the pixel data of {path} (transfer syntax {syntax.name}): "
+            f"{path}: cannot decode the DICOM pixel data (transfer syntax {syntax.name}): "
             f"{_first_line(exc)}{hint}"
         ) from None
 
