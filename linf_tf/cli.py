@@ -320,11 +320,9 @@ def _compress_note(image: ImageData, extra: Sidecar, target: Path) -> str:
         parts.append(f"{image.layout.axes} stack {image.layout.shape} stored as {image.pixels.shape}")
     if image.signed and image.pixels.dtype.kind == "i":
         parts.append("signed samples stored natively")
-    elif extra.signed and extra.offset:
+    elif extra.signed:
         parts.append(f"signed samples stored with offset +{extra.offset} (subtract it; decompressing "
                      "to .tif does)")
-    elif extra.signed:
-        parts.append("signed samples stored value for value (none negative, no offset)")
     if extra.needed:
         parts.append(f"sidecar {sidecar_path(target).name}")
     return "; ".join(parts)
@@ -393,11 +391,9 @@ def _undo_sidecar(
         if is_tiff:
             pixels = _to_signed(pixels, extra)
             notes.append(f"signed {pixels.dtype} samples written (offset +{extra.offset} removed)")
-        elif extra.offset:
+        else:
             notes.append(f"PNG cannot hold signed samples: written with offset +{extra.offset}; subtract "
                          "it (or decompress to .tif)")
-        else:
-            notes.append("signed samples written as unsigned (none negative)")
     return pixels, extra.layout, "; ".join(notes)
 
 

@@ -476,9 +476,8 @@ def _write_tiff(path: Path, pixels: np.ndarray, bit_depth: int | None, layout: S
         extratags.append((TIFF_MAX_SAMPLE_VALUE, "H", 1, (1 << bit_depth) - 1, True))
     if layout is not None:
         samples = unfold_channels(pixels, layout)
-        metadata = {"axes": layout.axes}
-        tifffile.imwrite(path, samples, photometric="minisblack", compression="zlib",
-                         metadata=metadata, extratags=extratags)
+        tifffile.imwrite(path, samples, compression="zlib", metadata={"axes": layout.axes},
+                         extratags=extratags, **_stack_colour(layout))
         return
     channels = 1 if pixels.ndim == 2 else pixels.shape[2]
     photometric = "rgb" if channels in (3, 4) else "minisblack"
@@ -489,3 +488,14 @@ def _write_tiff(path: Path, pixels: np.ndarray, bit_depth: int | None, layout: S
         path, pixels, photometric=photometric, planarconfig=planar, compression="zlib",
         extratags=extratags, **extra,
     )
+
+
+def _stack_colour(layout: StackLayout) -> dict:
+    """RGB(A) samples (an S axis of 3 or 4) stay RGB, planar or interleaved as read; else gray planes."""
+    if "S" not in layout.axes or layout.shape[layout.axes.index("S")] not in (3, 4):
+        return {"photometric": "minisblack"}
+    interleaved = layout.axes.index("S") > layout.axes.index("X")
+    colour = {"photometric": "rgb", "planarconfig": "contig" if interleaved else "separate"}
+    if layout.shape[layout.axes.index("S")] == 4:
+        colour["extrasamples"] = ["unassalpha"]
+    return colour

@@ -4,9 +4,9 @@
     * ``axes`` / ``shape``: the file held a stack (e.g. a ZYX TIFF of shape (17, 88, 89)) that was
       folded to HxWxC = (88, 89, 17); ``linf decompress`` to a TIFF writes it back in file order.
     * ``signed`` / ``offset``: the file declared signed samples (DICOM PixelRepresentation 1, TIFF
-      SampleFormat INT); ``offset`` was added to every sample before coding (0 when the codec stored
-      them natively or they were read value for value). ``linf decompress`` to a TIFF writes the
-      signed values back (int8/int16).
+      SampleFormat INT) and ``offset = 2**(signed_bits - 1)`` was added to every sample before
+      coding (``--signed-offset``). ``linf decompress`` to a TIFF writes the signed values back
+      (int8/int16). Not written when the codec stores the signed samples itself.
 The stream alone still decodes (to the folded, shifted samples); the sidecar is plain JSON.
 """
 
@@ -81,8 +81,8 @@ def read_sidecar(stream_path: Path) -> Sidecar | None:
                 raise ValueError(f"axes {layout.axes!r} do not fit shape {layout.shape}")
         signed = bool(record.get("signed", False))
         offset, bits = int(record.get("offset", 0)), int(record.get("signed_bits", 16))
-        if signed and not (1 < bits <= 16 and offset in (0, 1 << (bits - 1))):
-            raise ValueError(f"offset {offset} does not fit signed {bits}-bit samples")
+        if signed and not (1 < bits <= 16 and offset == 1 << (bits - 1)):
+            raise ValueError(f"offset {offset} is not 2**(bits-1) for signed {bits}-bit samples")
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"invalid sidecar {path}: {exc}") from None
     return Sidecar(layout=layout, signed=signed, offset=offset, signed_bits=bits)

@@ -534,3 +534,18 @@ def test_shared_dicom_signed_round_trip(tmp_path: Path, capsys: pytest.CaptureFi
         original = read_image(path, keep_signed=True).pixels
         back = read_image(tmp_path / "out" / f"{path.stem}.tif", keep_signed=True).pixels
         np.testing.assert_array_equal(back, original)
+
+
+def test_a_sidecar_that_does_not_fit_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    stack = np.random.default_rng(4).integers(0, 255, (3, 16, 20)).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "s.tif", stack, metadata={"axes": "ZYX"}, photometric="minisblack")
+    stream, sidecar = tmp_path / "s.nlc", tmp_path / "s.nlc.json"
+    assert main(["compress", str(tmp_path / "s.tif"), "-t", "0", "-o", str(stream)]) == 0
+    capsys.readouterr()
+    sidecar.write_text(sidecar.read_text().replace("16", "17"))
+    code = main(["decompress", str(stream), "-o", str(tmp_path / "back.tif")])
+    _assert_cli_error(code, capsys.readouterr().err, "s.nlc.json", "belongs to another stream")
+    sidecar.write_text("{not json")
+    code = main(["decompress", str(stream), "-o", str(tmp_path / "back.tif")])
+    _assert_cli_error(code, capsys.readouterr().err, "invalid sidecar")
+    assert not (tmp_path / "back.tif").exists()

@@ -359,6 +359,19 @@ def test_stack_layout_is_recorded_and_reversible(tmp_path: Path, axes: str, shap
         write_image(tmp_path / "back.png", image.pixels, layout=image.layout)
 
 
+@pytest.mark.parametrize(("planar", "samples"), [("separate", 3), ("separate", 4), ("contig", 3)])
+def test_colour_stacks_stay_rgb(tmp_path: Path, planar: str, samples: int) -> None:
+    shape = (2, samples, 6, 5) if planar == "separate" else (2, 6, 5, samples)
+    stack = _random_image(shape, np.uint8, seed=1)
+    extra = {"extrasamples": ["unassalpha"]} if samples == 4 else {}
+    tifffile.imwrite(tmp_path / "rgb.tif", stack, photometric="rgb", planarconfig=planar, **extra)
+    image = read_image(tmp_path / "rgb.tif")
+    write_image(tmp_path / "back.tif", image.pixels, layout=image.layout)
+    with tifffile.TiffFile(tmp_path / "back.tif") as tif:
+        assert tif.pages[0].photometric == tifffile.PHOTOMETRIC.RGB
+        np.testing.assert_array_equal(tif.asarray(), stack)
+
+
 def test_plain_images_have_no_layout(tmp_path: Path) -> None:
     for shape in ((5, 6), (5, 6, 3), (5, 6, 2)):
         write_image(tmp_path / "plain.tif", _random_image(shape, np.uint16))
