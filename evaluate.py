@@ -17,6 +17,7 @@ from pathlib import Path
 from absl import app, flags
 
 from linf_tf import evaluate_lib
+from linf_tf.progress import stderr_is_terminal
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string(
@@ -62,8 +63,30 @@ flags.DEFINE_multi_string(
     "results.json of an earlier run to merge into this report: its per-image records are kept "
     "unless this run redoes them (same set, method, tau, image). Repeatable.",
 )
-flags.DEFINE_boolean("progress", True, "Show a progress bar.")
+flags.DEFINE_boolean("progress", True, "Show a progress bar (only ever on a terminal).")
 
+MAX_TAU = 32767  # (2**16 - 1) // 2: the codec's limit at 16 bits; each image's own limit is checked too
+
+
+def _all_taus_valid(taus: list[str]) -> bool:
+    return bool(taus) and all(tau.strip().isdigit() and int(tau) <= MAX_TAU for tau in taus)
+
+
+def _all_slacks_valid(slacks: list[str]) -> bool:
+    try:
+        return all(0.0 <= float(slack) <= 1.0 for slack in slacks)
+    except ValueError:
+        return False
+
+
+# Checked by absl while parsing, before any image is read or model loaded.
+flags.register_validator(
+    "taus", _all_taus_valid, f"--taus must be integers from 0 to {MAX_TAU} (pixel units), e.g. 6,8,10"
+)
+flags.register_validator("slacks", _all_slacks_valid, "--slacks must be numbers in [0, 1], e.g. 0.25,0.5,1")
+flags.register_validator(
+    "default_slack", lambda slack: 0.0 <= slack <= 1.0, "--default_slack must lie in [0, 1]"
+)
 flags.register_validator("tile", lambda tile: tile >= 1, "--tile must be at least 1")
 flags.register_validator("overlap", lambda overlap: overlap is None or overlap >= 0, "--overlap must be >= 0")
 flags.register_validator("limit", lambda limit: limit is None or limit >= 1, "--limit must be at least 1")
@@ -102,7 +125,9 @@ def main(argv: list[str]) -> None:
     settings = dict(
         default_slack=FLAGS.default_slack, tile=FLAGS.tile, overlap=overlap, references=FLAGS.references
     )
-    records = evaluate_lib.evaluate(datasets, taus, models, slacks, progress=FLAGS.progress, **settings)
+    # No bars in a redirected log: tqdm's \r redraws would fill it with half-lines.
+    show_progress = FLAGS.progress and stderr_is_terminal()
+    records = evaluate_lib.evaluate(datasets, taus, models, slacks, progress=show_progress, **settings)
     records = evaluate_lib.merge_records(earlier, records)
     output_dir = Path(FLAGS.output_dir)
     evaluate_lib.write_report(records, datasets, taus, models, slacks, output_dir, **settings)

@@ -63,6 +63,31 @@ flags.DEFINE_integer(
 
 TINY_UNTRAINED = {"filters": 8, "num_res_units": 1}
 
+# Checked by absl while parsing, before any work (and before TensorFlow is imported).
+flags.register_validator(
+    "version", lambda version: version >= 1,
+    "--version must be a positive integer: TF Serving loads numbered version directories 1, 2, ...",
+)
+flags.register_validator(
+    "model_name", lambda name: bool(name) and Path(name).name == name and name not in (".", ".."),
+    "--model_name must be a plain name (it becomes a directory and the URL /v1/models/<name>)",
+)
+flags.register_validator("channels", lambda channels: channels >= 1, "--channels must be at least 1")
+flags.register_validator(
+    "max_value", lambda value: value >= 0, "--max_value must be >= 0 (0 = the dtype's maximum)"
+)
+flags.register_validator("report_crop", lambda crop: crop >= 16, "--report_crop must be at least 16 pixels")
+flags.register_validator(
+    "report_taus", lambda taus: all(tau.strip().isdigit() for tau in taus),
+    "--report_taus must be non-negative integers (pixel units), e.g. 2,4",
+)
+flags.register_validator(
+    "report_slack", lambda slack: 0.0 <= slack <= 1.0, "--report_slack must lie in [0, 1]"
+)
+flags.register_validator(
+    "calibration_patches_per_image", lambda count: count >= 1, "--calibration_patches_per_image must be >= 1"
+)
+
 
 def _generator(export_lib):
     """Load the trained generator, or build an untrained one when that is explicitly allowed."""
@@ -123,6 +148,12 @@ def _check_flags(argv: list[str]) -> None:
     unknown = sorted(set(FLAGS.tflite_variants) - set(VARIANTS))
     if unknown:
         raise app.UsageError(f"unknown --tflite_variants {unknown}; choose from {', '.join(VARIANTS)}")
+    version_dir = Path(FLAGS.output_dir) / "serving" / FLAGS.model_name / str(FLAGS.version)
+    if version_dir.exists() and not FLAGS.overwrite:
+        raise app.UsageError(
+            f"{version_dir} exists and TF Serving treats a version as immutable: pick a new --version "
+            "or pass --overwrite to replace it"
+        )
 
 
 def main(argv: list[str]) -> int:

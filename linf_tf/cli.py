@@ -1,12 +1,16 @@
 """The ``linf`` command: compress images to ``.nlc`` streams, decompress them, inspect headers.
 
-Every decoded sample is within ``tau`` of the original (``tau = 0``: bit-exact). A folder given
-as input is processed file by file into an output folder, with a progress bar and a summary.
+Every decoded sample is within ``tau`` of the original (``tau = 0``: bit-exact). Several inputs, or
+a folder, are processed file by file into an output folder, with a progress bar and a summary: a
+file that fails is reported by name and the rest still run; the exit status is then 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import logging
+import os
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -19,12 +23,15 @@ from tqdm import tqdm
 from linf_tf import codec
 from linf_tf.imageio import (
     READ_SUFFIXES,
+    TIFF_SUFFIXES,
     WRITE_SUFFIXES,
     ImageData,
+    StackLayout,
     is_supported_image,
     read_image,
     write_image,
 )
+from linf_tf.progress import progress_bar
 from linf_tf.restoration import (
     DEFAULT_SLACK,
     DEFAULT_TILE,
@@ -32,9 +39,14 @@ from linf_tf.restoration import (
     check_slack,
     guaranteed_bound,
 )
+from linf_tf.sidecar import SIDECAR_SUFFIX, Sidecar, from_image, read_sidecar, sidecar_path, write_sidecar
 
 STREAM_SUFFIX = ".nlc"
-PNG_CHANNELS = (1, 3, 4)  # what a PNG can hold; other channel counts are written as TIFF
+# Channel counts a batch writes as PNG; others (2 = two planes, not gray+alpha as far as we know) as TIFF.
+PNG_CHANNELS = (1, 3, 4)
+MIN_TILE = 16
+# `linf restore` warns when undeclared 16-bit data fits in this many bits (likely 10/12/14-bit).
+NARROW_DATA_BITS = 14
 
 
 class CliError(Exception):
@@ -48,6 +60,16 @@ class FileResult:
     raw_bytes: int  # samples * bytes per sample, what the image occupies uncompressed
     stream_bytes: int
     samples: int
+    note: str = ""  # what was written beyond plain samples (signed offset, stack order), for the summary
+
+
+@dataclass
+class Plan:
+    """The (source, target) pairs of one command; ``batch``: several files, summary at the end."""
+
+    jobs: list[tuple[Path, Path]]
+    batch: bool
+    skipped: int = 0  # files in input folders that are not of the kind the command reads
 
 
 # --- argument parsing --------------------------------------------------------------------------
@@ -76,31 +98,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+OUTPUT_HELP = (
+    "output file; a folder (created if missing) when it ends with '/', already is a folder, "
+    "or IN is several files or a folder"
+)
+
+
 def _add_compress(commands: argparse._SubParsersAction) -> None:
     sub = commands.add_parser(
         "compress",
-        help="compress an image (or every image in a folder) to .nlc",
-        description="Compress an image, or every supported image in a folder, to .nlc streams. "
-        f"Readable formats: {', '.join(sorted(READ_SUFFIXES))} (DICOM also without a suffix).",
+        help="compress images (or every image in folders) to .nlc",
+        description="Compress images, or every supported image in folders, to .nlc streams. "
+        f"Readable formats: {', '.join(sorted(READ_SUFFIXES))} (DICOM also without a suffix). "
+        f"Stacks and signed data also get a NAME.nlc{SIDECAR_SUFFIX} sidecar that decompress uses "
+        "to give back the axis order and the signed values.",
     )
-    sub.add_argument("input", type=Path, metavar="IN", help="image file, or a folder of images")
+    sub.add_argument("inputs", type=Path, nargs="+", metavar="IN", help="image file(s) or folder(s)")
     sub.add_argument(
         "-t", "--tau", type=_non_negative_int, required=True,
         help="guaranteed maximum absolute error per sample (0 = lossless); at most (2**bit_depth - 1) // 2",
     )
-    sub.add_argument(
-        "-o", "--output", type=Path, required=True, metavar="OUT",
-        help="output .nlc file (or an existing folder to put it in); a folder when IN is a folder",
-    )
+    sub.add_argument("-o", "--output", required=True, metavar="OUT", help=OUTPUT_HELP + " (.nlc)")
     sub.add_argument(
         "--bit-depth", type=_bit_depth, default=None, metavar="N",
         help="bit depth to store (1-16), e.g. 12 for 12-bit data in 16-bit files; default: from the file "
-        "(8 for 8-bit images, TIFF BitsPerSample, PGM maxval, DICOM BitsStored, else 16)",
+        "(8 for 8-bit images, TIFF BitsPerSample/MaxSampleValue, PNG sBIT, PGM maxval, DICOM BitsStored, "
+        "else 16)",
     )
     sub.add_argument(
         "--signed-offset", action="store_true",
-        help="accept signed data with negative samples (e.g. CT) by adding 2**(bits-1); "
-        "subtract that offset from the decompressed samples",
+        help="accept signed data (DICOM PixelRepresentation 1, signed TIFF, e.g. CT): EVERY file that "
+        "declares signed samples is stored shifted by 2**(bits-1), recorded in its sidecar; decompress "
+        "to .tif gives the signed values back. Without it, signed files with negative samples are refused",
     )
     _add_common_output_options(sub)
     sub.set_defaults(handler=run_compress)
@@ -110,18 +139,13 @@ def _add_decompress(commands: argparse._SubParsersAction) -> None:
     sub = commands.add_parser(
         "decompress",
         help="decompress .nlc stream(s) to PNG or TIFF",
-        description="Decompress a .nlc stream, or every .nlc file in a folder, to PNG or TIFF.",
+        description="Decompress .nlc streams, or every .nlc file in folders, to PNG or TIFF. A sidecar "
+        f"NAME.nlc{SIDECAR_SUFFIX} (written by compress for stacks and signed data) restores the "
+        "original axis order and signed values in a TIFF.",
     )
-    sub.add_argument("input", type=Path, metavar="IN", help=".nlc file, or a folder of .nlc files")
-    sub.add_argument(
-        "-o", "--output", type=Path, required=True, metavar="OUT",
-        help="output .png/.tif/.tiff file (or an existing folder); a folder when IN is a folder",
-    )
-    sub.add_argument(
-        "--format", choices=("png", "tif"), default="png",
-        help="image format for folder output and for an output folder (default: png; images whose "
-        "channel count PNG cannot hold are written as tif)",
-    )
+    sub.add_argument("inputs", type=Path, nargs="+", metavar="IN", help=".nlc file(s) or folder(s)")
+    sub.add_argument("-o", "--output", required=True, metavar="OUT", help=OUTPUT_HELP + " (.png/.tif)")
+    _add_format_option(sub)
     sub.add_argument(
         "--restore", action="store_true",
         help="after decoding, remove the codec's artifacts with the l-inf CNN; every sample stays "
@@ -130,6 +154,14 @@ def _add_decompress(commands: argparse._SubParsersAction) -> None:
     _add_network_options(sub)
     _add_common_output_options(sub)
     sub.set_defaults(handler=run_decompress)
+
+
+def _add_format_option(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--format", choices=("png", "tif"), default="png",
+        help="image format for folder output (default: png; images PNG cannot hold, i.e. 2 or more than "
+        "4 channels, stacks and signed samples, are written as tif)",
+    )
 
 
 def _add_network_options(sub: argparse.ArgumentParser) -> None:
@@ -152,21 +184,27 @@ def _add_network_options(sub: argparse.ArgumentParser) -> None:
 def _add_restore(commands: argparse._SubParsersAction) -> None:
     sub = commands.add_parser(
         "restore",
-        help="restore an already-decoded image with the l-inf CNN",
-        description="Restore an image that the codec decoded at TAU (e.g. written by "
+        help="restore already-decoded images with the l-inf CNN",
+        description="Restore images that the codec decoded at TAU (e.g. written by "
         "'linf decompress') with the l-inf CNN, keeping every sample within TAU + floor(slack*TAU) "
-        "of the original.",
+        "of the original. To restore straight from a .nlc stream use 'linf decompress --restore' "
+        "(tau and bit depth from the stream header).",
     )
-    sub.add_argument("input", type=Path, metavar="IN", help="decoded image (PNG/TIFF/BMP/PGM)")
+    sub.add_argument(
+        "inputs", type=Path, nargs="+", metavar="IN",
+        help="decoded image(s) (PNG/TIFF/BMP/PGM/DICOM) or folder(s) of them",
+    )
     sub.add_argument(
         "-t", "--tau", type=_non_negative_int, required=True,
-        help="the error bound the image was compressed with",
+        help="the error bound the images were compressed with; at most (2**bit_depth - 1) // 2",
     )
-    sub.add_argument("-o", "--output", type=Path, required=True, metavar="OUT", help="output .png/.tif file")
+    sub.add_argument("-o", "--output", required=True, metavar="OUT", help=OUTPUT_HELP + " (.png/.tif)")
     sub.add_argument(
         "--bit-depth", type=_bit_depth, default=None, metavar="N",
-        help="bit depth of the samples (default: from the file)",
+        help="bit depth of the samples (default: from the file: PNG sBIT, TIFF BitsPerSample/"
+        "MaxSampleValue, PGM maxval, DICOM BitsStored, else 8/16); never less than the data needs",
     )
+    _add_format_option(sub)
     _add_network_options(sub)
     _add_common_output_options(sub)
     sub.set_defaults(handler=run_restore)
@@ -175,9 +213,11 @@ def _add_restore(commands: argparse._SubParsersAction) -> None:
 def _add_info(commands: argparse._SubParsersAction) -> None:
     sub = commands.add_parser(
         "info", help="print the header of .nlc stream(s)",
-        description="Print the header fields of one or more .nlc streams (the payload is not decoded).",
+        description="Print the header fields of .nlc streams, or of every .nlc file in folders "
+        "(the payload is not decoded). Each bad file is reported by name; exit status 2 if any.",
     )
-    sub.add_argument("inputs", type=Path, nargs="+", metavar="IN", help=".nlc file(s)")
+    sub.add_argument("inputs", type=Path, nargs="+", metavar="IN", help=".nlc file(s) or folder(s)")
+    sub.add_argument("-r", "--recursive", action="store_true", help="also look in sub-folders")
     sub.set_defaults(handler=run_info)
 
 
@@ -219,42 +259,85 @@ def _package_version() -> str:
 
 
 def run_compress(args: argparse.Namespace) -> int:
-    if args.input.is_dir():
-        jobs = _batch_jobs(args.input, args.output, is_supported_image, STREAM_SUFFIX, args.recursive)
-        return _run_batch("compress", jobs, lambda src, dst: compress_file(src, dst, args))
-    output = _single_output(args.output, args.input.with_suffix(STREAM_SUFFIX).name)
-    compress_file(args.input, output, args, verbose=True)
-    return 0
+    plan = _plan(args.inputs, args.output, is_supported_image, STREAM_SUFFIX, args.recursive)
+    return _execute("compress", plan, lambda src, dst, verbose: compress_file(src, dst, args, verbose))
 
 
 def compress_file(source: Path, target: Path, args: argparse.Namespace, verbose: bool = False) -> FileResult:
-    """Compress one image file to ``target``; print its facts when ``verbose``."""
+    """Compress one image file to ``target`` (plus its sidecar when needed); print facts when ``verbose``."""
     if target.suffix.lower() in READ_SUFFIXES:
         raise CliError(f"refusing to write a .nlc stream to {target}: the name says it is an image")
     _refuse_overwrite(target, args.force)
-    image = read_image(source, allow_signed=args.signed_offset)
+    _refuse_overwrite(sidecar_path(target), args.force)
+    image = read_for_codec(source, args.signed_offset)
     bit_depth = args.bit_depth if args.bit_depth is not None else image.bit_depth
     stream = codec.encode(image.pixels, args.tau, bit_depth=bit_depth)
-    target.write_bytes(stream)
     header = codec.info(stream)
+    _make_parent(target)
+    target.write_bytes(stream)
+    extra = from_image(image)
+    _store_sidecar(target, extra, source)
+    note = _compress_note(image, extra, target)
     if verbose:
-        _print_facts(f"{source} -> {target}", header, image)
-    return _file_result(header)
+        _print_facts(f"{source} -> {target}", header, note=note)
+    return _file_result(header, note)
+
+
+def read_for_codec(source: Path, signed_offset: bool) -> ImageData:
+    """Read ``source`` the way the codec can store it: signed samples natively when the codec takes
+    int16, else shifted (``signed_offset``) -- decided by the file's declared signedness only."""
+    if codec_stores_signed():
+        return read_image(source, keep_signed=True)
+    image = read_image(source, allow_signed=signed_offset)
+    if image.signed and not signed_offset:  # refused even when no sample happens to be negative
+        raise CliError(
+            f"{source} declares signed samples ({image.bit_depth}-bit); the codec is unsigned-only: pass "
+            f"--signed-offset to store them shifted by +{1 << (image.bit_depth - 1)} (recorded in a sidecar)"
+        )
+    return image
+
+
+@functools.cache
+def codec_stores_signed() -> bool:
+    """Whether this build's codec encodes int16 samples and decodes them back as int16."""
+    try:
+        return codec.decode(codec.encode(np.zeros((1, 1), np.int16), 0)).dtype == np.int16
+    except (ValueError, TypeError):
+        return False
+
+
+def _store_sidecar(target: Path, extra: Sidecar, source: Path) -> None:
+    stale = sidecar_path(target)
+    if extra.needed:
+        write_sidecar(target, extra, source)
+    elif stale.exists():  # --force over an earlier stream that had one
+        stale.unlink()
+
+
+def _compress_note(image: ImageData, extra: Sidecar, target: Path) -> str:
+    parts = []
+    if image.layout is not None:
+        parts.append(f"{image.layout.axes} stack {image.layout.shape} stored as {image.pixels.shape}")
+    if image.signed and image.pixels.dtype.kind == "i":
+        parts.append("signed samples stored natively")
+    elif extra.signed:
+        parts.append(f"signed samples stored with offset +{extra.offset} (subtract it; decompressing "
+                     "to .tif does)")
+    if extra.needed:
+        parts.append(f"sidecar {sidecar_path(target).name}")
+    return "; ".join(parts)
 
 
 # --- decompress --------------------------------------------------------------------------------
 
 
 def run_decompress(args: argparse.Namespace) -> int:
-    suffix = "." + args.format
-    if args.input.is_dir():
-        jobs = _batch_jobs(args.input, args.output, _is_stream_file, suffix, args.recursive)
-        return _run_batch(
-            "decompress", jobs, lambda src, dst: decompress_file(src, dst, args, fit_format=True)
-        )
-    output = _single_output(args.output, args.input.with_suffix(suffix).name)
-    decompress_file(args.input, output, args, verbose=True)
-    return 0
+    if args.restore:
+        _check_network_options(args)
+    plan = _plan(args.inputs, args.output, _is_stream_file, "." + args.format, args.recursive)
+    return _execute(
+        "decompress", plan, lambda src, dst, verbose: decompress_file(src, dst, args, verbose, not verbose)
+    )
 
 
 def decompress_file(
@@ -262,20 +345,23 @@ def decompress_file(
 ) -> FileResult:
     """Decode one stream and write it as an image; print the header's facts when ``verbose``.
 
-    ``fit_format`` (batch mode) switches a .png target to .tif when PNG cannot hold the channels.
+    ``fit_format`` (batch mode) switches a .png target to .tif when PNG cannot hold the image.
     """
     data = _read_stream(source)
     header = codec.info(data)
-    if fit_format and header.channels not in PNG_CHANNELS and target.suffix.lower() == ".png":
-        target = target.with_suffix(".tif")
-    if target.suffix.lower() not in WRITE_SUFFIXES:
-        raise CliError(f"cannot write {target}: use one of {', '.join(sorted(WRITE_SUFFIXES))}")
+    extra = read_sidecar(source) or Sidecar()
+    if fit_format and _needs_tiff(header.channels, extra.layout, extra.signed or header.dtype.kind == "i"):
+        target = _as_tiff(target)
+    _check_image_target(target)
     _refuse_overwrite(target, args.force)
     pixels = decoded_pixels(data, args)
-    write_image(target, pixels)
+    pixels, layout, note = _undo_sidecar(pixels, extra, target, source)
+    _make_parent(target)
+    write_image(target, pixels, bit_depth=header.bit_depth, layout=layout)
     if verbose:
-        _print_facts(f"{source} -> {target}", header, restored_slack=args.slack if args.restore else None)
-    return _file_result(header)
+        slack = args.slack if args.restore else None
+        _print_facts(f"{source} -> {target}", header, restored_slack=slack, note=note)
+    return _file_result(header, note)
 
 
 def decoded_pixels(data: bytes, args: argparse.Namespace) -> np.ndarray:
@@ -284,68 +370,210 @@ def decoded_pixels(data: bytes, args: argparse.Namespace) -> np.ndarray:
     if not args.restore:
         return pixels
     header = codec.info(data)
-    return _network(args).restore(pixels, header.tau, args.slack, header.bit_depth)
+    return _restore_pixels(pixels, header.tau, header.bit_depth, args)
+
+
+def _undo_sidecar(
+    pixels: np.ndarray, extra: Sidecar, target: Path, source: Path
+) -> tuple[np.ndarray, StackLayout | None, str]:
+    """Give back what compress folded or shifted, as far as ``target``'s format can hold it."""
+    is_tiff = target.suffix.lower() in TIFF_SUFFIXES
+    notes = []
+    if extra.layout is not None:
+        if not is_tiff:
+            raise CliError(
+                f"{source} holds a {extra.layout.axes} stack of shape {extra.layout.shape} (sidecar "
+                f"{sidecar_path(source).name}); decompress it to a .tif to keep its axes"
+            )
+        _check_layout(pixels, extra.layout, source)
+        notes.append(f"{extra.layout.axes} stack written back as {extra.layout.shape}")
+    if extra.signed:
+        if is_tiff:
+            pixels = _to_signed(pixels, extra)
+            notes.append(f"signed {pixels.dtype} samples written (offset +{extra.offset} removed)")
+        else:
+            notes.append(f"PNG cannot hold signed samples: written with offset +{extra.offset}; subtract "
+                         "it (or decompress to .tif)")
+    return pixels, extra.layout, "; ".join(notes)
+
+
+def _check_layout(pixels: np.ndarray, layout: StackLayout, source: Path) -> None:
+    planes = int(np.prod([n for axis, n in zip(layout.axes, layout.shape, strict=True) if axis not in "YX"]))
+    height, width = layout.shape[layout.axes.index("Y")], layout.shape[layout.axes.index("X")]
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    if (height, width, planes) != (pixels.shape[0], pixels.shape[1], channels):
+        raise CliError(
+            f"sidecar {sidecar_path(source)} describes a {layout.axes} stack of shape {layout.shape}, "
+            f"but the stream holds {pixels.shape}; it belongs to another stream"
+        )
+
+
+def _to_signed(pixels: np.ndarray, extra: Sidecar) -> np.ndarray:
+    signed = np.int8 if extra.signed_bits <= 8 else np.int16
+    low, high = -(1 << (extra.signed_bits - 1)), (1 << (extra.signed_bits - 1)) - 1
+    # Clipping to the range the original had can only bring a sample closer to it: still within tau.
+    return np.clip(pixels.astype(np.int32) - extra.offset, low, high).astype(signed)
+
+
+# --- restore -----------------------------------------------------------------------------------
 
 
 def _network(args: argparse.Namespace) -> NetworkRestorer:
-    """One restorer per run: a folder of streams loads the model once."""
+    """One restorer per run: a folder of images loads the model once."""
     if getattr(args, "network", None) is None:
         check_slack(args.slack)
         args.network = NetworkRestorer(args.model, tile=args.tile)
     return args.network
 
 
+def _restore_pixels(pixels: np.ndarray, tau: int, bit_depth: int, args: argparse.Namespace) -> np.ndarray:
+    """The network's output for ``pixels`` decoded at ``tau``: the one place the restorer is called."""
+    return _network(args).restore(pixels, tau, args.slack, bit_depth)
+
+
+def _check_network_options(args: argparse.Namespace) -> None:
+    check_slack(args.slack)
+    if args.tile < MIN_TILE:
+        raise CliError(f"--tile must be at least {MIN_TILE} pixels, got {args.tile}")
+
+
 def run_restore(args: argparse.Namespace) -> int:
-    _refuse_overwrite(args.output, args.force)
-    if args.output.suffix.lower() not in WRITE_SUFFIXES:
-        raise CliError(f"cannot write {args.output}: use one of {', '.join(sorted(WRITE_SUFFIXES))}")
-    image = read_image(args.input)
-    bit_depth = args.bit_depth or image.bit_depth
-    restored = _network(args).restore(image.pixels, args.tau, args.slack, bit_depth)
-    write_image(args.output, restored)
-    _print_rows([
-        ("input", f"{args.input} (decoded at tau {args.tau}, {bit_depth}-bit)"),
-        ("output", str(args.output)),
-        ("model", str(args.model)),
-        ("guaranteed max error", f"{guaranteed_bound(args.tau, args.slack)} "
-                                 f"(tau {args.tau}, slack {args.slack})"),
-    ])
-    return 0
+    _check_network_options(args)
+    plan = _plan(args.inputs, args.output, is_supported_image, "." + args.format, args.recursive)
+    return _execute(
+        "restore", plan, lambda src, dst, verbose: restore_file(src, dst, args, verbose, not verbose)
+    )
+
+
+def restore_file(
+    source: Path, target: Path, args: argparse.Namespace, verbose: bool = False, fit_format: bool = False
+) -> FileResult:
+    """Restore one decoded image file; τ and bit depth are checked before the network runs."""
+    image = read_image(source, allow_signed=True)
+    bit_depth = restore_bit_depth(image, args.bit_depth, source)
+    check_tau(args.tau, bit_depth)
+    if fit_format and _needs_tiff(image.channels, image.layout, image.signed):
+        target = _as_tiff(target)
+    _check_image_target(target)
+    if image.signed and target.suffix.lower() not in TIFF_SUFFIXES:
+        raise CliError(f"{source} holds signed samples; write the restored image as .tif")
+    _refuse_overwrite(target, args.force)
+    restored = _restore_pixels(image.pixels, args.tau, bit_depth, args)
+    if image.signed:
+        restored = _to_signed(restored, Sidecar(signed=True, offset=image.offset, signed_bits=bit_depth))
+    _make_parent(target)
+    write_image(target, restored, bit_depth=bit_depth, layout=image.layout)
+    if verbose:
+        _print_rows([
+            ("input", f"{source} (decoded at tau {args.tau}, {bit_depth}-bit, "
+                      f"bit depth from {_depth_origin(image, args.bit_depth)})"),
+            ("output", str(target)),
+            ("model", str(args.model)),
+            ("guaranteed max error", f"{guaranteed_bound(args.tau, args.slack)} "
+                                     f"(tau {args.tau}, slack {args.slack})"),
+        ])
+    samples = int(image.pixels.size)
+    return FileResult(raw_bytes=samples * image.pixels.dtype.itemsize, stream_bytes=0, samples=samples)
+
+
+def restore_bit_depth(image: ImageData, requested: int | None, source: Path) -> int:
+    """The bit depth to restore ``image`` at: ``requested`` if the samples allow it, else the file's."""
+    storage_bits = 8 * image.pixels.dtype.itemsize
+    data_bits = int(image.pixels.max()).bit_length()
+    if requested is None:
+        if image.bit_depth_source == "dtype" and storage_bits == 16 and data_bits <= NARROW_DATA_BITS:
+            _warn(
+                f"{source}: no bit depth recorded in the file and every sample is below 2**{data_bits}; "
+                f"restoring as 16-bit. If the data is {data_bits}-bit, pass --bit-depth {data_bits} "
+                "(the network then sees its real range and restores it better)"
+            )
+        return image.bit_depth
+    if requested > storage_bits:
+        raise CliError(
+            f"--bit-depth {requested} does not fit {source}: its samples are {storage_bits}-bit "
+            f"({image.pixels.dtype}); use at most {storage_bits}"
+        )
+    if data_bits > requested:
+        raise CliError(
+            f"--bit-depth {requested} is smaller than the data of {source}: it has samples up to "
+            f"{int(image.pixels.max())} (max at {requested} bits: {(1 << requested) - 1}); "
+            f"use at least {data_bits}"
+        )
+    return requested
+
+
+def check_tau(tau: int, bit_depth: int) -> None:
+    """The codec's own limit: tau at most (2**bit_depth - 1) // 2."""
+    max_tau = ((1 << bit_depth) - 1) // 2
+    if tau > max_tau:
+        raise CliError(f"tau must be 0 to {max_tau} for bit depth {bit_depth}, got {tau}")
+
+
+def _depth_origin(image: ImageData, requested: int | None) -> str:
+    if requested is not None:
+        return "--bit-depth"
+    return "the sample type" if image.bit_depth_source == "dtype" else image.bit_depth_source
 
 
 # --- info --------------------------------------------------------------------------------------
 
 
 def run_info(args: argparse.Namespace) -> int:
-    for index, path in enumerate(args.inputs):
-        header = codec.info(_read_stream(path))
-        if index:
+    paths, failures = [], 0
+    for item in args.inputs:
+        if not item.is_dir():
+            paths.append(item)
+            continue
+        streams = [path for path in _folder_files(item, args.recursive) if _is_stream_file(path)]
+        if not streams:
+            _report_failure(item, CliError(f"no {STREAM_SUFFIX} files in folder {item}"))
+            failures += 1
+        paths.extend(streams)
+    shown = 0
+    for path in paths:
+        try:
+            rows = _info_rows(path)
+        except (OSError, ValueError) as exc:
+            _report_failure(path, exc)
+            failures += 1
+            continue
+        if shown:
             print()
-        _print_rows(
-            [
-                ("file", str(path)),
-                ("format version", str(header.format_version)),
-                ("width", str(header.width)),
-                ("height", str(header.height)),
-                ("channels", str(header.channels)),
-                ("bit depth", str(header.bit_depth)),
-                ("tau (max error)", str(header.tau)),
-                ("coding mode", header.coding_mode),
-                ("header bytes", f"{header.header_bytes:,}"),
-                ("payload bytes", f"{header.payload_bytes:,}"),
-                ("total bytes", f"{header.total_bytes:,}"),
-                ("decoded array", f"{header.shape} {header.dtype}"),
-                ("bits per sample", f"{header.bits_per_sample:.4f}"),
-            ]
-        )
-    return 0
+        _print_rows(rows)
+        shown += 1
+    if shown + failures > 1:
+        print(f"\ninfo: {shown} file(s) read, {failures} failed")
+    return 2 if failures else 0
+
+
+def _info_rows(path: Path) -> list[tuple[str, str]]:
+    header = codec.info(_read_stream(path))
+    rows = [
+        ("file", str(path)),
+        ("format version", str(header.format_version)),
+        ("width", str(header.width)),
+        ("height", str(header.height)),
+        ("channels", str(header.channels)),
+        ("bit depth", str(header.bit_depth)),
+        ("tau (max error)", str(header.tau)),
+        ("coding mode", header.coding_mode),
+        ("header bytes", f"{header.header_bytes:,}"),
+        ("payload bytes", f"{header.payload_bytes:,}"),
+        ("total bytes", f"{header.total_bytes:,}"),
+        ("decoded array", f"{header.shape} {header.dtype}"),
+        ("bits per sample", f"{header.bits_per_sample:.4f}"),
+    ]
+    extra = read_sidecar(path)
+    if extra is not None:
+        rows.append(("sidecar", f"{sidecar_path(path).name}: {extra.describe()}"))
+    return rows
 
 
 # --- shared helpers ----------------------------------------------------------------------------
 
 
 def _print_facts(
-    title: str, header: codec.StreamInfo, image: ImageData | None = None, restored_slack: float | None = None
+    title: str, header: codec.StreamInfo, restored_slack: float | None = None, note: str = ""
 ) -> None:
     raw = _raw_bytes(header)
     rows = [
@@ -362,8 +590,8 @@ def _print_facts(
         bound = guaranteed_bound(header.tau, restored_slack)
         detail = f"{bound} after restoration (tau {header.tau}, slack {restored_slack})"
         rows[-1] = ("guaranteed max error", detail)
-    if image is not None and image.offset:
-        rows.append(("signed offset", f"+{image.offset} (subtract it from the decompressed samples)"))
+    if note:
+        rows.append(("note", note))
     _print_rows(rows)
 
 
@@ -378,9 +606,9 @@ def _raw_bytes(header: codec.StreamInfo) -> int:
     return header.num_samples * header.dtype.itemsize
 
 
-def _file_result(header: codec.StreamInfo) -> FileResult:
+def _file_result(header: codec.StreamInfo, note: str = "") -> FileResult:
     return FileResult(
-        raw_bytes=_raw_bytes(header), stream_bytes=header.total_bytes, samples=header.num_samples
+        raw_bytes=_raw_bytes(header), stream_bytes=header.total_bytes, samples=header.num_samples, note=note
     )
 
 
@@ -394,36 +622,77 @@ def _is_stream_file(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() == STREAM_SUFFIX
 
 
-def _single_output(output: Path, default_name: str) -> Path:
-    """An existing folder as output receives the file under its default name."""
-    return output / default_name if output.is_dir() else output
+def _is_sidecar(path: Path) -> bool:
+    return path.name.lower().endswith(STREAM_SUFFIX + SIDECAR_SUFFIX)
+
+
+def _needs_tiff(channels: int, layout: StackLayout | None, signed: bool) -> bool:
+    return channels not in PNG_CHANNELS or layout is not None or signed
+
+
+def _as_tiff(target: Path) -> Path:
+    return target.with_suffix(".tif") if target.suffix.lower() == ".png" else target
+
+
+def _check_image_target(target: Path) -> None:
+    if target.suffix.lower() not in WRITE_SUFFIXES:
+        raise CliError(f"cannot write {target}: use one of {', '.join(sorted(WRITE_SUFFIXES))}")
 
 
 def _refuse_overwrite(target: Path, force: bool) -> None:
     if target.exists() and not force:
         raise CliError(f"{target} exists; pass --force to overwrite it")
+    if target.is_dir():
+        raise CliError(f"{target} is a folder; cannot write a file there")
+
+
+def _make_parent(target: Path) -> None:
+    """Create the output's folder only once there is something to write (a failure leaves none)."""
     target.parent.mkdir(parents=True, exist_ok=True)
 
 
-# --- batch mode --------------------------------------------------------------------------------
+def _warn(message: str) -> None:
+    tqdm.write(f"linf: warning: {message}", file=sys.stderr)
 
 
-def _batch_jobs(
-    folder: Path,
-    out_folder: Path,
-    wanted: Callable[[Path], bool],
-    output_suffix: str,
-    recursive: bool,
-) -> list[tuple[Path, Path]]:
-    if out_folder.exists() and not out_folder.is_dir():
-        raise CliError(f"with a folder as input, the output must be a folder; {out_folder} is a file")
-    candidates = sorted(folder.rglob("*") if recursive else folder.iterdir())
-    sources = [path for path in candidates if wanted(path)]
-    if not sources:
-        raise CliError(f"no files to process in {folder}")
-    jobs = [(src, out_folder / src.relative_to(folder).with_suffix(output_suffix)) for src in sources]
+# --- planning and batch mode -------------------------------------------------------------------
+
+
+def _plan(
+    inputs: list[Path], output: str, wanted: Callable[[Path], bool], output_suffix: str, recursive: bool
+) -> Plan:
+    """One file in, a file (or folder) out; otherwise every file into the output folder.
+
+    The output is a folder when it ends with a path separator, already is one, or there is more
+    than one input file; a missing folder is created. Files named on the command line are all
+    processed (a wrong one fails with its reason); in folders, only ``wanted`` files are.
+    """
+    out = Path(output)
+    wants_folder = output.endswith(("/", os.sep)) or out.is_dir()
+    if len(inputs) == 1 and not inputs[0].is_dir():
+        source = inputs[0]
+        target = out / source.with_suffix(output_suffix).name if wants_folder else out
+        return Plan(jobs=[(source, target)], batch=False)
+    if out.exists() and not out.is_dir():
+        raise CliError(f"with several inputs or a folder, the output must be a folder; {out} is a file")
+    jobs, skipped = [], 0
+    for item in inputs:
+        if not item.is_dir():
+            jobs.append((item, out / item.with_suffix(output_suffix).name))
+            continue
+        for path in _folder_files(item, recursive):
+            if wanted(path):
+                jobs.append((path, out / path.relative_to(item).with_suffix(output_suffix)))
+            elif not _is_sidecar(path):
+                skipped += 1
+    if not jobs:
+        raise CliError(f"no files to process in {', '.join(str(item) for item in inputs)}")
     _refuse_duplicate_targets(jobs)
-    return jobs
+    return Plan(jobs=jobs, batch=True, skipped=skipped)
+
+
+def _folder_files(folder: Path, recursive: bool) -> list[Path]:
+    return sorted(path for path in (folder.rglob("*") if recursive else folder.iterdir()) if path.is_file())
 
 
 def _refuse_duplicate_targets(jobs: list[tuple[Path, Path]]) -> None:
@@ -434,29 +703,52 @@ def _refuse_duplicate_targets(jobs: list[tuple[Path, Path]]) -> None:
         seen[target] = source
 
 
-def _run_batch(verb: str, jobs: list[tuple[Path, Path]], process: Callable[[Path, Path], FileResult]) -> int:
-    """Process every job, report failures without stopping, print a summary; 2 if any failed."""
-    results: list[FileResult] = []
+def _execute(verb: str, plan: Plan, process: Callable[[Path, Path, bool], FileResult]) -> int:
+    if not plan.batch:
+        (source, target), = plan.jobs
+        process(source, target, True)
+        return 0
+    return _run_batch(verb, plan, lambda source, target: process(source, target, False))
+
+
+def _run_batch(verb: str, plan: Plan, process: Callable[[Path, Path], FileResult]) -> int:
+    """Process every job, report failures by name without stopping, print a summary; 2 if any failed."""
+    results: list[tuple[Path, FileResult]] = []
     failures = 0
-    for source, target in tqdm(jobs, desc=verb, unit="file", disable=None):
+    for source, target in progress_bar(plan.jobs, desc=verb, unit="file"):
         try:
-            results.append(process(source, target))
-        except (OSError, ValueError, CliError) as exc:
+            results.append((source, process(source, target)))
+        except Exception as exc:  # noqa: BLE001 - one bad file must not end the batch
             failures += 1
-            tqdm.write(f"linf: error: {source}: {_describe(exc)}", file=sys.stderr)
-    _print_summary(verb, results, failures)
+            _report_failure(source, exc)
+    _print_summary(verb, [result for _, result in results], failures, plan.skipped)
+    notes = [(source, result.note) for source, result in results if result.note]
+    for source, note in notes:
+        print(f"  {source}: {note}")
     return 2 if failures else 0
 
 
-def _print_summary(verb: str, results: list[FileResult], failures: int) -> None:
-    raw = sum(result.raw_bytes for result in results)
+def _report_failure(path: Path, exc: BaseException) -> None:
+    message = _describe(exc)
+    if not message.startswith(str(path)):
+        message = f"{path}: {message}"
+    tqdm.write(f"linf: error: {message}", file=sys.stderr)
+
+
+def _print_summary(verb: str, results: list[FileResult], failures: int, skipped: int) -> None:
+    done = f"{verb}d" if verb.endswith("e") else f"{verb}ed"
+    counts = f"{done} {len(results)} file(s), {failures} failed"
+    if skipped:
+        counts += f", {skipped} skipped (not the files {verb} reads)"
     stream = sum(result.stream_bytes for result in results)
+    if not stream:
+        print(counts)
+        return
+    raw = sum(result.raw_bytes for result in results)
     samples = sum(result.samples for result in results)
-    bits = f"{8 * stream / samples:.4f}" if samples else "n/a"
-    ratio = f"{raw / stream:.3f}:1" if stream else "n/a"
     print(
-        f"{verb}ed {len(results)} file(s), {failures} failed: raw {raw:,} bytes, streams {stream:,} bytes, "
-        f"ratio {ratio}, mean bits per sample {bits} (over all samples)"
+        f"{counts}: raw {raw:,} bytes, streams {stream:,} bytes, ratio {raw / stream:.3f}:1, "
+        f"mean bits per sample {8 * stream / samples:.4f} (over all samples)"
     )
 
 
@@ -465,12 +757,23 @@ def _print_summary(verb: str, results: list[FileResult], failures: int) -> None:
 
 def _describe(exc: BaseException) -> str:
     # FileNotFoundError from open() reads "[Errno 2] No such file or directory: 'x'": keep it whole.
-    return str(exc) or type(exc).__name__
+    if isinstance(exc, (OSError, ValueError, CliError)):
+        return str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _quiet_libraries() -> None:
+    """Damaged files make OpenCV and tifffile log their own half-lines; linf reports each failure itself."""
+    from cv2.utils import logging as opencv_logging
+
+    opencv_logging.setLogLevel(opencv_logging.LOG_LEVEL_ERROR)
+    logging.getLogger("tifffile").setLevel(logging.CRITICAL)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``linf`` with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
     parser = build_parser()
+    _quiet_libraries()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_request:  # --help, --version, usage errors (already printed)

@@ -22,6 +22,7 @@ import numpy as np
 
 from linf_tf import codec
 from linf_tf.imageio import read_image, write_image
+from linf_tf.restoration import DEFAULT_SLACK  # one default for the CLI, the client and the docs
 
 SIGNATURE = "serving_default"
 OUTPUT_KEY = "restored"
@@ -29,7 +30,11 @@ GRPC_PIN = "tensorflow-serving-api==2.21.0"
 
 
 def as_batch(image: np.ndarray) -> np.ndarray:
-    """H x W (gray), H x W x C or N x H x W x C pixels -> N x H x W x C, the signature's layout."""
+    """H x W (gray), H x W x C or N x H x W x C pixels -> N x H x W x C, the signature's layout.
+
+    Big-endian uint16 (">u2", e.g. from a raw file) is byteswapped to native order first."""
+    if not image.dtype.isnative:
+        image = image.astype(image.dtype.newbyteorder("="))
     if image.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"image must be uint8 or uint16 (the serving signature's dtype), got {image.dtype}")
     if image.ndim == 2:
@@ -143,7 +148,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("input", type=Path, help="a .nlc stream, or a decoded image with --tau")
     parser.add_argument("-o", "--output", type=Path, required=True, help="restored image (.png or .tif)")
     parser.add_argument("--tau", type=int, default=None, help="codec error bound, pixel units (images only)")
-    parser.add_argument("--slack", type=float, default=1.0, help="kappa in [0, 1]: box half-width kappa*tau")
+    parser.add_argument(
+        "--slack", type=float, default=DEFAULT_SLACK,
+        help=f"kappa in [0, 1]: box half-width kappa*tau (default: {DEFAULT_SLACK}, as `linf`)",
+    )
     parser.add_argument("--host", default="localhost", help="TF Serving host")
     parser.add_argument("--port", type=int, default=None, help="REST port (default 8501) or gRPC (8500)")
     parser.add_argument("--model_name", default="linf", help="served model name")

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tifffile
+from _dicom import write_dicom
 from skimage import data as skdata
 
 from linf_tf import codec
-from linf_tf.cli import main
+from linf_tf.cli import build_parser, main
 from linf_tf.imageio import read_image, write_image
+from linf_tf.restoration import DEFAULT_SLACK
 
 
 def _max_error(a: np.ndarray, b: np.ndarray) -> int:
@@ -111,9 +117,10 @@ def test_signed_offset_option(tmp_path: Path, capsys: pytest.CaptureFixture) -> 
     _assert_cli_error(main(["compress", str(source), "-t", "2", "-o", str(stream)]),
                       capsys.readouterr().err, "negative")
     assert main(["compress", str(source), "-t", "2", "-o", str(stream), "--signed-offset"]) == 0
-    assert "+32768" in capsys.readouterr().out
+    assert "offset +32768" in capsys.readouterr().out
     assert main(["decompress", str(stream), "-o", str(decoded)]) == 0
-    restored = read_image(decoded).pixels.astype(np.int32) - 32768
+    restored = read_image(decoded, keep_signed=True).pixels
+    assert restored.dtype == np.int16  # the sidecar gives the signed values back in a TIFF
     assert _max_error(restored, signed) <= 2
 
 
@@ -217,3 +224,328 @@ def test_usage_and_help_exit_codes(capsys: pytest.CaptureFixture) -> None:
     assert main(["compress", "--help"]) == 0
     help_text = capsys.readouterr().out
     assert "--tau" in help_text and "--bit-depth" in help_text
+
+
+# --- hardening (issue 15) ------------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DICOM = REPO.parent / "shared" / "data" / "highbit" / "dicom"
+
+
+def _run_linf(*arguments: str) -> subprocess.CompletedProcess:
+    """The installed entry point's behaviour as a user's shell sees it (exit status, streams)."""
+    return subprocess.run(
+        [sys.executable, "-m", "linf_tf.cli", *arguments], capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+
+
+def _mixed_folder(folder: Path) -> dict[str, np.ndarray]:
+    """Two good images around an empty and a corrupt one (the bad ones sort in between)."""
+    folder.mkdir()
+    good = {"a_good.png": skdata.camera()[:48, :48], "d_good.png": skdata.coffee()[:40, :56]}
+    for name, pixels in good.items():
+        write_image(folder / name, pixels)
+    (folder / "b_empty.png").write_bytes(b"")
+    (folder / "c_corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    return good
+
+
+def test_empty_png_is_a_clear_error_not_a_traceback(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    result = _run_linf("compress", str(empty), "-t", "1", "-o", str(tmp_path / "e.nlc"))
+    _assert_cli_error(result.returncode, result.stderr, "empty.png", "empty (0 bytes)")
+    assert not (tmp_path / "e.nlc").exists()
+
+
+def test_batch_processes_every_file_and_names_each_failure(tmp_path: Path) -> None:
+    good = _mixed_folder(tmp_path / "in")
+    result = _run_linf("compress", str(tmp_path / "in"), "-t", "2", "-o", str(tmp_path / "streams"))
+    _assert_cli_error(result.returncode, result.stderr, "b_empty.png", "c_corrupt.png")
+    assert "compressed 2 file(s), 2 failed" in result.stdout
+    assert sorted(p.name for p in (tmp_path / "streams").iterdir()) == ["a_good.nlc", "d_good.nlc"]
+
+    (tmp_path / "streams" / "e_broken.nlc").write_bytes(b"LINF but not really")
+    result = _run_linf("decompress", str(tmp_path / "streams"), "-o", str(tmp_path / "out"))
+    _assert_cli_error(result.returncode, result.stderr, "e_broken.nlc")
+    assert "decompressed 2 file(s), 1 failed" in result.stdout
+    for name, original in good.items():
+        assert _max_error(read_image(tmp_path / "out" / name).pixels, original) <= 2
+
+    result = _run_linf("info", str(tmp_path / "streams"))
+    _assert_cli_error(result.returncode, result.stderr, "e_broken.nlc")
+    assert "info: 2 file(s) read, 1 failed" in result.stdout
+
+    result = _run_linf("restore", str(tmp_path / "in"), "-t", "2", "--slack", "0", "-o", str(tmp_path / "r"))
+    _assert_cli_error(result.returncode, result.stderr, "b_empty.png", "c_corrupt.png")
+    assert "restored 2 file(s), 2 failed" in result.stdout
+
+
+def test_progress_bars_stay_out_of_redirected_logs(tmp_path: Path) -> None:
+    _mixed_folder(tmp_path / "in")
+    result = _run_linf("compress", str(tmp_path / "in"), "-t", "2", "-o", str(tmp_path / "streams"))
+    assert "\r" not in result.stderr and "\r" not in result.stdout
+    assert "it/s" not in result.stderr and "file/s" not in result.stderr
+
+
+def test_restore_checks_tau_and_bit_depth_against_the_data(
+    tmp_path: Path, camera_png: Path, capsys: pytest.CaptureFixture
+) -> None:
+    base = ["restore", str(camera_png), "-o", str(tmp_path / "r.png"), "--slack", "0"]
+    cases = [
+        (["-t", "1000"], "tau must be 0 to 127 for bit depth 8, got 1000"),
+        (["-t", "3", "--bit-depth", "4"], "smaller than the data"),
+        (["-t", "3", "--bit-depth", "12"], "its samples are 8-bit"),
+        (["-t", "3", "--bit-depth", "16"], "use at most 8"),
+    ]
+    for extra, fragment in cases:
+        _assert_cli_error(main([*base, *extra]), capsys.readouterr().err, fragment)
+        assert not (tmp_path / "r.png").exists()
+    assert main([*base, "-t", "3", "--bit-depth", "8"]) == 0
+
+
+def test_restore_infers_12_bits_from_a_decoded_png_or_tiff(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    mr = (skdata.camera()[:64, :64].astype(np.uint16) * 16 + 3)  # 12-bit samples, like an MR slice
+    source = tmp_path / "mr.dcm"
+    write_dicom(source, mr, bits_stored=12)
+    stream = tmp_path / "mr.nlc"
+    assert main(["compress", str(source), "-t", "3", "-o", str(stream)]) == 0
+    for suffix, origin in ((".png", "PNG sBIT"), (".tif", "TIFF")):
+        decoded = tmp_path / f"mr{suffix}"
+        assert main(["decompress", str(stream), "-o", str(decoded)]) == 0
+        assert read_image(decoded).bit_depth == 12
+        capsys.readouterr()
+        restored = tmp_path / f"restored{suffix}"
+        assert main(["restore", str(decoded), "-t", "3", "--slack", "0", "-o", str(restored)]) == 0
+        captured = capsys.readouterr()
+        assert "12-bit" in captured.out and origin in captured.out
+        assert "warning" not in captured.err
+        assert read_image(restored).bit_depth == 12  # the restored file records it too
+    # A 16-bit PNG that does not say its depth: restored as 16-bit, with a loud warning.
+    plain = tmp_path / "plain.png"
+    write_image(plain, mr)
+    assert main(["restore", str(plain), "-t", "3", "--slack", "0", "-o", str(tmp_path / "p.png")]) == 0
+    assert "linf: warning:" in capsys.readouterr().err
+
+
+def test_restore_folder_mode_mirrors_the_tree_with_the_network(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    inputs = tmp_path / "decoded"
+    (inputs / "sub").mkdir(parents=True)
+    originals = {"one.png": skdata.camera()[100:148, 100:148], "sub/two.png": skdata.camera()[200:232, 50:98]}
+    for name, pixels in originals.items():
+        write_image(inputs / name, codec.decode(codec.encode(pixels, 4)))
+    (inputs / "sub" / "bad.png").write_bytes(b"")
+    code = main(["restore", str(inputs), "-r", "-t", "4", "-o", str(tmp_path / "restored")])
+    captured = capsys.readouterr()
+    _assert_cli_error(code, captured.err, "bad.png")
+    assert "restored 2 file(s), 1 failed" in captured.out
+    for name, original in originals.items():
+        restored = read_image(tmp_path / "restored" / name).pixels
+        assert restored.shape == original.shape
+        assert _max_error(restored, original) <= 4 + 2  # tau + floor(0.5 * tau)
+    assert main(["restore", "--help"]) == 0
+    help_text = capsys.readouterr().out
+    assert "folder" in help_text and "--recursive" in help_text
+
+
+def test_info_on_folders_and_bad_files(
+    tmp_path: Path, camera_png: Path, capsys: pytest.CaptureFixture
+) -> None:
+    streams = tmp_path / "streams"
+    assert main(["compress", str(camera_png), "-t", "1", "-o", f"{streams}/"]) == 0
+    assert main(["compress", str(camera_png), "-t", "2", "-o", str(streams / "c.nlc")]) == 0
+    capsys.readouterr()
+    assert main(["info", str(streams)]) == 0
+    printed = capsys.readouterr().out
+    assert "tau (max error): 1" in printed and "tau (max error): 2" in printed
+    (tmp_path / "bad.nlc").write_bytes(b"garbage")
+    code = main(["info", str(streams / "camera.nlc"), str(tmp_path / "bad.nlc"), str(streams / "c.nlc")])
+    captured = capsys.readouterr()
+    _assert_cli_error(code, captured.err, "bad.nlc")
+    assert captured.out.count("format version:") == 2  # the file after the bad one is reported too
+    assert "info: 2 file(s) read, 1 failed" in captured.out
+    (tmp_path / "nothing").mkdir()
+    _assert_cli_error(main(["info", str(tmp_path / "nothing")]), capsys.readouterr().err, "no .nlc files")
+
+
+def test_output_folder_is_created_for_a_trailing_slash_or_several_inputs(
+    tmp_path: Path, camera_png: Path
+) -> None:
+    assert main(["compress", str(camera_png), "-t", "1", "-o", str(tmp_path / "newdir") + "/"]) == 0
+    assert (tmp_path / "newdir").is_dir() and (tmp_path / "newdir" / "camera.nlc").is_file()
+    second = tmp_path / "second.png"
+    write_image(second, skdata.camera()[:32, :32])
+    assert main(["compress", str(camera_png), str(second), "-t", "1", "-o", str(tmp_path / "many")]) == 0
+    assert sorted(p.name for p in (tmp_path / "many").iterdir()) == ["camera.nlc", "second.nlc"]
+    stream = str(tmp_path / "newdir" / "camera.nlc")
+    assert main(["decompress", stream, "-o", str(tmp_path / "png") + "/"]) == 0
+    assert (tmp_path / "png" / "camera.png").is_file()
+
+
+def test_gray_alpha_png_keeps_two_channels(tmp_path: Path) -> None:
+    gray_alpha = np.dstack([skdata.camera()[:40, :40], skdata.camera()[40:80, :40]])
+    source, stream, decoded = tmp_path / "la.png", tmp_path / "la.nlc", tmp_path / "back.png"
+    write_image(source, gray_alpha)
+    assert main(["compress", str(source), "-t", "0", "-o", str(stream)]) == 0
+    header = codec.info(stream.read_bytes())
+    assert (header.channels, header.num_samples) == (2, 40 * 40 * 2)
+    assert main(["decompress", str(stream), "-o", str(decoded)]) == 0
+    np.testing.assert_array_equal(read_image(decoded).pixels, gray_alpha)
+
+
+def test_z_stack_axis_order_is_given_back(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    stack = (np.random.default_rng(3).integers(0, 4096, (17, 88, 89))).astype(np.uint16)
+    source = tmp_path / "stack.tif"
+    tifffile.imwrite(source, stack, metadata={"axes": "ZYX"})
+    stream = tmp_path / "stack.nlc"
+    assert main(["compress", str(source), "-t", "3", "-o", str(stream)]) == 0
+    assert codec.info(stream.read_bytes()).shape == (88, 89, 17)  # folded: planes become channels
+    assert (tmp_path / "stack.nlc.json").is_file()
+    assert main(["info", str(stream)]) == 0
+    assert "ZYX stack of shape (17, 88, 89)" in capsys.readouterr().out
+    assert main(["decompress", str(stream), "-o", str(tmp_path / "back.tif")]) == 0
+    with tifffile.TiffFile(tmp_path / "back.tif") as tif:
+        assert (tif.series[0].axes, tif.series[0].shape) == ("ZYX", (17, 88, 89))
+        assert _max_error(tif.asarray(), stack) <= 3
+    capsys.readouterr()
+    code = main(["decompress", str(stream), "-o", str(tmp_path / "back.png")])
+    _assert_cli_error(code, capsys.readouterr().err, "ZYX stack", ".tif")
+    # --force over it with a plain image drops the stale sidecar
+    plain = tmp_path / "plain.tif"
+    write_image(plain, stack[0])
+    assert main(["compress", str(plain), "-t", "3", "-o", str(stream), "--force"]) == 0
+    assert not (tmp_path / "stack.nlc.json").exists()
+
+
+def test_export_and_evaluate_flags_fail_before_any_work(tmp_path: Path) -> None:
+    def run_script(script: str, *flags: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(REPO / script), *flags], capture_output=True, text=True,
+                              timeout=300, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)})
+
+    out = tmp_path / "export"
+    (out / "serving" / "linf" / "1").mkdir(parents=True)
+    for flags, fragment in ((["--version=0"], "--version must be a positive integer"),
+                            (["--version=1"], "pass --overwrite")):
+        result = run_script("export.py", f"--output_dir={out}", "--allow_untrained", *flags)
+        assert result.returncode != 0 and fragment in result.stderr
+        assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["serving"]  # nothing was written
+    evaluation = f"--output_dir={tmp_path / 'e'}"
+    result = run_script("evaluate.py", "--taus=-1", f"--data_dir={tmp_path}", evaluation)
+    assert result.returncode != 0 and "--taus must be integers" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "e").exists()
+
+
+def test_serving_client_uses_the_cli_default_slack() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("linf_serving_client", REPO / "serving" / "client.py")
+    client = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(client)
+    assert client.parse_args(["x.nlc", "-o", "y.png"]).slack == DEFAULT_SLACK
+    assert build_parser().parse_args(["restore", "x.png", "-t", "2", "-o", "y.png"]).slack == DEFAULT_SLACK
+    big_endian = np.arange(12, dtype=">u2").reshape(3, 4)
+    batch = client.as_batch(big_endian)
+    assert batch.dtype == np.uint16 and batch.dtype.isnative and batch[0, 2, 3, 0] == 11
+
+
+def test_big_endian_tiff_compresses(tmp_path: Path) -> None:
+    original = (skdata.camera()[:64, :64].astype(np.uint16) * 200)
+    source = tmp_path / "be.tif"
+    tifffile.imwrite(source, original, byteorder=">")
+    assert main(["compress", str(source), "-t", "0", "-o", str(tmp_path / "be.nlc")]) == 0
+    np.testing.assert_array_equal(codec.decode((tmp_path / "be.nlc").read_bytes()), original)
+
+
+def test_signed_offset_shifts_every_declared_signed_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """The CT_small.dcm case: a signed file whose samples are all >= 0 is shifted like the others."""
+    folder = tmp_path / "dicom"
+    folder.mkdir()
+    positive = (skdata.camera()[:32, :32].astype(np.int16) * 4)  # signed type, every sample >= 0
+    negative = positive - 1024
+    unsigned = positive.astype(np.uint16)
+    write_dicom(folder / "ct_positive.dcm", positive, bits_stored=12)
+    write_dicom(folder / "ct_negative.dcm", negative, bits_stored=12)
+    write_dicom(folder / "mr_unsigned.dcm", unsigned, bits_stored=12)
+    streams = tmp_path / "streams"
+    code = main(["compress", str(folder), "-t", "0", "-o", str(streams)])
+    captured = capsys.readouterr()
+    _assert_cli_error(code, captured.err, "ct_positive.dcm", "ct_negative.dcm", "--signed-offset")
+    assert "compressed 1 file(s), 2 failed" in captured.out  # refused by declaration, not by value
+
+    assert main(["compress", str(folder), "-t", "0", "-o", str(streams), "--signed-offset", "--force"]) == 0
+    summary = capsys.readouterr().out
+    for name in ("ct_positive.dcm", "ct_negative.dcm"):
+        assert f"{name}: signed samples stored with offset +2048" in summary
+    assert "mr_unsigned.dcm:" not in summary
+    for name, values in (("ct_positive", positive), ("ct_negative", negative)):
+        stored = codec.decode((streams / f"{name}.nlc").read_bytes()).astype(np.int32)
+        np.testing.assert_array_equal(stored - 2048, values)  # the same shift for both
+
+    assert main(["decompress", str(streams), "-o", str(tmp_path / "out")]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "ct_negative.tif", "ct_positive.tif", "mr_unsigned.png"]
+    for name, values in (("ct_positive.tif", positive), ("ct_negative.tif", negative),
+                         ("mr_unsigned.png", unsigned)):
+        back = read_image(tmp_path / "out" / name, keep_signed=True).pixels
+        assert back.dtype == values.dtype
+        np.testing.assert_array_equal(back, values)
+
+
+def test_read_for_codec_passes_int16_when_the_codec_takes_it(tmp_path: Path, monkeypatch) -> None:
+    from linf_tf import cli
+
+    source = tmp_path / "ct.dcm"
+    write_dicom(source, np.array([[0, 5], [7, 2047]], np.int16), bits_stored=12)
+    assert isinstance(cli.codec_stores_signed(), bool)
+    monkeypatch.setattr(cli, "codec_stores_signed", lambda: True)
+    native = cli.read_for_codec(source, signed_offset=False)
+    assert (native.pixels.dtype, native.offset) == (np.int16, 0)
+    monkeypatch.setattr(cli, "codec_stores_signed", lambda: False)
+    shifted = cli.read_for_codec(source, signed_offset=True)
+    assert (shifted.pixels.dtype, shifted.offset) == (np.uint16, 2048)
+
+
+@pytest.mark.skipif(not SHARED_DICOM.is_dir(), reason="../shared/data/highbit/dicom is not present")
+def test_shared_dicom_signed_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """The issue's repro on the real files: every signed file (CT_small.dcm included) comes back exact."""
+    import pydicom
+
+    folder = tmp_path / "dfolder"
+    folder.mkdir()
+    signed = [path for path in sorted(SHARED_DICOM.glob("*.dcm"))
+              if int(pydicom.dcmread(path, stop_before_pixels=True).get("PixelRepresentation", 0)) == 1]
+    assert any(path.name == "CT_small.dcm" for path in signed)
+    for path in signed:
+        shutil.copy(path, folder / path.name)
+    streams = str(tmp_path / "dstreams")
+    assert main(["compress", str(folder), "-t", "0", "--signed-offset", "-o", streams]) == 0
+    summary = capsys.readouterr().out
+    assert summary.count("signed samples stored with offset") == len(signed)
+    assert main(["decompress", str(tmp_path / "dstreams"), "-o", str(tmp_path / "out")]) == 0
+    for path in signed:
+        original = read_image(path, keep_signed=True).pixels
+        back = read_image(tmp_path / "out" / f"{path.stem}.tif", keep_signed=True).pixels
+        np.testing.assert_array_equal(back, original)
+
+
+def test_a_sidecar_that_does_not_fit_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    stack = np.random.default_rng(4).integers(0, 255, (3, 16, 20)).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "s.tif", stack, metadata={"axes": "ZYX"}, photometric="minisblack")
+    stream, sidecar = tmp_path / "s.nlc", tmp_path / "s.nlc.json"
+    assert main(["compress", str(tmp_path / "s.tif"), "-t", "0", "-o", str(stream)]) == 0
+    capsys.readouterr()
+    sidecar.write_text(sidecar.read_text().replace("16", "17"))
+    code = main(["decompress", str(stream), "-o", str(tmp_path / "back.tif")])
+    _assert_cli_error(code, capsys.readouterr().err, "s.nlc.json", "belongs to another stream")
+    sidecar.write_text("{not json")
+    code = main(["decompress", str(stream), "-o", str(tmp_path / "back.tif")])
+    _assert_cli_error(code, capsys.readouterr().err, "invalid sidecar")
+    assert not (tmp_path / "back.tif").exists()

@@ -9,10 +9,10 @@ import numpy as np
 import pydicom
 import pytest
 import tifffile
-from pydicom.dataset import FileDataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, JPEGLSLossless, generate_uid
+from _dicom import write_dicom
+from pydicom.uid import JPEGLSLossless
 
-from linf_tf.imageio import ImageData, is_supported_image, read_image, write_image
+from linf_tf.imageio import ImageData, is_supported_image, read_image, unfold_channels, write_image
 
 
 def _random_image(shape: tuple[int, ...], dtype: type, seed: int = 0) -> np.ndarray:
@@ -113,9 +113,9 @@ def test_two_channel_tiff_round_trip(tmp_path: Path) -> None:
     np.testing.assert_array_equal(read_image(path).pixels, pixels)
 
 
-def test_png_cannot_hold_two_channels(tmp_path: Path) -> None:
+def test_png_cannot_hold_five_channels(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="tif"):
-        write_image(tmp_path / "two.png", _random_image((4, 4, 2), np.uint8))
+        write_image(tmp_path / "five.png", _random_image((4, 4, 5), np.uint8))
 
 
 def test_missing_file_names_the_path(tmp_path: Path) -> None:
@@ -124,10 +124,20 @@ def test_missing_file_names_the_path(tmp_path: Path) -> None:
         read_image(missing)
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.int32, np.int16])
+@pytest.mark.parametrize("dtype", [np.float32, np.int32, np.uint32])
 def test_write_rejects_other_dtypes(tmp_path: Path, dtype: type) -> None:
     with pytest.raises(ValueError, match="uint8 or uint16"):
         write_image(tmp_path / "bad.png", np.zeros((4, 4), dtype))
+
+
+def test_signed_samples_are_written_as_tiff_only(tmp_path: Path) -> None:
+    signed = np.array([[-2048, -1], [0, 2047]], np.int16)
+    with pytest.raises(ValueError, match="PNG cannot hold signed.*tif"):
+        write_image(tmp_path / "ct.png", signed)
+    write_image(tmp_path / "ct.tif", signed)
+    image = read_image(tmp_path / "ct.tif", keep_signed=True)
+    assert image.signed and image.pixels.dtype == np.int16
+    np.testing.assert_array_equal(image.pixels, signed)
 
 
 def test_read_rejects_float_tiff(tmp_path: Path) -> None:
@@ -152,7 +162,25 @@ def test_signed_tiff_without_negatives_is_read_as_is(tmp_path: Path) -> None:
     path = tmp_path / "positive.tif"
     tifffile.imwrite(path, np.array([[0, 7], [300, 4]], np.int16))
     image = read_image(path)
-    assert (image.offset, image.pixels.dtype, image.pixels.max()) == (0, np.uint16, 300)
+    assert (image.offset, image.pixels.dtype, image.pixels.max(), image.signed) == (0, np.uint16, 300, True)
+
+
+def test_allow_signed_shifts_every_declared_signed_file(tmp_path: Path) -> None:
+    """The offset depends on the declaration (SampleFormat, PixelRepresentation), not on the values."""
+    positive = np.array([[0, 7], [300, 4]], np.int16)  # signed type, no negative sample (like CT_small)
+    tiff, dicom = tmp_path / "positive.tif", tmp_path / "positive.dcm"
+    tifffile.imwrite(tiff, positive)
+    write_dicom(dicom, positive, bits_stored=12)
+    for path, offset in ((tiff, 32768), (dicom, 2048)):
+        image = read_image(path, allow_signed=True)
+        assert (image.signed, image.offset, image.pixels.dtype) == (True, offset, np.uint16)
+        np.testing.assert_array_equal(image.pixels.astype(np.int32) - offset, positive)
+        kept = read_image(path, keep_signed=True)
+        assert (kept.offset, kept.pixels.dtype) == (0, np.int16)
+        np.testing.assert_array_equal(kept.pixels, positive)
+    unsigned = tmp_path / "unsigned.tif"
+    tifffile.imwrite(unsigned, positive.astype(np.uint16))
+    assert read_image(unsigned, allow_signed=True).offset == 0  # unsigned files are never shifted
 
 
 def test_unsupported_suffixes(tmp_path: Path) -> None:
@@ -179,38 +207,10 @@ def test_corrupt_files_are_value_errors(tmp_path: Path) -> None:
 # --- DICOM ---------------------------------------------------------------------------------------
 
 
-def _write_dicom(
-    path: Path,
-    pixels: np.ndarray,
-    bits_stored: int,
-    syntax: str = ExplicitVRLittleEndian,
-    pixel_data: bytes | None = None,
-) -> None:
-    """A minimal single-sample DICOM file; pixels is HxW, or FxHxW for a multi-frame file."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"  # secondary capture
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = syntax
-    dataset = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
-    dataset.SOPClassUID = meta.MediaStorageSOPClassUID
-    dataset.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    dataset.Rows, dataset.Columns = pixels.shape[-2:]
-    if pixels.ndim == 3:
-        dataset.NumberOfFrames = pixels.shape[0]
-    dataset.SamplesPerPixel = 1
-    dataset.PhotometricInterpretation = "MONOCHROME2"
-    dataset.BitsAllocated, dataset.BitsStored, dataset.HighBit = 16, bits_stored, bits_stored - 1
-    dataset.PixelRepresentation = 1 if pixels.dtype == np.int16 else 0
-    dataset.PixelData = pixel_data if pixel_data is not None else pixels.tobytes()
-    if pixel_data is not None:
-        dataset["PixelData"].VR = "OB"
-    dataset.save_as(path, enforce_file_format=True)
-
-
 def test_dicom_uses_bits_stored(tmp_path: Path) -> None:
     pixels = _random_image((6, 7), np.uint16) % 4096
     path = tmp_path / "mr.dcm"
-    _write_dicom(path, pixels, bits_stored=12)
+    write_dicom(path, pixels, bits_stored=12)
     image = read_image(path)
     assert image.bit_depth == 12
     np.testing.assert_array_equal(image.pixels, pixels)
@@ -219,7 +219,7 @@ def test_dicom_uses_bits_stored(tmp_path: Path) -> None:
 def test_multi_frame_dicom_frames_become_channels(tmp_path: Path) -> None:
     frames = _random_image((3, 5, 6), np.uint16, seed=4) % 1024
     path = tmp_path / "cine.dcm"
-    _write_dicom(path, frames, bits_stored=10)
+    write_dicom(path, frames, bits_stored=10)
     image = read_image(path)
     assert image.pixels.shape == (5, 6, 3) and image.bit_depth == 10
     for frame in range(3):
@@ -229,7 +229,7 @@ def test_multi_frame_dicom_frames_become_channels(tmp_path: Path) -> None:
 def test_dicom_without_suffix_is_recognised(tmp_path: Path) -> None:
     pixels = _random_image((4, 4), np.uint16) % 1024
     path = tmp_path / "IM0001"
-    _write_dicom(path, pixels, bits_stored=10)
+    write_dicom(path, pixels, bits_stored=10)
     assert is_supported_image(path)
     assert read_image(path).bit_depth == 10
 
@@ -237,7 +237,7 @@ def test_dicom_without_suffix_is_recognised(tmp_path: Path) -> None:
 def test_signed_dicom_with_negatives(tmp_path: Path) -> None:
     hounsfield = np.array([[-2048, -1], [0, 2047]], np.int16)  # the signed 12-bit range
     path = tmp_path / "ct.dcm"
-    _write_dicom(path, hounsfield, bits_stored=12)
+    write_dicom(path, hounsfield, bits_stored=12)
     with pytest.raises(ValueError, match="negative samples.*--signed-offset"):
         read_image(path)
     image = read_image(path, allow_signed=True)
@@ -258,7 +258,135 @@ def test_undecodable_dicom_names_what_to_install(tmp_path: Path) -> None:
     pixels = _random_image((8, 8), np.uint16) % 4096
     path = tmp_path / "jpegls.dcm"
     frame = imagecodecs.jpegls_encode(pixels)
-    _write_dicom(path, pixels, bits_stored=12, syntax=JPEGLSLossless, pixel_data=encapsulate([frame]))
+    write_dicom(path, pixels, bits_stored=12, syntax=JPEGLSLossless, pixel_data=encapsulate([frame]))
     assert pydicom.dcmread(path).file_meta.TransferSyntaxUID == JPEGLSLossless
     with pytest.raises(ValueError, match="JPEG-LS.*install one of.*pylibjpeg"):
         read_image(path)
+
+
+# --- hardening (issue 15) ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif", ".dcm", ".pgm", ".bmp"])
+def test_empty_file_is_a_clear_value_error(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"empty{suffix}"
+    path.write_bytes(b"")
+    with pytest.raises(ValueError, match="empty.*is empty"):
+        read_image(path)
+
+
+def test_truncated_files_are_value_errors(tmp_path: Path) -> None:
+    pixels = _random_image((64, 64), np.uint16)
+    for suffix in (".png", ".tif"):
+        whole = tmp_path / f"whole{suffix}"
+        write_image(whole, pixels)
+        cut = tmp_path / f"cut{suffix}"
+        cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 3])
+        with pytest.raises(ValueError, match="cut"):
+            read_image(cut)
+    dicom = tmp_path / "whole.dcm"
+    write_dicom(dicom, pixels % 4096, bits_stored=12)
+    (tmp_path / "cut.dcm").write_bytes(dicom.read_bytes()[:300])
+    with pytest.raises(ValueError, match="cut.dcm"):
+        read_image(tmp_path / "cut.dcm")
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_gray_alpha_png_keeps_two_channels(tmp_path: Path, dtype: type) -> None:
+    gray_alpha = _random_image((9, 7, 2), dtype, seed=5)
+    path = tmp_path / "la.png"
+    write_image(path, gray_alpha)
+    # A real gray+alpha PNG: OpenCV's own reader expands it to 4 channels.
+    assert cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED).shape == (9, 7, 4)
+    image = read_image(path)
+    assert image.pixels.shape == (9, 7, 2) and image.pixels.dtype == dtype
+    np.testing.assert_array_equal(image.pixels, gray_alpha)
+
+
+def test_png_sbit_round_trips_the_bit_depth(tmp_path: Path) -> None:
+    twelve = _random_image((6, 5, 3), np.uint16) % 4096
+    path = tmp_path / "twelve.png"
+    write_image(path, twelve, bit_depth=12)
+    image = read_image(path)
+    assert (image.bit_depth, image.bit_depth_source) == (12, "PNG sBIT")
+    np.testing.assert_array_equal(image.pixels, twelve)
+    # sBIT as the PNG spec means it (samples scaled to the full range) does not fit: 16 bits.
+    scaled = tmp_path / "scaled.png"
+    write_image(scaled, twelve * 16 + 15)
+    scaled.write_bytes(_insert_sbit(scaled.read_bytes(), 12, 3))
+    assert read_image(scaled).bit_depth == 16
+    with pytest.raises(ValueError, match="does not fit in bit_depth 10"):
+        write_image(tmp_path / "x.png", twelve, bit_depth=10)
+
+
+def _insert_sbit(png: bytes, bits: int, channels: int) -> bytes:
+    import struct
+    import zlib
+
+    payload = bytes([bits] * channels)
+    chunk = struct.pack(">I", channels) + b"sBIT" + payload + struct.pack(">I", zlib.crc32(b"sBIT" + payload))
+    return png[:33] + chunk + png[33:]
+
+
+def test_tiff_max_sample_value_round_trips_the_bit_depth(tmp_path: Path) -> None:
+    ten = _random_image((6, 5), np.uint16) % 1024
+    path = tmp_path / "ten.tif"
+    write_image(path, ten, bit_depth=10)
+    with tifffile.TiffFile(path) as tif:
+        assert tif.pages[0].tags.valueof(281) == 1023
+    assert read_image(path).bit_depth == 10
+
+
+@pytest.mark.parametrize(
+    ("axes", "shape"),
+    [("ZYX", (17, 88, 89)), ("ZCYX", (3, 2, 5, 4)), ("CYX", (2, 5, 6)), ("TZYXS", (2, 3, 4, 5, 3))],
+)
+def test_stack_layout_is_recorded_and_reversible(tmp_path: Path, axes: str, shape: tuple[int, ...]) -> None:
+    stack = _random_image(shape, np.uint16, seed=9)
+    path = tmp_path / "stack.tif"
+    tifffile.imwrite(path, stack, metadata={"axes": axes}, photometric="minisblack")
+    image = read_image(path)
+    planes = int(np.prod(shape)) // (shape[axes.index("Y")] * shape[axes.index("X")])
+    assert image.pixels.shape == (shape[axes.index("Y")], shape[axes.index("X")], planes)
+    assert image.layout is not None and image.layout.shape == shape
+    np.testing.assert_array_equal(unfold_channels(image.pixels, image.layout), stack)
+    written = tmp_path / "back.tif"
+    write_image(written, image.pixels, layout=image.layout)
+    with tifffile.TiffFile(written) as tif:
+        assert (tif.series[0].axes, tif.series[0].shape) == (axes, shape)
+        np.testing.assert_array_equal(tif.asarray(), stack)
+    with pytest.raises(ValueError, match="PNG cannot keep its axes"):
+        write_image(tmp_path / "back.png", image.pixels, layout=image.layout)
+
+
+@pytest.mark.parametrize(("planar", "samples"), [("separate", 3), ("separate", 4), ("contig", 3)])
+def test_colour_stacks_stay_rgb(tmp_path: Path, planar: str, samples: int) -> None:
+    shape = (2, samples, 6, 5) if planar == "separate" else (2, 6, 5, samples)
+    stack = _random_image(shape, np.uint8, seed=1)
+    extra = {"extrasamples": ["unassalpha"]} if samples == 4 else {}
+    tifffile.imwrite(tmp_path / "rgb.tif", stack, photometric="rgb", planarconfig=planar, **extra)
+    image = read_image(tmp_path / "rgb.tif")
+    write_image(tmp_path / "back.tif", image.pixels, layout=image.layout)
+    with tifffile.TiffFile(tmp_path / "back.tif") as tif:
+        assert tif.pages[0].photometric == tifffile.PHOTOMETRIC.RGB
+        np.testing.assert_array_equal(tif.asarray(), stack)
+
+
+def test_plain_images_have_no_layout(tmp_path: Path) -> None:
+    for shape in ((5, 6), (5, 6, 3), (5, 6, 2)):
+        write_image(tmp_path / "plain.tif", _random_image(shape, np.uint16))
+        assert read_image(tmp_path / "plain.tif").layout is None
+
+
+def test_big_endian_samples_are_byteswapped(tmp_path: Path) -> None:
+    native = _random_image((7, 8), np.uint16, seed=11)
+    big = native.astype(">u2")
+    path = tmp_path / "be.tif"
+    write_image(path, big)  # an array in big-endian order is written as the same values
+    np.testing.assert_array_equal(read_image(path).pixels, native)
+    tifffile.imwrite(tmp_path / "be_file.tif", native, byteorder=">")  # a big-endian TIFF file
+    image = read_image(tmp_path / "be_file.tif")
+    assert image.pixels.dtype == np.uint16 and image.pixels.dtype.isnative
+    np.testing.assert_array_equal(image.pixels, native)
+    write_image(tmp_path / "be.png", big)
+    np.testing.assert_array_equal(read_image(tmp_path / "be.png").pixels, native)
