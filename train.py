@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from absl import app, flags
 
-from linf_tf import train_lib
+from linf_tf import progress, train_lib
 
 FLAGS = flags.FLAGS
 DEFAULTS = train_lib.TrainConfig()
@@ -152,7 +152,7 @@ def config_from_flags() -> train_lib.TrainConfig:
         mixed_precision=FLAGS.mixed_precision,
         jit_compile=FLAGS.jit_compile,
         seed=FLAGS.seed,
-        show_progress=FLAGS.progress,
+        show_progress=FLAGS.progress and progress.stderr_is_terminal(),  # no \r junk in logs
         max_train_minutes=FLAGS.max_train_minutes,
     )
 
