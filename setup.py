@@ -32,6 +32,13 @@ PINS = {
     "pytest": "9.2.0",
     "hypothesis": "6.170.15",
     "ruff": "0.17.6",
+    # arrays: the numcodecs / Zarr v3 codec, Dask, and the baselines of benchmarks/array_bench.py
+    "numcodecs": "0.16.6",  # newest for Python 3.11 (0.17 needs 3.12)
+    "zarr": "3.1.6",  # newest for Python 3.11
+    "dask": "2026.8.0",
+    "distributed": "2026.8.0",  # examples/zarr_dask.py (LocalCluster)
+    "pysz": "1.1.0",  # SZ3
+    "zfpy": "1.0.1",  # not 1.0.1.post0: numcodecs 0.16 cannot parse that version and its registry breaks
 }
 
 RUNTIME = [
@@ -39,7 +46,9 @@ RUNTIME = [
     "tqdm", "matplotlib", "pillow", "tensorflow", "keras", "tensorflow-datasets", "importlib_resources",
     "absl-py", "ai-edge-litert", "tensorflow-serving-api", "tensorboard",
 ]
-DEV = ["pytest", "hypothesis", "ruff"]
+ZARR = ["numcodecs", "zarr", "dask", "distributed"]
+ARRAY_BENCH = ["pysz", "zfpy"]
+DEV = ["pytest", "hypothesis", "ruff", *ZARR, *ARRAY_BENCH]
 
 
 def pinned(names: list[str]) -> list[str]:
@@ -62,6 +71,10 @@ setup(
     package_data={"linf_tf": ["weights/*"]},
     ext_modules=[codec_extension],
     install_requires=pinned(RUNTIME),
-    extras_require={"dev": pinned(DEV)},
-    entry_points={"console_scripts": ["linf=linf_tf.cli:main"]},
+    extras_require={"dev": pinned(DEV), "zarr": pinned(ZARR)},
+    entry_points={
+        "console_scripts": ["linf=linf_tf.cli:main"],
+        "numcodecs.codecs": ["linf=linf_tf.numcodecs_codec:LinfCodec"],
+        "zarr.codecs": ["linf_tf.linf=linf_tf.zarr_codec:LinfZarrCodec"],
+    },
 )
