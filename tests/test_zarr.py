@@ -5,6 +5,7 @@ entry points declared in setup.py."""
 from __future__ import annotations
 
 import configparser
+import csv
 import importlib
 import importlib.util
 import json
@@ -329,15 +330,16 @@ def test_entry_points_resolve_in_a_fresh_process(egg_info: Path) -> None:
 # ------------------------------------------------------------------ example
 
 
-def load_example(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
+def load_module(path: Path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
 
 def test_example_writes_and_checks_a_volume_with_dask(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    example = load_example("zarr_dask")
+    example = load_module(ROOT / "examples" / "zarr_dask.py")
     status = example.main(
         [
             str(tmp_path / "v.zarr"),
@@ -354,3 +356,37 @@ def test_example_writes_and_checks_a_volume_with_dask(tmp_path: Path, capsys: py
     assert status == 0
     output = capsys.readouterr().out
     assert "8 chunks" in output and "max |error| 4 over all chunks (tau 4)" in output
+
+
+# ------------------------------------------------------------------ benchmarks/array_bench.py
+
+
+def test_array_bench_checks_every_codec_on_a_tiny_stack(tmp_path: Path) -> None:
+    """The benchmark on a made-up data folder: every codec within tau, outputs written."""
+    tifffile = pytest.importorskip("tifffile")
+    pytest.importorskip("pysz")
+    pytest.importorskip("zfpy")
+    bench = load_module(ROOT / "benchmarks" / "array_bench.py")
+    folder = tmp_path / "data" / "highbit" / "neubias"
+    folder.mkdir(parents=True)
+    stack = microscopy_stack(slices=2, height=40, width=48)  # written as (Y, X, C): read back channels first
+    tifffile.imwrite(folder / "yxc.tif", np.moveaxis(stack, 0, -1), metadata={"axes": "YXC"})
+    np.testing.assert_array_equal(bench.read_array(folder / "yxc.tif"), stack)
+    output = tmp_path / "out"
+    argv = ["--data", str(tmp_path / "data"), "--taus16", "0,3", "--repeats", "1", "--output", str(output)]
+    assert bench.main(argv) == 0
+    rows = list(csv.DictReader((output / "per_array.csv").open()))
+    assert {row["codec"] for row in rows} == {*bench.LOSSY, *bench.LOSSLESS}
+    assert len(rows) == 2 * len(bench.LOSSY) + len(bench.LOSSLESS)
+    assert all(int(row["max_error"]) <= int(row["tau"]) for row in rows)
+    summary = json.loads((output / "summary.json").read_text())
+    assert summary["summary"]["neubias"]["3"]["linf"]["max_error"] <= 3
+    assert summary["markdown"]["neubias"].startswith("| τ | linf")
+
+
+def test_array_bench_flags_a_codec_that_breaks_the_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    bench = load_module(ROOT / "benchmarks" / "array_bench.py")
+    encode, decode = bench.CODERS["sz3"]
+    monkeypatch.setitem(bench.CODERS, "sz3", (encode, lambda stream, like: decode(stream, like) // 2))
+    results = bench.measure("test", "stack", microscopy_stack(slices=2, height=32, width=32), (1,), 1)
+    assert bench.report_violations(results) == 1
