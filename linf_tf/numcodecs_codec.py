@@ -11,11 +11,12 @@ How a chunk becomes an image (``layout``). The last axis of a chunk is X and the
 * ``"slices"`` (default): every leading axis is folded into the rows, so a ``(Z, Y, X)`` chunk is
   coded as one gray image of ``Z * Y`` rows by ``X`` columns. No copy, no limit on the number of
   slices beyond the codec's 2**20 rows, and the context model keeps learning from slice to slice.
-  On the 16-bit microscopy stacks of ``highbit/neubias`` this is 1-3 % smaller than the channel
-  layout (``benchmarks/array_bench.py``, BUILD_NOTES.md).
+  On the 16-bit microscopy of ``highbit/neubias`` this is 0.6-4 % smaller than the channel
+  layout at every tau (``benchmarks/array_bench.py``, BUILD_NOTES.md).
 * ``"channels"``: the leading axes are folded into the codec's channel axis, interleaved
   (``Y x X x prod(leading)``, at most 256 channels), so every channel is predicted from the
-  previous one as well. On RGB photos stored ``(3, Y, X)`` this is ~13 % smaller than ``"slices"``.
+  previous one as well. On the 8-bit colour eval sets stored ``(3, Y, X)`` this is 22-26 % smaller
+  than ``"slices"``.
 
 ``decode`` returns a C-ordered array with the chunk's samples in the chunk's order, shaped
 ``(rows, X)`` for ``"slices"`` and ``(channels, Y, X)`` for ``"channels"``; reshape it to the chunk
