@@ -50,7 +50,6 @@ typedef struct channel_rows {
 
 typedef struct channel_model {
     channel_rows rows;
-    int num_predictors;
     int32_t bias_sum[NUM_BIAS_CONTEXTS];
     int32_t bias_count[NUM_BIAS_CONTEXTS];
     int32_t lms_weight[LMS_INPUTS];      /* first channel: NLMS weights, 16 fractional bits */
