@@ -127,9 +127,10 @@ def _add_compress(commands: argparse._SubParsersAction) -> None:
     )
     sub.add_argument(
         "--signed-offset", action="store_true",
-        help="accept signed data (DICOM PixelRepresentation 1, signed TIFF, e.g. CT): EVERY file that "
-        "declares signed samples is stored shifted by 2**(bits-1), recorded in its sidecar; decompress "
-        "to .tif gives the signed values back. Without it, signed files with negative samples are refused",
+        help="kept for old scripts; no effect with this codec: signed data (DICOM PixelRepresentation 1, "
+        "TIFF SampleFormat INT, e.g. CT) is stored signed in the stream (format 3) and decompress to .tif "
+        "gives the signed values back. (A codec without signed streams stored it shifted by 2**(bits-1), "
+        "with the offset in a sidecar; such sidecars are still read.)",
     )
     _add_common_output_options(sub)
     sub.set_defaults(handler=run_compress)
@@ -555,8 +556,12 @@ def _info_rows(path: Path) -> list[tuple[str, str]]:
         ("height", str(header.height)),
         ("channels", str(header.channels)),
         ("bit depth", str(header.bit_depth)),
+        ("samples", f"signed ({header.dtype}; coded with offset +{1 << (header.bit_depth - 1)})"
+                    if header.is_signed else "unsigned"),
         ("tau (max error)", str(header.tau)),
-        ("coding mode", header.coding_mode),
+        ("coding mode", "per stripe (predictive or raw)" if header.striped else header.coding_mode),
+        ("stripes", f"{header.stripe_count} of {header.stripe_height} rows (independent, each with a CRC)"
+                    if header.striped else "1 (not striped)"),
         ("header bytes", f"{header.header_bytes:,}"),
         ("payload bytes", f"{header.payload_bytes:,}"),
         ("total bytes", f"{header.total_bytes:,}"),

@@ -1,3 +1,8 @@
+/* POSIX threads (pthread.h) under -std=c99. */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L
+#endif
+
 /* Encoder and decoder loops of the near-lossless codec, and the public API.
  *
  * The per-sample pieces live in static-inline headers: predict.h (candidates, NLMS, blend),
@@ -6,6 +11,15 @@
  * image loops, owns the working memory and implements the public API. */
 #include <stdlib.h>
 #include <string.h>
+
+/* Stripes are coded on POSIX threads; -DLINF_THREADS=0 builds a core that codes them one after
+ * another on the calling thread (same streams, same results). */
+#ifndef LINF_THREADS
+#define LINF_THREADS 1
+#endif
+#if LINF_THREADS
+#include <pthread.h>
+#endif
 
 #include "crc32.h"
 #include "header.h"
@@ -239,6 +253,7 @@ static void init_params(coding_params *cp, const linf_image_desc *d)
     cp->tau = (int32_t)d->tau;
     cp->step = 2 * (int32_t)d->tau + 1;
     cp->width = d->width;
+    cp->sample_offset = d->is_signed ? 1u << (d->bit_depth - 1) : 0u;
     cp->energy_scale = (2u << 16) / (uint32_t)cp->step;
     cp->step_inverse = ((UINT64_C(1) << 40) + (uint64_t)cp->step - 1) / (uint64_t)cp->step;
     const int s = (int)d->bit_depth - 8;
@@ -266,15 +281,19 @@ static linf_status setup_coder(coder *cd, const linf_image_desc *d, void **memor
 
 /* ---------------------------------------------------------------- image loops */
 
-FORCE_INLINE int32_t load_sample(const void *pixels, size_t i, int wide)
+/* Samples are coded unsigned. Signed input (two's complement) is shifted by offset =
+ * 2^(bit_depth-1): modulo 2^16 (or 2^8), adding the offset to the bit pattern gives v + offset, and
+ * subtracting it gives the pattern back. Unsigned input has offset 0. */
+FORCE_INLINE int32_t load_sample(const void *pixels, size_t i, int wide, uint32_t offset)
 {
-    return wide ? ((const uint16_t *)pixels)[i] : ((const uint8_t *)pixels)[i];
+    return wide ? (int32_t)(uint16_t)(((const uint16_t *)pixels)[i] + offset)
+                : (int32_t)(uint8_t)(((const uint8_t *)pixels)[i] + offset);
 }
 
-FORCE_INLINE void store_sample(void *pixels, size_t i, int wide, int32_t v)
+FORCE_INLINE void store_sample(void *pixels, size_t i, int wide, int32_t v, uint32_t offset)
 {
-    if (wide) ((uint16_t *)pixels)[i] = (uint16_t)v;
-    else ((uint8_t *)pixels)[i] = (uint8_t)v;
+    if (wide) ((uint16_t *)pixels)[i] = (uint16_t)((uint32_t)v - offset);
+    else ((uint8_t *)pixels)[i] = (uint8_t)((uint32_t)v - offset);
 }
 
 /* One function per row and (direction, single channel or not), so each loop keeps the row's
@@ -285,20 +304,22 @@ FORCE_INLINE void store_sample(void *pixels, size_t i, int wide, int32_t v)
  * docs/codec_design.md. */
 NOINLINE void decode_gray_row(coder *cd, void *pixels, size_t i, int wide)
 {
+    const uint32_t offset = cd->params.sample_offset;
     channel_model *m = &cd->models[0];
     const int32_t width = (int32_t)cd->params.width;
     for (int32_t x = 0; x < width; x++, i++)
-        store_sample(pixels, i, wide, code_sample(cd, m, NULL, x, 0, NULL, DECODE, FIRST_CHANNEL_PREDICTORS));
+        store_sample(pixels, i, wide, code_sample(cd, m, NULL, x, 0, NULL, DECODE, FIRST_CHANNEL_PREDICTORS), offset);
 }
 
 NOINLINE void decode_colour_row(coder *cd, void *pixels, size_t i, int wide, uint32_t channels)
 {
+    const uint32_t offset = cd->params.sample_offset;
     channel_model *models = cd->models;
     const int32_t width = (int32_t)cd->params.width;
     for (int32_t x = 0; x < width; x++) {
-        store_sample(pixels, i++, wide, decode_intra(cd, models, x));
+        store_sample(pixels, i++, wide, decode_intra(cd, models, x), offset);
         for (uint32_t c = 1; c < channels; c++, i++)
-            store_sample(pixels, i, wide, decode_inter(cd, &models[c], &models[c - 1], x));
+            store_sample(pixels, i, wide, decode_inter(cd, &models[c], &models[c - 1], x), offset);
     }
 }
 
@@ -319,6 +340,7 @@ NOINLINE void encode_colour_symbols(coder *cd, const coded_symbol *symbols, size
 
 NOINLINE void encode_gray_row(coder *cd, const void *pixels, void *reconstruction, size_t i, int wide)
 {
+    const uint32_t offset = cd->params.sample_offset;
     channel_model *m = &cd->models[0];
     const int lossless = cd->params.tau == 0;
     const int32_t width = (int32_t)cd->params.width;
@@ -327,10 +349,10 @@ NOINLINE void encode_gray_row(coder *cd, const void *pixels, void *reconstructio
         const int32_t end = width - x0 < ENCODE_CHUNK ? width : x0 + ENCODE_CHUNK;
         for (int32_t x = x0; x < end; x++, i++) {
             coded_symbol *s = &symbols[x - x0];
-            const int32_t original = load_sample(pixels, i, wide);
+            const int32_t original = load_sample(pixels, i, wide, offset);
             const int32_t rec = lossless ? encode_intra_lossless(cd, m, x, original, s)
                                          : encode_intra(cd, m, x, original, s);
-            if (reconstruction) store_sample(reconstruction, i, wide, rec);
+            if (reconstruction) store_sample(reconstruction, i, wide, rec, offset);
         }
         encode_gray_symbols(cd, symbols, (size_t)(end - x0));
     }
@@ -339,6 +361,7 @@ NOINLINE void encode_gray_row(coder *cd, const void *pixels, void *reconstructio
 FORCE_INLINE void encode_colour_row_as(coder *cd, const void *pixels, void *reconstruction, size_t i, int wide,
                                        uint32_t channels, const int lossless)
 {
+    const uint32_t offset = cd->params.sample_offset;
     channel_model *models = cd->models;
     const int32_t width = (int32_t)cd->params.width;
     coded_symbol symbols[ENCODE_CHUNK];
@@ -349,19 +372,19 @@ FORCE_INLINE void encode_colour_row_as(coder *cd, const void *pixels, void *reco
             n = 0;
         }
         symbols[n].channel = 0;
-        int32_t original = load_sample(pixels, i, wide);
+        int32_t original = load_sample(pixels, i, wide, offset);
         int32_t rec = lossless ? encode_intra_lossless(cd, models, x, original, &symbols[n])
                                : encode_intra(cd, models, x, original, &symbols[n]);
         n++;
-        if (reconstruction) store_sample(reconstruction, i, wide, rec);
+        if (reconstruction) store_sample(reconstruction, i, wide, rec, offset);
         i++;
         for (uint32_t c = 1; c < channels; c++, i++) {
             symbols[n].channel = (uint8_t)c;
-            original = load_sample(pixels, i, wide);
+            original = load_sample(pixels, i, wide, offset);
             rec = lossless ? encode_inter_lossless(cd, &models[c], &models[c - 1], x, original, &symbols[n])
                            : encode_inter(cd, &models[c], &models[c - 1], x, original, &symbols[n]);
             n++;
-            if (reconstruction) store_sample(reconstruction, i, wide, rec);
+            if (reconstruction) store_sample(reconstruction, i, wide, rec, offset);
         }
     }
     encode_colour_symbols(cd, symbols, n);
@@ -407,7 +430,7 @@ static void decode_image(coder *cd, const linf_image_desc *d, void *pixels)
 
 /* ---------------------------------------------------------------- public API */
 
-const char *linf_version(void) { return "linf_codec 2.0.0 (format 2)"; }
+const char *linf_version(void) { return "linf_codec 3.0.0 (writes format 3, reads 2 and 3)"; }
 
 const char *linf_error_message(linf_status status)
 {
@@ -420,6 +443,7 @@ const char *linf_error_message(linf_status status)
     case LINF_ERR_CRC_MISMATCH: return "the payload checksum does not match: the stream is corrupt";
     case LINF_ERR_CORRUPT_PAYLOAD: return "the payload is corrupt: it does not decode to a valid image";
     case LINF_ERR_TOO_LARGE: return "the image is larger than the decoder's sample limit";
+    case LINF_ERR_TRAILING_DATA: return "the stream has bytes after its end: it is longer than its header says";
     case LINF_ERR_NULL_ARGUMENT: return "a required pointer argument is NULL";
     case LINF_ERR_INVALID_DIMENSIONS:
         return "width, height and channels must be non-zero and within the codec's size limits";
@@ -441,43 +465,64 @@ size_t linf_pixel_bytes(const linf_image_desc *desc)
 
 size_t linf_max_encoded_size(const linf_image_desc *desc)
 {
-    const size_t raw = linf_pixel_bytes(desc);
-    return raw ? raw + LINF_HEADER_BYTES : 0;
+    return linf_max_encoded_size_ex(desc, 0);
 }
 
-static linf_status check_samples(const linf_image_desc *d, const void *pixels, size_t count)
+size_t linf_max_encoded_size_ex(const linf_image_desc *desc, uint32_t stripe_height)
 {
-    /* The largest sample, by loops without an early exit, which vectorise; a full 8- or 16-bit
-     * depth needs no check at all. */
+    const size_t raw = linf_pixel_bytes(desc);
+    if (raw == 0) return 0;
+    const uint32_t count = linf_stripe_count(desc->height, stripe_height);
+    const size_t table = count > 1 ? LINF_STRIPE_TABLE_BYTES(count) : 0;
+    if (raw > SIZE_MAX - LINF_HEADER_BYTES - table) return 0;
+    return raw + LINF_HEADER_BYTES + table;
+}
+
+static linf_status check_samples(const linf_image_desc *d, const void *pixels, size_t count, uint32_t offset)
+{
+    /* The largest sample (after the signed shift), by loops without an early exit, which
+     * vectorise; a full 8- or 16-bit depth needs no check at all. */
     const uint32_t max_value = (1u << d->bit_depth) - 1;
     uint32_t largest = 0;
     if (d->bit_depth > 8) {
         if (d->bit_depth == 16) return LINF_OK;
         const uint16_t *s = pixels;
         uint16_t m = 0;
-        for (size_t i = 0; i < count; i++) m = s[i] > m ? s[i] : m;
+        for (size_t i = 0; i < count; i++) {
+            const uint16_t v = (uint16_t)(s[i] + offset);
+            m = v > m ? v : m;
+        }
         largest = m;
     } else {
         if (d->bit_depth == 8) return LINF_OK;
         const uint8_t *s = pixels;
         uint8_t m = 0;
-        for (size_t i = 0; i < count; i++) m = s[i] > m ? s[i] : m;
+        for (size_t i = 0; i < count; i++) {
+            const uint8_t v = (uint8_t)(s[i] + offset);
+            m = v > m ? v : m;
+        }
         largest = m;
     }
     return largest > max_value ? LINF_ERR_SAMPLE_OUT_OF_RANGE : LINF_OK;
 }
 
-/* Stores samples uncompressed (little-endian), for input the predictive coder cannot shrink. */
+static uint32_t sample_offset(const linf_image_desc *d) { return d->is_signed ? 1u << (d->bit_depth - 1) : 0u; }
+
+/* Stores samples uncompressed (little-endian, unsigned: signed ones shifted), for input the
+ * predictive coder cannot shrink. */
 static void store_raw(const linf_image_desc *d, const void *pixels, size_t count, uint8_t *out)
 {
+    const uint32_t offset = sample_offset(d);
     if (d->bit_depth <= 8) {
-        memcpy(out, pixels, count);
+        const uint8_t *s = pixels;
+        for (size_t i = 0; i < count; i++) out[i] = (uint8_t)(s[i] + offset);
         return;
     }
     const uint16_t *s = pixels;
     for (size_t i = 0; i < count; i++) {
-        out[2 * i] = (uint8_t)s[i];
-        out[2 * i + 1] = (uint8_t)(s[i] >> 8);
+        const uint16_t v = (uint16_t)(s[i] + offset);
+        out[2 * i] = (uint8_t)v;
+        out[2 * i + 1] = (uint8_t)(v >> 8);
     }
 }
 
@@ -491,29 +536,279 @@ static linf_status load_raw(const linf_image_desc *d, const uint8_t *in, size_t 
         uint16_t *s = pixels;
         for (size_t i = 0; i < count; i++) s[i] = (uint16_t)(in[2 * i] | (in[2 * i + 1] << 8));
     }
-    return check_samples(d, pixels, count) == LINF_OK ? LINF_OK : LINF_ERR_CORRUPT_PAYLOAD;
+    if (check_samples(d, pixels, count, 0) != LINF_OK) return LINF_ERR_CORRUPT_PAYLOAD;
+    const uint32_t offset = sample_offset(d);
+    if (offset == 0) return LINF_OK;
+    if (d->bit_depth <= 8) {
+        uint8_t *s = pixels;
+        for (size_t i = 0; i < count; i++) s[i] = (uint8_t)(s[i] - offset);
+    } else {
+        uint16_t *s = pixels;
+        for (size_t i = 0; i < count; i++) s[i] = (uint16_t)(s[i] - offset);
+    }
+    return LINF_OK;
 }
 
-static void finish_stream(linf_header *h, const linf_image_desc *d, uint8_t *dst, size_t payload, uint32_t mode)
+/* ---------------------------------------------------------------- units: the whole image or a stripe */
+
+/* Bytes of one row of samples in the caller's buffers. */
+static size_t row_bytes(const linf_image_desc *d)
+{
+    return (size_t)d->width * d->channels * (d->bit_depth > 8 ? 2u : 1u);
+}
+
+/* Codes rows y0 .. y0 + rows - 1 as an image of their own (fresh models: a stripe depends on no
+ * other) into out (capacity cap), predictive if that is smaller than the raw samples, else raw.
+ * Writes the byte count and mode. The whole image as one unit gives exactly the format-2 payload. */
+static linf_status encode_unit(const linf_image_desc *d, const void *pixels, void *reconstruction, uint32_t y0,
+                               uint32_t rows, uint8_t *out, size_t cap, size_t *size, uint32_t *mode)
+{
+    linf_image_desc u = *d;
+    u.height = rows;
+    const size_t at = (size_t)y0 * row_bytes(d), raw = (size_t)rows * row_bytes(d);
+    const uint8_t *px = (const uint8_t *)pixels + at;
+    uint8_t *rec = reconstruction ? (uint8_t *)reconstruction + at : NULL;
+    coder cd;
+    void *memory = NULL;
+    const linf_status status = setup_coder(&cd, &u, &memory);
+    if (status != LINF_OK) return status;
+    rc_enc_init(&cd.enc, out, cap < raw ? cap : raw);
+    encode_image(&cd, &u, px, rec);
+    if (!cd.enc.overflow) rc_enc_finish(&cd.enc);
+    free(memory);
+    if (!cd.enc.overflow && cd.enc.size < raw) {
+        *size = cd.enc.size;
+        *mode = LINF_MODE_PREDICTIVE;
+        return LINF_OK;
+    }
+    if (cap < raw) return LINF_ERR_BUFFER_TOO_SMALL;
+    const size_t count = (size_t)rows * d->width * d->channels;
+    store_raw(&u, px, count, out);
+    if (rec) memcpy(rec, px, raw); /* raw storage decodes exactly */
+    *size = raw;
+    *mode = LINF_MODE_RAW;
+    return LINF_OK;
+}
+
+/* Decodes one unit (see encode_unit) after checking its CRC. */
+static linf_status decode_unit(const linf_image_desc *d, void *pixels, uint32_t y0, uint32_t rows, const uint8_t *in,
+                               size_t bytes, uint32_t mode, uint32_t crc)
+{
+    if (linf_crc32(in, bytes) != crc) return LINF_ERR_CRC_MISMATCH;
+    linf_image_desc u = *d;
+    u.height = rows;
+    uint8_t *px = (uint8_t *)pixels + (size_t)y0 * row_bytes(d);
+    if (mode == LINF_MODE_RAW) return load_raw(&u, in, (size_t)rows * d->width * d->channels, px);
+    coder cd;
+    void *memory = NULL;
+    const linf_status status = setup_coder(&cd, &u, &memory);
+    if (status != LINF_OK) return status;
+    rc_dec_init(&cd.dec, in, bytes);
+    decode_image(&cd, &u, px);
+    free(memory);
+    /* A valid payload is consumed up to its flush bytes; far more means it was cut or forged. */
+    return cd.dec.overrun > 8 ? LINF_ERR_CORRUPT_PAYLOAD : LINF_OK;
+}
+
+/* ---------------------------------------------------------------- stripes on threads */
+
+/* One striped encode or decode. Workers claim stripes in increasing order under the lock and
+ * stop claiming once a stripe has failed; every stripe below a claimed one was claimed, so the
+ * lowest failing index found is the lowest failing index of the stream, whatever the thread
+ * count. Stripes write disjoint regions of the output (and of the encoder's scratch area), so
+ * the bytes produced do not depend on which thread coded which stripe. */
+typedef struct stripe_run {
+    const linf_image_desc *desc;
+    uint32_t stripe_height, count;
+    int decoding;
+    const void *pixels;          /* encode: input */
+    void *output;                /* encode: reconstruction (or NULL); decode: pixels */
+    uint8_t *area;               /* encode: stripe i is coded at area + its raw offset */
+    const uint8_t *payload;      /* decode: the stripes, back to back */
+    const uint8_t *table;        /* decode: the validated stripe table */
+    const uint64_t *offsets;     /* decode: each stripe's offset in payload */
+    linf_stripe_entry *entries;  /* encode: each stripe's size, CRC and mode */
+    linf_status status;          /* of the lowest failing stripe (guarded by lock) */
+    uint32_t next, failed;       /* next stripe to claim; lowest failing stripe or count */
+#if LINF_THREADS
+    int locking;                 /* lock initialised (more than one thread) */
+    pthread_mutex_t lock;
+#endif
+} stripe_run;
+
+static void run_lock(stripe_run *run)
+{
+#if LINF_THREADS
+    if (run->locking) pthread_mutex_lock(&run->lock);
+#else
+    (void)run;
+#endif
+}
+
+static void run_unlock(stripe_run *run)
+{
+#if LINF_THREADS
+    if (run->locking) pthread_mutex_unlock(&run->lock);
+#else
+    (void)run;
+#endif
+}
+
+static linf_status run_stripe(stripe_run *run, uint32_t i)
+{
+    const linf_image_desc *d = run->desc;
+    const uint32_t y0 = i * run->stripe_height;
+    const uint32_t rows = linf_stripe_rows(d->height, run->stripe_height, i);
+    if (run->decoding) {
+        const linf_stripe_entry e = linf_read_stripe_entry(run->table, i);
+        return decode_unit(d, run->output, y0, rows, run->payload + run->offsets[i], (size_t)e.bytes, e.mode,
+                           e.crc32);
+    }
+    const size_t at = (size_t)y0 * row_bytes(d), raw = (size_t)rows * row_bytes(d);
+    size_t size = 0;
+    uint32_t mode = 0;
+    const linf_status status = encode_unit(d, run->pixels, run->output, y0, rows, run->area + at, raw, &size, &mode);
+    if (status == LINF_OK) {
+        run->entries[i].bytes = size;
+        run->entries[i].mode = mode;
+        run->entries[i].crc32 = linf_crc32(run->area + at, size);
+    }
+    return status;
+}
+
+static void *stripe_worker(void *arg)
+{
+    stripe_run *run = arg;
+    for (;;) {
+        run_lock(run);
+        const uint32_t i = run->next;
+        const int stop = i >= run->count || run->failed < run->count;
+        if (!stop) run->next++;
+        run_unlock(run);
+        if (stop) return NULL;
+        const linf_status status = run_stripe(run, i);
+        if (status != LINF_OK) {
+            run_lock(run);
+            if (i < run->failed) {
+                run->failed = i;
+                run->status = status;
+            }
+            run_unlock(run);
+        }
+    }
+}
+
+/* Runs every stripe on up to `threads` threads, the caller's included; if a thread cannot be
+ * created the others (at least the caller) do its share. */
+static linf_status run_stripes(stripe_run *run, uint32_t threads)
+{
+    run->next = 0;
+    run->failed = run->count;
+    run->status = LINF_OK;
+    if (threads > run->count) threads = run->count;
+    if (threads > LINF_MAX_THREADS) threads = LINF_MAX_THREADS;
+#if LINF_THREADS
+    run->locking = 0;
+    if (threads > 1 && pthread_mutex_init(&run->lock, NULL) != 0) threads = 1;
+    if (threads > 1) {
+        run->locking = 1;
+        pthread_t *ids = malloc(sizeof(pthread_t) * (threads - 1));
+        uint32_t started = 0;
+        if (ids)
+            while (started < threads - 1 && pthread_create(&ids[started], NULL, stripe_worker, run) == 0) started++;
+        stripe_worker(run);
+        for (uint32_t t = 0; t < started; t++) pthread_join(ids[t], NULL);
+        free(ids);
+        run->locking = 0;
+        pthread_mutex_destroy(&run->lock);
+        return run->status;
+    }
+#endif
+    stripe_worker(run); /* one thread: no lock */
+    return run->status;
+}
+
+/* ---------------------------------------------------------------- public API */
+
+static void finish_header(linf_header *h, const linf_image_desc *d, uint8_t *dst, uint64_t payload, uint32_t mode,
+                          uint32_t crc, uint32_t stripe_height, uint32_t count)
 {
     h->desc = *d;
     h->format_version = LINF_FORMAT_VERSION;
     h->coding_mode = mode;
     h->payload_bytes = payload;
-    h->payload_crc32 = linf_crc32(dst + LINF_HEADER_BYTES, payload);
-    h->header_bytes = LINF_HEADER_BYTES;
+    h->payload_crc32 = crc;
+    h->stripe_height = stripe_height;
+    h->stripe_count = count;
+    h->header_bytes = LINF_HEADER_BYTES + (count > 1 ? LINF_STRIPE_TABLE_BYTES(count) : 0);
     linf_write_header(dst, h);
 }
 
 linf_status linf_encode(const linf_image_desc *desc, const void *pixels, size_t pixel_bytes,
                         uint8_t *dst, size_t dst_capacity, size_t *written)
 {
-    return linf_encode_reconstruct(desc, pixels, pixel_bytes, dst, dst_capacity, written, NULL, 0);
+    return linf_encode_ex(desc, pixels, pixel_bytes, dst, dst_capacity, written, NULL, 0, NULL);
 }
 
 linf_status linf_encode_reconstruct(const linf_image_desc *desc, const void *pixels, size_t pixel_bytes,
                                     uint8_t *dst, size_t dst_capacity, size_t *written,
                                     void *reconstruction, size_t reconstruction_bytes)
+{
+    return linf_encode_ex(desc, pixels, pixel_bytes, dst, dst_capacity, written, reconstruction,
+                          reconstruction_bytes, NULL);
+}
+
+/* Striped encoding: stripes are coded in place at their raw offsets of a scratch area (dst when
+ * it can hold the worst case, else a temporary block), then moved down to close the gaps. */
+static linf_status encode_striped(const linf_image_desc *desc, const void *pixels, uint8_t *dst, size_t dst_capacity,
+                                  size_t *written, void *reconstruction, uint32_t stripe_height, uint32_t count,
+                                  uint32_t threads)
+{
+    const size_t table = LINF_STRIPE_TABLE_BYTES(count);
+    const size_t bound = linf_max_encoded_size_ex(desc, stripe_height);
+    if (bound == 0) return LINF_ERR_INVALID_DIMENSIONS;
+    uint8_t *work = dst_capacity >= bound ? dst : malloc(bound);
+    linf_stripe_entry *entries = calloc(count, sizeof *entries);
+    if (!work || !entries) {
+        if (work != dst) free(work);
+        free(entries);
+        return LINF_ERR_OUT_OF_MEMORY;
+    }
+    stripe_run run;
+    memset(&run, 0, sizeof run);
+    run.desc = desc;
+    run.stripe_height = stripe_height;
+    run.count = count;
+    run.pixels = pixels;
+    run.output = reconstruction;
+    run.area = work + LINF_HEADER_BYTES + table;
+    run.entries = entries;
+    linf_status status = run_stripes(&run, threads);
+    if (status == LINF_OK) {
+        uint64_t payload = 0;
+        for (uint32_t i = 0; i < count; i++) { /* each move goes down, never over an unmoved stripe */
+            memmove(run.area + payload, run.area + (size_t)i * stripe_height * row_bytes(desc), (size_t)entries[i].bytes);
+            payload += entries[i].bytes;
+        }
+        const size_t total = LINF_HEADER_BYTES + table + (size_t)payload;
+        if (total > dst_capacity) {
+            status = LINF_ERR_BUFFER_TOO_SMALL;
+        } else {
+            const uint32_t crc = linf_write_stripe_table(work + LINF_HEADER_BYTES, stripe_height, count, entries);
+            linf_header h;
+            finish_header(&h, desc, work, payload, LINF_MODE_PREDICTIVE, crc, stripe_height, count);
+            if (work != dst) memcpy(dst, work, total);
+            *written = total;
+        }
+    }
+    if (work != dst) free(work);
+    free(entries);
+    return status;
+}
+
+linf_status linf_encode_ex(const linf_image_desc *desc, const void *pixels, size_t pixel_bytes,
+                           uint8_t *dst, size_t dst_capacity, size_t *written,
+                           void *reconstruction, size_t reconstruction_bytes, const linf_options *options)
 {
     if (!desc || !pixels || !dst || !written) return LINF_ERR_NULL_ARGUMENT;
     *written = 0;
@@ -525,28 +820,23 @@ linf_status linf_encode_reconstruct(const linf_image_desc *desc, const void *pix
     if (dst_capacity < LINF_HEADER_BYTES) return LINF_ERR_BUFFER_TOO_SMALL;
     if (reconstruction && reconstruction_bytes < raw) return LINF_ERR_BUFFER_TOO_SMALL;
     const size_t count = (size_t)desc->width * desc->height * desc->channels;
-    linf_status status = check_samples(desc, pixels, count);
+    linf_status status = check_samples(desc, pixels, count, sample_offset(desc));
     if (status != LINF_OK) return status;
 
-    coder cd;
-    void *memory = NULL;
-    if ((status = setup_coder(&cd, desc, &memory)) != LINF_OK) return status;
-    const size_t room = dst_capacity - LINF_HEADER_BYTES;
-    rc_enc_init(&cd.enc, dst + LINF_HEADER_BYTES, room < raw ? room : raw);
-    encode_image(&cd, desc, pixels, reconstruction);
-    if (!cd.enc.overflow) rc_enc_finish(&cd.enc);
-    free(memory);
+    const uint32_t stripe_height = options ? options->stripe_height : 0;
+    const uint32_t stripes = linf_stripe_count(desc->height, stripe_height);
+    if (stripes > 1)
+        return encode_striped(desc, pixels, dst, dst_capacity, written, reconstruction, stripe_height, stripes,
+                              options->threads);
 
+    size_t size = 0;
+    uint32_t mode = 0;
+    status = encode_unit(desc, pixels, reconstruction, 0, desc->height, dst + LINF_HEADER_BYTES,
+                         dst_capacity - LINF_HEADER_BYTES, &size, &mode);
+    if (status != LINF_OK) return status;
     linf_header h;
-    if (!cd.enc.overflow && cd.enc.size < raw) {
-        finish_stream(&h, desc, dst, cd.enc.size, LINF_MODE_PREDICTIVE);
-    } else {
-        if (room < raw) return LINF_ERR_BUFFER_TOO_SMALL;
-        store_raw(desc, pixels, count, dst + LINF_HEADER_BYTES);
-        finish_stream(&h, desc, dst, raw, LINF_MODE_RAW);
-        if (reconstruction) memcpy(reconstruction, pixels, raw); /* raw storage decodes exactly */
-    }
-    *written = LINF_HEADER_BYTES + (size_t)h.payload_bytes;
+    finish_header(&h, desc, dst, size, mode, linf_crc32(dst + LINF_HEADER_BYTES, size), desc->height, 1);
+    *written = LINF_HEADER_BYTES + size;
     return LINF_OK;
 }
 
@@ -559,26 +849,54 @@ linf_status linf_read_header(const uint8_t *src, size_t src_bytes, linf_header *
 linf_status linf_decode(const uint8_t *src, size_t src_bytes, void *pixels, size_t pixel_bytes,
                         uint64_t max_samples)
 {
+    linf_options options;
+    memset(&options, 0, sizeof options);
+    options.max_samples = max_samples;
+    return linf_decode_ex(src, src_bytes, pixels, pixel_bytes, &options, NULL);
+}
+
+linf_status linf_decode_ex(const uint8_t *src, size_t src_bytes, void *pixels, size_t pixel_bytes,
+                           const linf_options *options, int64_t *failed_stripe)
+{
+    if (failed_stripe) *failed_stripe = -1;
     if (!src || !pixels) return LINF_ERR_NULL_ARGUMENT;
     linf_header h;
     linf_status status = linf_parse_header(src, src_bytes, &h);
     if (status != LINF_OK) return status;
+    const uint64_t max_samples = options && options->max_samples ? options->max_samples : LINF_MAX_SAMPLES;
     const uint64_t samples = (uint64_t)h.desc.width * h.desc.height * h.desc.channels;
-    if (samples > (max_samples ? max_samples : LINF_MAX_SAMPLES)) return LINF_ERR_TOO_LARGE;
+    if (samples > max_samples) return LINF_ERR_TOO_LARGE;
     const size_t raw = linf_pixel_bytes(&h.desc);
     if (raw == 0) return LINF_ERR_TOO_LARGE;
     if (pixel_bytes < raw) return LINF_ERR_BUFFER_TOO_SMALL;
-    if (h.payload_bytes > src_bytes - LINF_HEADER_BYTES) return LINF_ERR_TRUNCATED;
-    const uint8_t *payload = src + LINF_HEADER_BYTES;
-    const size_t payload_bytes = (size_t)h.payload_bytes;
-    if (linf_crc32(payload, payload_bytes) != h.payload_crc32) return LINF_ERR_CRC_MISMATCH;
-    if (h.coding_mode == LINF_MODE_RAW) return load_raw(&h.desc, payload, (size_t)samples, pixels);
-    coder cd;
-    void *memory = NULL;
-    if ((status = setup_coder(&cd, &h.desc, &memory)) != LINF_OK) return status;
-    rc_dec_init(&cd.dec, payload, payload_bytes);
-    decode_image(&cd, &h.desc, pixels);
-    free(memory);
-    /* A valid payload is consumed up to its flush bytes; far more means it was cut or forged. */
-    return cd.dec.overrun > 8 ? LINF_ERR_CORRUPT_PAYLOAD : LINF_OK;
+    /* The stream must be exact: header_bytes <= src_bytes here (parse_header checked). */
+    if (h.payload_bytes > src_bytes - h.header_bytes) return LINF_ERR_TRUNCATED;
+    if (h.payload_bytes < src_bytes - h.header_bytes) return LINF_ERR_TRAILING_DATA;
+    const uint8_t *payload = src + h.header_bytes;
+    if (h.stripe_count == 1)
+        return decode_unit(&h.desc, pixels, 0, h.desc.height, payload, (size_t)h.payload_bytes, h.coding_mode,
+                           h.payload_crc32);
+
+    uint64_t *offsets = malloc(sizeof(uint64_t) * h.stripe_count);
+    if (!offsets) return LINF_ERR_OUT_OF_MEMORY;
+    const uint8_t *table = src + LINF_HEADER_BYTES;
+    uint64_t at = 0;
+    for (uint32_t i = 0; i < h.stripe_count; i++) {
+        offsets[i] = at;
+        at += linf_read_stripe_entry(table, i).bytes;
+    }
+    stripe_run run;
+    memset(&run, 0, sizeof run);
+    run.desc = &h.desc;
+    run.stripe_height = h.stripe_height;
+    run.count = h.stripe_count;
+    run.decoding = 1;
+    run.output = pixels;
+    run.payload = payload;
+    run.table = table;
+    run.offsets = offsets;
+    status = run_stripes(&run, options ? options->threads : 1);
+    free(offsets);
+    if (status != LINF_OK && failed_stripe) *failed_stripe = run.failed;
+    return status;
 }
