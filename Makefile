@@ -15,7 +15,7 @@ CORE_HEADERS := $(wildcard csrc/include/*.h csrc/src/*.h)
 
 BUILD := csrc/build
 CLANG ?= clang
-FUZZ_CFLAGS := -std=c99 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+FUZZ_CFLAGS := -std=c99 -g -O1 -pthread -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 	-Icsrc/include -Icsrc/src
 # codec.c's per-sample loops are built without libFuzzer's comparison tracing (3.7x faster; it does
 # not help mutate entropy-coded data). The header parser and the harnesses keep it.
@@ -73,7 +73,7 @@ $(FUZZ_HARNESSES): $(BUILD)/%: csrc/fuzz/%.c $(CORE_SOURCES) $(CORE_HEADERS) $(F
 
 $(BUILD)/make_corpus: csrc/fuzz/make_corpus.c $(CORE_SOURCES) $(CORE_HEADERS)
 	@mkdir -p $(BUILD)
-	$(CC) -std=c99 -O2 -Wall -Wextra -Icsrc/include $< $(CORE_SOURCES) -o $@
+	$(CC) -std=c99 -O2 -pthread -Wall -Wextra -Icsrc/include $< $(CORE_SOURCES) -o $@
 
 fuzz: fuzz-decode fuzz-roundtrip
 

@@ -12,7 +12,8 @@ Format 3 (written since codec 3.0; format 2 streams still decode):
   CRC-32 in a table after the header, coded on ``threads`` threads (the C core's POSIX threads,
   GIL released). The stream's bytes depend on the stripe height, never on the thread count. By
   default images of at least ``PARALLEL_MIN_PIXELS`` pixels are striped (``default_stripe_height``)
-  and coded on ``os.cpu_count()`` threads; smaller ones are one stripe on one thread;
+  and striped streams are coded on ``os.cpu_count()`` threads; smaller images are one stripe on
+  one thread;
 * **exact size**: a stream with bytes after its end, or cut short, is a ``CodecError``.
 """
 
@@ -32,12 +33,13 @@ FORMAT_VERSION: int = _linfcodec.FORMAT_VERSION
 OLDEST_FORMAT_VERSION: int = _linfcodec.OLDEST_FORMAT_VERSION
 MAX_THREADS: int = _linfcodec.MAX_THREADS
 
-# Images with at least this many pixels are striped and coded on every core by default.
-PARALLEL_MIN_PIXELS: int = 1 << 20
-# Default stripe: at least this many samples (rows = ceil(STRIPE_SAMPLES / (width * channels)),
-# whole image height capped), chosen so that the bits per sample stay within +0.5 % of one stripe
-# (BUILD_NOTES, "Format 3: stripes and threads").
-STRIPE_SAMPLES: int = 1 << 19
+# Images with at least this many pixels are striped by default (and coded on every core).
+PARALLEL_MIN_PIXELS: int = 1 << 21
+# Default stripe count: an even number (so two threads get equal shares), two per started
+# STRIPE_PAIR_SAMPLES samples. Each stripe relearns its context model (about 0.6-0.7 KB of
+# extra stream per stripe on the test images), so stripes are kept few and large: BUILD_NOTES,
+# "Format 3: stripes and threads", has the measured bits-per-sample overhead.
+STRIPE_PAIR_SAMPLES: int = 1 << 23
 
 ERR_TRUNCATED = 1
 ERR_TRAILING_DATA = 8
@@ -132,12 +134,12 @@ def _default_bit_depth(image: np.ndarray) -> int:
     return 8 * image.dtype.itemsize
 
 
-def default_threads(num_pixels: int) -> int:
-    """Threads used when ``threads`` is not given: every core for images of at least
-    ``PARALLEL_MIN_PIXELS`` pixels, else 1 (thread start-up would cost more than it saves)."""
-    if num_pixels < PARALLEL_MIN_PIXELS:
+def default_threads(stripe_count: int) -> int:
+    """Threads used when ``threads`` is not given: every core (at most one per stripe) for a
+    striped image, else 1."""
+    if stripe_count <= 1:
         return 1
-    return max(1, min(os.cpu_count() or 1, MAX_THREADS))
+    return max(1, min(os.cpu_count() or 1, stripe_count, MAX_THREADS))
 
 
 def default_stripe_height(height: int, width: int, channels: int = 1) -> int:
@@ -145,13 +147,18 @@ def default_stripe_height(height: int, width: int, channels: int = 1) -> int:
     image's shape only, so a stream's bytes never depend on the machine or the thread count."""
     if height * width < PARALLEL_MIN_PIXELS:
         return 0
-    rows = -(-STRIPE_SAMPLES // (width * channels))
+    count = 2 * -(-(height * width * channels) // STRIPE_PAIR_SAMPLES)
+    rows = -(-height // count)
     return 0 if rows >= height else rows
 
 
-def _check_threads(threads: int | None, num_pixels: int) -> int:
+def _stripe_count(height: int, stripe_height: int) -> int:
+    return 1 if stripe_height == 0 or stripe_height >= height else -(-height // stripe_height)
+
+
+def _check_threads(threads: int | None, stripe_count: int) -> int:
     if threads is None:
-        return default_threads(num_pixels)
+        return default_threads(stripe_count)
     if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
         raise ValueError(f"threads must be a positive int, got {threads!r}")
     return min(int(threads), MAX_THREADS)
@@ -175,7 +182,8 @@ def encode(
 
     ``stripe_height``: rows per independently coded stripe (0 = one stripe; default
     ``default_stripe_height``). ``threads``: how many threads code the stripes (default
-    ``default_threads``). The returned bytes depend on ``stripe_height``, never on ``threads``.
+    ``default_threads``: every core when striped). The returned bytes depend on
+    ``stripe_height``, never on ``threads``.
     """
     stream, _ = _encode(image, tau, bit_depth, stripe_height, threads, want_decoded=False)
     return stream
@@ -241,7 +249,7 @@ def _encode(
             or stripe_height < 0:
         raise ValueError(f"stripe_height must be a non-negative int (0 = one stripe), got {stripe_height!r}")
     stripe_height = min(int(stripe_height), height)
-    threads = _check_threads(threads, height * width)
+    threads = _check_threads(threads, _stripe_count(height, stripe_height))
     decoded_shape = image.shape[:2] if channels == 1 else image.shape
     decoded = np.empty(decoded_shape, image.dtype) if want_decoded else None
     extra = () if decoded is None else (decoded,)
@@ -313,7 +321,7 @@ def decode(
         raise CodecError(
             f"image of {stream.num_samples} samples exceeds max_samples={limit}", 7
         )
-    threads = _check_threads(threads, stream.width * stream.height)
+    threads = _check_threads(threads, stream.stripe_count)
     out = np.empty(stream.shape, dtype=stream.dtype)
     try:
         _linfcodec.decode(data, out, limit, threads)

@@ -598,3 +598,46 @@ def test_info_shows_signedness_and_stripes_and_refuses_cut_streams(
     longer.write_bytes(stream.read_bytes() + b"junk")
     code = main(["info", str(longer)])
     _assert_cli_error(code, capsys.readouterr().err, "long.nlc", "after its end")
+
+
+def test_threads_give_byte_identical_outputs_and_the_same_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """-j N: files in parallel (and a large image's stripes), the same bytes and the same report as -j 1."""
+    inputs = tmp_path / "in"
+    (inputs / "sub").mkdir(parents=True)
+    big = np.tile(skdata.camera(), (3, 6))[:1500, :1500]  # 2.25 MP: striped by default
+    write_image(inputs / "big.png", big)
+    write_image(inputs / "camera.png", skdata.camera())
+    write_image(inputs / "sub" / "coffee.png", skdata.coffee())
+    tifffile.imwrite(inputs / "sub" / "ct.tif", (skdata.camera()[:64, :64].astype(np.int16) - 128))
+    (inputs / "sub" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    reports = {}
+    for threads in ("1", "3"):
+        streams, outputs = tmp_path / f"s{threads}", tmp_path / f"o{threads}"
+        code = main(["compress", str(inputs), "-r", "-t", "2", "-j", threads, "-o", str(streams)])
+        captured = capsys.readouterr()
+        assert code == 2 and "broken.png" in captured.err
+        compress_report = captured.out.replace(str(streams), "STREAMS")
+        assert main(["decompress", str(streams), "-r", "-j", threads, "-o", str(outputs)]) == 0
+        decompress_report = capsys.readouterr().out.replace(str(outputs), "OUT")
+        decompress_report = decompress_report.replace(str(streams), "STREAMS")
+        files = {path.relative_to(tmp_path / f"s{threads}"): path.read_bytes()
+                 for path in sorted(streams.rglob("*")) if path.is_file()}
+        files.update({Path("out") / path.relative_to(outputs): path.read_bytes()
+                      for path in sorted(outputs.rglob("*")) if path.is_file()})
+        reports[threads] = (compress_report, decompress_report, files)
+    assert reports["1"][0] == reports["3"][0] and "compressed 4 file(s), 1 failed" in reports["1"][0]
+    assert reports["1"][1] == reports["3"][1]
+    assert reports["1"][2].keys() == reports["3"][2].keys()
+    for name, content in reports["1"][2].items():
+        assert reports["3"][2][name] == content, name
+    assert codec.info(reports["1"][2][Path("big.nlc")]).striped
+    back = read_image(tmp_path / "o3" / "big.png").pixels
+    assert _max_error(back, big) <= 2
+
+
+def test_threads_option_is_validated(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["compress", "x.png", "-t", "1", "-o", "y.nlc", "-j", "0"])
+    assert "at least 1" in capsys.readouterr().err
