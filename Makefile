@@ -30,12 +30,13 @@ CORPUS := fuzz-corpus
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PIP_NO_INPUT := 1
 
-.PHONY: help install demo test pytest sanitize fuzz fuzz-decode fuzz-roundtrip lint bench clean distclean
+.PHONY: help install demo test pytest sanitize tsan fuzz fuzz-decode fuzz-roundtrip lint bench clean distclean
 
 help:
 	@echo "make demo       create .venv, build the codec, run the demo"
 	@echo "make test       create .venv, build the codec, run pytest and the sanitized C tests"
 	@echo "make sanitize   C unit tests under AddressSanitizer + UBSan (gcc)"
+	@echo "make tsan       C unit tests under ThreadSanitizer (gcc): the threaded stripe coding"
 	@echo "make fuzz       libFuzzer harnesses (clang); FUZZ_RUNS=$(FUZZ_RUNS), make -j2 fuzz for 2 cores"
 	@echo "make lint       ruff check"
 	@echo "make bench      codec benchmark on ../shared/data"
@@ -63,6 +64,9 @@ test: pytest sanitize
 
 sanitize:
 	bash csrc/tests/run_sanitized.sh
+
+tsan:
+	bash csrc/tests/run_tsan.sh
 
 $(FUZZ_FAST_OBJECTS): $(BUILD)/fuzz-%.o: csrc/src/%.c $(CORE_HEADERS)
 	@mkdir -p $(BUILD)

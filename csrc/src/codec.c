@@ -296,6 +296,19 @@ FORCE_INLINE void store_sample(void *pixels, size_t i, int wide, int32_t v, uint
     else ((uint8_t *)pixels)[i] = (uint8_t)((uint32_t)v - offset);
 }
 
+/* Signed output: subtracts the offset from count decoded samples at i, in a separate loop (which
+ * vectorises) so that the decoder's per-sample loops stay the same for unsigned images. */
+static void unshift_row(void *pixels, size_t i, size_t count, int wide, uint32_t offset)
+{
+    if (wide) {
+        uint16_t *p = (uint16_t *)pixels + i;
+        for (size_t k = 0; k < count; k++) p[k] = (uint16_t)(p[k] - offset);
+    } else {
+        uint8_t *p = (uint8_t *)pixels + i;
+        for (size_t k = 0; k < count; k++) p[k] = (uint8_t)(p[k] - offset);
+    }
+}
+
 /* One function per row and (direction, single channel or not), so each loop keeps the row's
  * invariants in registers and skips per-sample tests of the channel count. The encoder models up
  * to ENCODE_CHUNK samples, then codes them (encode_symbols). Decoding a single channel inlines
@@ -304,7 +317,7 @@ FORCE_INLINE void store_sample(void *pixels, size_t i, int wide, int32_t v, uint
  * docs/codec_design.md. */
 NOINLINE void decode_gray_row(coder *cd, void *pixels, size_t i, int wide)
 {
-    const uint32_t offset = cd->params.sample_offset;
+    const uint32_t offset = 0; /* the signed shift is undone per row by unshift_row */
     channel_model *m = &cd->models[0];
     const int32_t width = (int32_t)cd->params.width;
     for (int32_t x = 0; x < width; x++, i++)
@@ -313,7 +326,7 @@ NOINLINE void decode_gray_row(coder *cd, void *pixels, size_t i, int wide)
 
 NOINLINE void decode_colour_row(coder *cd, void *pixels, size_t i, int wide, uint32_t channels)
 {
-    const uint32_t offset = cd->params.sample_offset;
+    const uint32_t offset = 0; /* the signed shift is undone per row by unshift_row */
     channel_model *models = cd->models;
     const int32_t width = (int32_t)cd->params.width;
     for (int32_t x = 0; x < width; x++) {
@@ -338,9 +351,11 @@ NOINLINE void encode_gray_symbols(coder *cd, const coded_symbol *symbols, size_t
 NOINLINE void encode_colour_symbols(coder *cd, const coded_symbol *symbols, size_t count)
 { encode_symbols(cd, symbols, count, 0); }
 
-NOINLINE void encode_gray_row(coder *cd, const void *pixels, void *reconstruction, size_t i, int wide)
+/* offset is a compile-time 0 in the unsigned copies (see the dispatchers), which then pay nothing
+ * for signed support. */
+FORCE_INLINE void encode_gray_row_as(coder *cd, const void *pixels, void *reconstruction, size_t i, int wide,
+                                     const uint32_t offset)
 {
-    const uint32_t offset = cd->params.sample_offset;
     channel_model *m = &cd->models[0];
     const int lossless = cd->params.tau == 0;
     const int32_t width = (int32_t)cd->params.width;
@@ -358,10 +373,16 @@ NOINLINE void encode_gray_row(coder *cd, const void *pixels, void *reconstructio
     }
 }
 
-FORCE_INLINE void encode_colour_row_as(coder *cd, const void *pixels, void *reconstruction, size_t i, int wide,
-                                       uint32_t channels, const int lossless)
+NOINLINE void encode_gray_row(coder *cd, const void *pixels, void *reconstruction, size_t i, int wide)
 {
     const uint32_t offset = cd->params.sample_offset;
+    if (offset) encode_gray_row_as(cd, pixels, reconstruction, i, wide, offset);
+    else encode_gray_row_as(cd, pixels, reconstruction, i, wide, 0);
+}
+
+FORCE_INLINE void encode_colour_row_as(coder *cd, const void *pixels, void *reconstruction, size_t i, int wide,
+                                       uint32_t channels, const int lossless, const uint32_t offset)
+{
     channel_model *models = cd->models;
     const int32_t width = (int32_t)cd->params.width;
     coded_symbol symbols[ENCODE_CHUNK];
@@ -393,8 +414,10 @@ FORCE_INLINE void encode_colour_row_as(coder *cd, const void *pixels, void *reco
 NOINLINE void encode_colour_row(coder *cd, const void *pixels, void *reconstruction, size_t i, int wide,
                                 uint32_t channels)
 {
-    if (cd->params.tau == 0) encode_colour_row_as(cd, pixels, reconstruction, i, wide, channels, 1);
-    else encode_colour_row_as(cd, pixels, reconstruction, i, wide, channels, 0);
+    const uint32_t offset = cd->params.sample_offset;
+    if (offset) encode_colour_row_as(cd, pixels, reconstruction, i, wide, channels, cd->params.tau == 0, offset);
+    else if (cd->params.tau == 0) encode_colour_row_as(cd, pixels, reconstruction, i, wide, channels, 1, 0);
+    else encode_colour_row_as(cd, pixels, reconstruction, i, wide, channels, 0, 0);
 }
 
 /* Raster order, channels interleaved pixel by pixel. */
@@ -409,6 +432,8 @@ FORCE_INLINE void code_image(coder *cd, const linf_image_desc *d, void *pixels, 
         if (decoding) {
             if (channels == 1) decode_gray_row(cd, pixels, i, wide);
             else decode_colour_row(cd, pixels, i, wide, channels);
+            if (cd->params.sample_offset)
+                unshift_row(pixels, i, (size_t)d->width * channels, wide, cd->params.sample_offset);
         } else {
             if (channels == 1) encode_gray_row(cd, pixels, reconstruction, i, wide);
             else encode_colour_row(cd, pixels, reconstruction, i, wide, channels);
