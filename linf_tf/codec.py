@@ -36,10 +36,11 @@ MAX_THREADS: int = _linfcodec.MAX_THREADS
 # Images with at least this many pixels are striped by default (and coded on every core).
 PARALLEL_MIN_PIXELS: int = 1 << 21
 # Default stripe count: an even number (so two threads get equal shares), two per started
-# STRIPE_PAIR_SAMPLES samples. Each stripe relearns its context model (about 0.6-0.7 KB of
-# extra stream per stripe on the test images), so stripes are kept few and large: BUILD_NOTES,
-# "Format 3: stripes and threads", has the measured bits-per-sample overhead.
-STRIPE_PAIR_SAMPLES: int = 1 << 23
+# STRIPE_PAIR_PIXELS pixels. Each stripe relearns its context model (about 0.6-0.7 KB of extra
+# stream per stripe and channel on the test images), so stripes are kept few and large, counted
+# per pixel, not per sample (a colour stripe relearns three models): BUILD_NOTES, "Format 3:
+# stripes and threads", has the measured bits-per-sample overhead.
+STRIPE_PAIR_PIXELS: int = 1 << 23
 
 ERR_TRUNCATED = 1
 ERR_TRAILING_DATA = 8
@@ -147,7 +148,7 @@ def default_stripe_height(height: int, width: int, channels: int = 1) -> int:
     image's shape only, so a stream's bytes never depend on the machine or the thread count."""
     if height * width < PARALLEL_MIN_PIXELS:
         return 0
-    count = 2 * -(-(height * width * channels) // STRIPE_PAIR_SAMPLES)
+    count = 2 * -(-(height * width) // STRIPE_PAIR_PIXELS)
     rows = -(-height // count)
     return 0 if rows >= height else rows
 

@@ -161,7 +161,8 @@ def test_default_stripes_and_threads_depend_on_the_image_only() -> None:
     assert codec.default_threads(1) == 1
     assert 1 <= codec.default_threads(4) <= 4
     assert codec.default_stripe_height(2048, 2048) == 1024  # an even count: two equal stripes
-    assert codec.default_stripe_height(2048, 2048, 3) == 512  # per sample, not per pixel
+    assert codec.default_stripe_height(2048, 2048, 3) == 1024  # per pixel: colour stripes cost more
+    assert codec.default_stripe_height(4096, 4096) == 1024  # 16.8 MP: four stripes
     big = np.zeros((1500, 1500), np.uint8)
     big[::7] = 200
     stream = codec.encode(big, 0)
