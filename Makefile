@@ -15,7 +15,7 @@ CORE_HEADERS := $(wildcard csrc/include/*.h csrc/src/*.h)
 
 BUILD := csrc/build
 CLANG ?= clang
-FUZZ_CFLAGS := -std=c99 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+FUZZ_CFLAGS := -std=c99 -g -O1 -pthread -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 	-Icsrc/include -Icsrc/src
 # codec.c's per-sample loops are built without libFuzzer's comparison tracing (3.7x faster; it does
 # not help mutate entropy-coded data). The header parser and the harnesses keep it.
@@ -30,12 +30,13 @@ CORPUS := fuzz-corpus
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PIP_NO_INPUT := 1
 
-.PHONY: help install demo test pytest sanitize fuzz fuzz-decode fuzz-roundtrip lint bench clean distclean
+.PHONY: help install demo test pytest sanitize tsan fuzz fuzz-decode fuzz-roundtrip lint bench clean distclean
 
 help:
 	@echo "make demo       create .venv, build the codec, run the demo"
 	@echo "make test       create .venv, build the codec, run pytest and the sanitized C tests"
 	@echo "make sanitize   C unit tests under AddressSanitizer + UBSan (gcc)"
+	@echo "make tsan       C unit tests under ThreadSanitizer (gcc): the threaded stripe coding"
 	@echo "make fuzz       libFuzzer harnesses (clang); FUZZ_RUNS=$(FUZZ_RUNS), make -j2 fuzz for 2 cores"
 	@echo "make lint       ruff check"
 	@echo "make bench      codec benchmark on ../shared/data"
@@ -64,6 +65,9 @@ test: pytest sanitize
 sanitize:
 	bash csrc/tests/run_sanitized.sh
 
+tsan:
+	bash csrc/tests/run_tsan.sh
+
 $(FUZZ_FAST_OBJECTS): $(BUILD)/fuzz-%.o: csrc/src/%.c $(CORE_HEADERS)
 	@mkdir -p $(BUILD)
 	$(CLANG) $(FUZZ_CFLAGS) -fno-sanitize-coverage=trace-cmp -c $< -o $@
@@ -73,7 +77,7 @@ $(FUZZ_HARNESSES): $(BUILD)/%: csrc/fuzz/%.c $(CORE_SOURCES) $(CORE_HEADERS) $(F
 
 $(BUILD)/make_corpus: csrc/fuzz/make_corpus.c $(CORE_SOURCES) $(CORE_HEADERS)
 	@mkdir -p $(BUILD)
-	$(CC) -std=c99 -O2 -Wall -Wextra -Icsrc/include $< $(CORE_SOURCES) -o $@
+	$(CC) -std=c99 -O2 -pthread -Wall -Wextra -Icsrc/include $< $(CORE_SOURCES) -o $@
 
 fuzz: fuzz-decode fuzz-roundtrip
 

@@ -59,7 +59,10 @@ codec_extension = Extension(
     "linf_tf._linfcodec",
     sources=["linf_tf/_linfcodec.c", *sorted(glob("csrc/src/*.c"))],
     include_dirs=["csrc/include", "csrc/src"],
-    extra_compile_args=["-std=c99", "-O3", "-ffp-contract=off", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+    extra_compile_args=[
+        "-std=c99", "-O3", "-ffp-contract=off", "-pthread", "-Wall", "-Wextra", "-Wno-unused-parameter",
+    ],
+    extra_link_args=["-pthread"],  # stripes are coded on POSIX threads (csrc/src/codec.c)
 )
 
 setup(

@@ -2,6 +2,14 @@
 
     python benchmarks/codec_bench.py DIR... [--taus 0,1,2,4,6,8,10,12,14] [--output results_dir]
                                             [--limit N] [--repeats N]
+    python benchmarks/codec_bench.py DIR... --threads 1,2 [--stripe-height N] [--taus 0,2]
+
+With ``--threads`` the run is a threading study of linf alone (format 3 stripes) instead: for each
+image and tau, bits per sample of one stripe and of the striped stream (default stripe height,
+or ``--stripe-height``) with their ratio, and encode/decode MB/s (wall clock, best of repeats) and
+CPU seconds per thread count, with the speed-up over one thread; one stripe on one thread is the
+format-2 baseline. Written to ``threads.csv`` and ``threads.json``. Wall-clock speed-ups need idle
+cores; the CPU seconds show how much work the threads added.
 
 For each image (found recursively, read with ``linf_tf.imageio``) and each tau, both codecs are
 measured on the same samples:
@@ -37,6 +45,7 @@ import argparse
 import csv
 import json
 import math
+import os
 import sys
 import time
 from collections import defaultdict
@@ -94,10 +103,11 @@ class LinfCodec:
         self.bit_depth = bit_depth
 
     def encode(self, pixels: np.ndarray, tau: int) -> list[bytes]:
-        return [codec.encode(pixels, tau, bit_depth=self.bit_depth)]
+        # One stripe on one thread: the single-threaded comparison this table has always made.
+        return [codec.encode(pixels, tau, bit_depth=self.bit_depth, stripe_height=0, threads=1)]
 
     def decode(self, streams: list[bytes], like: np.ndarray) -> np.ndarray:
-        return codec.decode(streams[0])
+        return codec.decode(streams[0], threads=1)
 
 
 class JpegLsCodec:
@@ -288,6 +298,185 @@ def _finite_or_none(value: object) -> object:
     return value
 
 
+# --- threading study (--threads) ----------------------------------------------------------------
+
+
+@dataclass
+class ThreadRow:
+    """linf on one image at one tau: one stripe vs striped, and the striped stream per thread count."""
+
+    file: str
+    shape: str
+    bit_depth: int
+    tau: int
+    stripe_height: int
+    stripes: int
+    single_bps: float
+    striped_bps: float
+    bps_ratio: float
+    single_encode_mbps: float
+    single_decode_mbps: float
+    threads: int
+    encode_mbps: float
+    decode_mbps: float
+    encode_cpu_s: float
+    decode_cpu_s: float
+    encode_speedup: float
+    decode_speedup: float
+    max_error: int
+
+
+def timed(run: Callable[[], object], repeats: int) -> tuple[float, float, object]:
+    """Best wall time and the CPU time (all threads of the process) of that run."""
+    best, cpu, spent, result = math.inf, math.inf, 0.0, None
+    for _ in range(max(1, repeats)):
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        result = run()
+        elapsed, used = time.perf_counter() - wall0, time.process_time() - cpu0
+        if elapsed < best:
+            best, cpu = elapsed, used
+        spent += elapsed
+        if spent >= TIMING_BUDGET_S:
+            break
+    return best, cpu, result
+
+
+def _encode_call(pixels: np.ndarray, tau: int, bit_depth: int, stripe_height: int, threads: int) -> bytes:
+    return codec.encode(pixels, tau, bit_depth, stripe_height=stripe_height, threads=threads)
+
+
+def _decode_call(stream: bytes, threads: int) -> np.ndarray:
+    return codec.decode(stream, threads=threads)
+
+
+def thread_study(
+    label: str, pixels: np.ndarray, bit_depth: int, taus: Iterable[int], thread_counts: list[int],
+    repeats: int, stripe_height: int | None,
+) -> list[ThreadRow]:
+    height, width = pixels.shape[:2]
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    if stripe_height is None:
+        stripe_height = codec.default_stripe_height(height, width, channels)
+    megabytes = pixels.nbytes / 1e6
+    out = []
+    for tau in (t for t in taus if t <= ((1 << bit_depth) - 1) // 2):
+        enc1, _, single = timed(partial(_encode_call, pixels, tau, bit_depth, 0, 1), repeats)
+        dec1, _, _ = timed(partial(_decode_call, single, 1), repeats)
+        base_enc = base_dec = 0.0
+        striped = b""
+        for threads in thread_counts:
+            enc, enc_cpu, stream = timed(
+                partial(_encode_call, pixels, tau, bit_depth, stripe_height, threads), repeats
+            )
+            if not striped:
+                striped = stream
+            elif stream != striped:
+                raise SystemExit(f"codec_bench: {label} tau {tau}: {threads} threads changed the stream")
+            dec, dec_cpu, decoded = timed(partial(_decode_call, striped, threads), repeats)
+            base_enc, base_dec = base_enc or enc, base_dec or dec
+            header = codec.info(striped)
+            out.append(ThreadRow(
+                file=label, shape="x".join(str(n) for n in pixels.shape), bit_depth=bit_depth, tau=tau,
+                stripe_height=header.stripe_height, stripes=header.stripe_count,
+                single_bps=8.0 * len(single) / pixels.size, striped_bps=8.0 * len(striped) / pixels.size,
+                bps_ratio=len(striped) / len(single),
+                single_encode_mbps=megabytes / enc1, single_decode_mbps=megabytes / dec1,
+                threads=threads, encode_mbps=megabytes / enc, decode_mbps=megabytes / dec,
+                encode_cpu_s=enc_cpu, decode_cpu_s=dec_cpu,
+                encode_speedup=base_enc / enc, decode_speedup=base_dec / dec,
+                max_error=max_abs_error(pixels, decoded.reshape(pixels.shape)),
+            ))
+    return out
+
+
+def print_thread_table(rows: list[ThreadRow]) -> None:
+    print("\nbps: one stripe vs striped (ratio = striped / one stripe); MB/s wall clock (best of repeats),")
+    print("enc/dec x = speed-up over the first thread count; cpu = process CPU seconds of that run;")
+    print("1-str enc/dec = one stripe on one thread (the format-2 layout)")
+    print(f"{'image':<28} {'tau':>3} {'str':>4} {'1-str bps':>9} {'str bps':>8} {'ratio':>7} {'thr':>3} "
+          f"{'enc MB/s':>8} {'dec MB/s':>8} {'enc x':>5} {'dec x':>5} {'enc cpu':>7} {'dec cpu':>7} "
+          f"{'1-str enc':>9} {'1-str dec':>9} {'maxerr':>6}")
+    for r in rows:
+        print(f"{Path(r.file).name[:28]:<28} {r.tau:>3} {r.stripes:>4} {r.single_bps:>9.4f} "
+              f"{r.striped_bps:>8.4f} {r.bps_ratio:>7.4f} {r.threads:>3} {r.encode_mbps:>8.2f} "
+              f"{r.decode_mbps:>8.2f} {r.encode_speedup:>5.2f} {r.decode_speedup:>5.2f} "
+              f"{r.encode_cpu_s:>7.2f} {r.decode_cpu_s:>7.2f} {r.single_encode_mbps:>9.2f} "
+              f"{r.single_decode_mbps:>9.2f} {r.max_error:>6}")
+    by_threads: dict[int, list[ThreadRow]] = defaultdict(list)
+    for r in rows:
+        by_threads[r.threads].append(r)
+    print("\ntotals over all images and taus (MB/s = all raw bytes / all seconds):")
+    first = min(by_threads)
+    for threads, group in sorted(by_threads.items()):
+        t = _thread_summary(group, by_threads[first])
+        print(f"  {threads} thread(s): encode {t['encode_mbps']:.2f} MB/s ({t['encode_speedup']:.2f}x, "
+              f"cpu {t['encode_cpu_s']:.1f} s), decode {t['decode_mbps']:.2f} MB/s "
+              f"({t['decode_speedup']:.2f}x, "
+              f"cpu {t['decode_cpu_s']:.1f} s); striped / one-stripe bytes {t['bytes_ratio']:.5f} "
+              f"(worst {t['worst_bps_ratio']:.5f})")
+
+
+def _thread_summary(group: list[ThreadRow], first: list[ThreadRow]) -> dict[str, float]:
+    megabytes = [
+        math.prod(int(n) for n in r.shape.split("x")) * (1 if r.bit_depth <= 8 else 2) / 1e6 for r in group
+    ]
+    encode_s = sum(mb / r.encode_mbps for mb, r in zip(megabytes, group, strict=True))
+    decode_s = sum(mb / r.decode_mbps for mb, r in zip(megabytes, group, strict=True))
+    encode_first = sum(mb / r.encode_mbps for mb, r in zip(megabytes, first, strict=True))
+    decode_first = sum(mb / r.decode_mbps for mb, r in zip(megabytes, first, strict=True))
+    single_bits = sum(r.single_bps * mb for mb, r in zip(megabytes, group, strict=True))
+    striped_bits = sum(r.striped_bps * mb for mb, r in zip(megabytes, group, strict=True))
+    return {
+        "encode_mbps": sum(megabytes) / encode_s,
+        "decode_mbps": sum(megabytes) / decode_s,
+        "encode_speedup": encode_first / encode_s, "decode_speedup": decode_first / decode_s,
+        "encode_cpu_s": sum(r.encode_cpu_s for r in group),
+        "decode_cpu_s": sum(r.decode_cpu_s for r in group),
+        "bytes_ratio": striped_bits / single_bits, "worst_bps_ratio": max(r.bps_ratio for r in group),
+    }
+
+
+def run_thread_study(args: argparse.Namespace, files: list[Path]) -> int:
+    rows: list[ThreadRow] = []
+    for path in tqdm(files, desc="images", unit="img"):
+        try:
+            image = read_image(path, allow_signed=True)
+        except (OSError, ValueError) as exc:
+            tqdm.write(f"skipped {path}: {exc}")
+            continue
+        depth = (8 if image.pixels.dtype == np.uint8 else 16) if args.dtype_depth else image.bit_depth
+        rows.extend(thread_study(str(path), image.pixels, depth, args.taus, args.threads, args.repeats,
+                                 args.stripe_height))
+    if not rows:
+        print("codec_bench: error: no image could be measured", file=sys.stderr)
+        return 2
+    print_thread_table(rows)
+    args.output.mkdir(parents=True, exist_ok=True)
+    with (args.output / "threads.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(asdict(rows[0])))
+        writer.writeheader()
+        writer.writerows(asdict(row) for row in rows)
+    by_threads: dict[int, list[ThreadRow]] = defaultdict(list)
+    for r in rows:
+        by_threads[r.threads].append(r)
+    first = min(by_threads)
+    document = {
+        "settings": {"taus": args.taus, "threads": args.threads, "repeats": args.repeats,
+                     "stripe_height": args.stripe_height, "folders": [str(f) for f in args.folders],
+                     "cpu_count": os.cpu_count()},
+        "totals": {
+            str(t): _thread_summary(group, by_threads[first]) for t, group in sorted(by_threads.items())
+        },
+        "rows": [asdict(row) for row in rows],
+    }
+    (args.output / "threads.json").write_text(json.dumps(document, indent=2) + "\n")
+    print(f"\nwrote {args.output / 'threads.csv'} and {args.output / 'threads.json'}")
+    bad = [r for r in rows if r.max_error > r.tau]
+    for r in bad:
+        print(f"!!! tau={r.tau} max error {r.max_error}: {r.file}", file=sys.stderr)
+    return 1 if bad else 0
+
+
 # --- driver ------------------------------------------------------------------------------------
 
 
@@ -322,6 +511,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "class: the eval sets hold almost no native gray images")
     parser.add_argument("--dtype-depth", action="store_true",
                         help="give linf bit depth 8/16 from the dtype, as JPEG-LS gets, not the file's depth")
+    parser.add_argument(
+        "--threads", type=lambda text: [int(part) for part in text.split(",")], default=None, metavar="N,N",
+        help="threading study of linf instead of the JPEG-LS comparison: MB/s per thread count "
+        "(e.g. 1,2) and bits per sample one stripe vs striped; writes threads.csv and threads.json",
+    )
+    parser.add_argument("--stripe-height", type=int, default=None, metavar="ROWS",
+                        help="with --threads: rows per stripe (default: the codec's default for each image)")
     return parser.parse_args(argv)
 
 
@@ -331,6 +527,8 @@ def main(argv: list[str] | None = None) -> int:
     if not files:
         print("codec_bench: error: no supported images found", file=sys.stderr)
         return 2
+    if args.threads:
+        return run_thread_study(args, files)
     rows: list[Measurement] = []
     for path in tqdm(files, desc="images", unit="img"):
         try:

@@ -3,19 +3,29 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <string.h>
+
 #include "linf_codec.h"
 
 static PyObject *CodecError;
 
-static PyObject *raise_status(linf_status status)
+/* Error(message, code, stripe): stripe is the failing stripe's index, or -1. */
+static PyObject *raise_stripe_status(linf_status status, int64_t stripe)
 {
-    PyObject *args = Py_BuildValue("(si)", linf_error_message(status), (int)status);
+    PyObject *args;
+    if (stripe >= 0)
+        args = Py_BuildValue("(NiL)", PyUnicode_FromFormat("stripe %lld: %s", (long long)stripe, linf_error_message(status)),
+                             (int)status, (long long)stripe);
+    else
+        args = Py_BuildValue("(siL)", linf_error_message(status), (int)status, (long long)-1);
     if (args) {
         PyErr_SetObject(CodecError, args);
         Py_DECREF(args);
     }
     return NULL;
 }
+
+static PyObject *raise_status(linf_status status) { return raise_stripe_status(status, -1); }
 
 static int check_itemsize(const Py_buffer *view, uint32_t bit_depth)
 {
@@ -33,11 +43,17 @@ static PyObject *py_encode(PyObject *self, PyObject *args)
     Py_buffer pixels;
     Py_buffer reconstruction = {0};
     linf_image_desc desc;
-    if (!PyArg_ParseTuple(args, "y*IIIII|w*:encode", &pixels, &desc.width, &desc.height, &desc.channels,
-                          &desc.bit_depth, &desc.tau, &reconstruction))
+    linf_options options;
+    memset(&desc, 0, sizeof desc);
+    memset(&options, 0, sizeof options);
+    int is_signed = 0;
+    if (!PyArg_ParseTuple(args, "y*IIIIIpII|w*:encode", &pixels, &desc.width, &desc.height, &desc.channels,
+                          &desc.bit_depth, &desc.tau, &is_signed, &options.stripe_height, &options.threads,
+                          &reconstruction))
         return NULL;
+    desc.is_signed = is_signed ? 1u : 0u;
     PyObject *result = NULL;
-    const size_t capacity = linf_max_encoded_size(&desc);
+    const size_t capacity = linf_max_encoded_size_ex(&desc, options.stripe_height);
     if (capacity == 0) {
         PyBuffer_Release(&pixels);
         PyErr_SetString(PyExc_ValueError, "invalid image description: check shape, bit depth and tau");
@@ -50,8 +66,8 @@ static PyObject *py_encode(PyObject *self, PyObject *args)
     size_t written = 0;
     linf_status status;
     Py_BEGIN_ALLOW_THREADS
-    status = linf_encode_reconstruct(&desc, pixels.buf, (size_t)pixels.len, (uint8_t *)PyBytes_AS_STRING(result),
-                                     capacity, &written, reconstruction.buf, (size_t)reconstruction.len);
+    status = linf_encode_ex(&desc, pixels.buf, (size_t)pixels.len, (uint8_t *)PyBytes_AS_STRING(result), capacity,
+                            &written, reconstruction.buf, (size_t)reconstruction.len, &options);
     Py_END_ALLOW_THREADS
     if (status != LINF_OK) {
         Py_CLEAR(result);
@@ -73,16 +89,22 @@ static PyObject *py_read_header(PyObject *self, PyObject *args)
     const linf_status status = linf_read_header(data.buf, (size_t)data.len, &h);
     PyBuffer_Release(&data);
     if (status != LINF_OK) return raise_status(status);
-    return Py_BuildValue("(IIIIIIIKn)", h.desc.width, h.desc.height, h.desc.channels, h.desc.bit_depth, h.desc.tau,
+    return Py_BuildValue("(IIIIIIIKnIII)", h.desc.width, h.desc.height, h.desc.channels, h.desc.bit_depth, h.desc.tau,
                          h.format_version, h.coding_mode, (unsigned long long)h.payload_bytes,
-                         (Py_ssize_t)h.header_bytes);
+                         (Py_ssize_t)h.header_bytes, h.desc.is_signed, h.stripe_height, h.stripe_count);
 }
 
 static PyObject *py_decode(PyObject *self, PyObject *args)
 {
     Py_buffer data, out;
     unsigned long long max_samples;
-    if (!PyArg_ParseTuple(args, "y*w*K:decode", &data, &out, &max_samples)) return NULL;
+    unsigned int threads = 1;
+    if (!PyArg_ParseTuple(args, "y*w*K|I:decode", &data, &out, &max_samples, &threads)) return NULL;
+    linf_options options;
+    memset(&options, 0, sizeof options);
+    options.max_samples = (uint64_t)max_samples;
+    options.threads = threads;
+    int64_t failed_stripe = -1;
     linf_header h;
     linf_status status = linf_read_header(data.buf, (size_t)data.len, &h);
     if (status == LINF_OK && !check_itemsize(&out, h.desc.bit_depth)) {
@@ -92,24 +114,28 @@ static PyObject *py_decode(PyObject *self, PyObject *args)
     }
     if (status == LINF_OK) {
         Py_BEGIN_ALLOW_THREADS
-        status = linf_decode(data.buf, (size_t)data.len, out.buf, (size_t)out.len, (uint64_t)max_samples);
+        status = linf_decode_ex(data.buf, (size_t)data.len, out.buf, (size_t)out.len, &options, &failed_stripe);
         Py_END_ALLOW_THREADS
     }
     PyBuffer_Release(&data);
     PyBuffer_Release(&out);
-    if (status != LINF_OK) return raise_status(status);
+    if (status != LINF_OK) return raise_stripe_status(status, failed_stripe);
     Py_RETURN_NONE;
 }
 
 static PyMethodDef methods[] = {
     {"encode", py_encode, METH_VARARGS,
-     "encode(pixels, width, height, channels, bit_depth, tau[, reconstruction]) -> bytes\n\n"
-     "Compress interleaved HxWxC samples (uint8 for bit_depth <= 8, else uint16); if given, the\n"
-     "writable buffer reconstruction receives what decoding the stream will return."},
+     "encode(pixels, width, height, channels, bit_depth, tau, is_signed, stripe_height, threads\n"
+     "       [, reconstruction]) -> bytes\n\n"
+     "Compress interleaved HxWxC samples (1-byte items for bit_depth <= 8, else 2-byte; two's\n"
+     "complement when is_signed); stripe_height 0 = one stripe. If given, the writable buffer\n"
+     "reconstruction receives what decoding the stream will return. Releases the GIL."},
     {"read_header", py_read_header, METH_VARARGS,
-     "read_header(data) -> (width, height, channels, bit_depth, tau, version, mode, payload_bytes, header_bytes)"},
+     "read_header(data) -> (width, height, channels, bit_depth, tau, version, mode, payload_bytes, header_bytes,\n"
+     "                      is_signed, stripe_height, stripe_count)"},
     {"decode", py_decode, METH_VARARGS,
-     "decode(data, out, max_samples) -> None\n\nDecode into the writable C-contiguous buffer out."},
+     "decode(data, out, max_samples[, threads]) -> None\n\nDecode into the writable C-contiguous buffer out\n"
+     "(data must be exactly one stream). Errors carry (message, code, stripe index or -1)."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {
@@ -131,6 +157,8 @@ PyMODINIT_FUNC PyInit__linfcodec(void)
         PyModule_AddObject(m, "MAX_SAMPLES", PyLong_FromUnsignedLongLong(LINF_MAX_SAMPLES)) < 0 ||
         PyModule_AddIntConstant(m, "FORMAT_VERSION", LINF_FORMAT_VERSION) < 0 ||
         PyModule_AddIntConstant(m, "HEADER_BYTES", LINF_HEADER_BYTES) < 0 ||
+        PyModule_AddIntConstant(m, "OLDEST_FORMAT_VERSION", LINF_OLDEST_FORMAT_VERSION) < 0 ||
+        PyModule_AddIntConstant(m, "MAX_THREADS", LINF_MAX_THREADS) < 0 ||
         PyModule_AddStringConstant(m, "CORE_VERSION", linf_version()) < 0)
         goto fail;
     return m;

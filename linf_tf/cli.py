@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
@@ -127,11 +128,13 @@ def _add_compress(commands: argparse._SubParsersAction) -> None:
     )
     sub.add_argument(
         "--signed-offset", action="store_true",
-        help="accept signed data (DICOM PixelRepresentation 1, signed TIFF, e.g. CT): EVERY file that "
-        "declares signed samples is stored shifted by 2**(bits-1), recorded in its sidecar; decompress "
-        "to .tif gives the signed values back. Without it, signed files with negative samples are refused",
+        help="kept for old scripts; no effect with this codec: signed data (DICOM PixelRepresentation 1, "
+        "TIFF SampleFormat INT, e.g. CT) is stored signed in the stream (format 3) and decompress to .tif "
+        "gives the signed values back. (A codec without signed streams stored it shifted by 2**(bits-1), "
+        "with the offset in a sidecar; such sidecars are still read.)",
     )
     _add_common_output_options(sub)
+    _add_threads_option(sub)
     sub.set_defaults(handler=run_compress)
 
 
@@ -153,6 +156,7 @@ def _add_decompress(commands: argparse._SubParsersAction) -> None:
     )
     _add_network_options(sub)
     _add_common_output_options(sub)
+    _add_threads_option(sub)
     sub.set_defaults(handler=run_decompress)
 
 
@@ -229,6 +233,28 @@ def _add_common_output_options(sub: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_threads_option(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "-j", "--threads", type=_positive_int, default=None, metavar="N",
+        help="threads (default: the number of cores). One image: its stripes are coded in parallel "
+        "(images of 2 MP and more are striped); a folder: files are processed in parallel. The output "
+        "bytes are the same for every N",
+    )
+
+
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _threads(args: argparse.Namespace) -> int:
+    """The -j value: given, or every core."""
+    threads = getattr(args, "threads", None)
+    return threads if threads is not None else max(1, os.cpu_count() or 1)
+
+
 def _non_negative_int(text: str) -> int:
     try:
         value = int(text)
@@ -260,18 +286,25 @@ def _package_version() -> str:
 
 def run_compress(args: argparse.Namespace) -> int:
     plan = _plan(args.inputs, args.output, is_supported_image, STREAM_SUFFIX, args.recursive)
-    return _execute("compress", plan, lambda src, dst, verbose: compress_file(src, dst, args, verbose))
+    return _execute(
+        "compress", plan, lambda src, dst, verbose, threads: compress_file(src, dst, args, verbose, threads),
+        _threads(args),
+    )
 
 
-def compress_file(source: Path, target: Path, args: argparse.Namespace, verbose: bool = False) -> FileResult:
-    """Compress one image file to ``target`` (plus its sidecar when needed); print facts when ``verbose``."""
+def compress_file(
+    source: Path, target: Path, args: argparse.Namespace, verbose: bool = False, threads: int | None = None
+) -> FileResult:
+    """Compress one image file to ``target`` (plus its sidecar when needed); print facts when ``verbose``.
+
+    ``threads`` code the image's stripes (default: the codec's); the stream does not depend on it."""
     if target.suffix.lower() in READ_SUFFIXES:
         raise CliError(f"refusing to write a .nlc stream to {target}: the name says it is an image")
     _refuse_overwrite(target, args.force)
     _refuse_overwrite(sidecar_path(target), args.force)
     image = read_for_codec(source, args.signed_offset)
     bit_depth = args.bit_depth if args.bit_depth is not None else image.bit_depth
-    stream = codec.encode(image.pixels, args.tau, bit_depth=bit_depth)
+    stream = codec.encode(image.pixels, args.tau, bit_depth=bit_depth, threads=threads)
     header = codec.info(stream)
     _make_parent(target)
     target.write_bytes(stream)
@@ -335,13 +368,21 @@ def run_decompress(args: argparse.Namespace) -> int:
     if args.restore:
         _check_network_options(args)
     plan = _plan(args.inputs, args.output, _is_stream_file, "." + args.format, args.recursive)
+    # The network (--restore) is shared and uses every core itself: files go one at a time.
     return _execute(
-        "decompress", plan, lambda src, dst, verbose: decompress_file(src, dst, args, verbose, not verbose)
+        "decompress", plan,
+        lambda src, dst, verbose, threads: decompress_file(src, dst, args, verbose, not verbose, threads),
+        1 if args.restore else _threads(args),
     )
 
 
 def decompress_file(
-    source: Path, target: Path, args: argparse.Namespace, verbose: bool = False, fit_format: bool = False
+    source: Path,
+    target: Path,
+    args: argparse.Namespace,
+    verbose: bool = False,
+    fit_format: bool = False,
+    threads: int | None = None,
 ) -> FileResult:
     """Decode one stream and write it as an image; print the header's facts when ``verbose``.
 
@@ -354,7 +395,7 @@ def decompress_file(
         target = _as_tiff(target)
     _check_image_target(target)
     _refuse_overwrite(target, args.force)
-    pixels = decoded_pixels(data, args)
+    pixels = decoded_pixels(data, args, threads)
     pixels, layout, note = _undo_sidecar(pixels, extra, target, source)
     _make_parent(target)
     write_image(target, pixels, bit_depth=header.bit_depth, layout=layout)
@@ -364,9 +405,9 @@ def decompress_file(
     return _file_result(header, note)
 
 
-def decoded_pixels(data: bytes, args: argparse.Namespace) -> np.ndarray:
+def decoded_pixels(data: bytes, args: argparse.Namespace, threads: int | None = None) -> np.ndarray:
     """The pixels to write: the decoded stream, restored by the network with ``--restore``."""
-    pixels = codec.decode(data)
+    pixels = codec.decode(data, threads=threads)
     if not args.restore:
         return pixels
     header = codec.info(data)
@@ -441,7 +482,7 @@ def run_restore(args: argparse.Namespace) -> int:
     _check_network_options(args)
     plan = _plan(args.inputs, args.output, is_supported_image, "." + args.format, args.recursive)
     return _execute(
-        "restore", plan, lambda src, dst, verbose: restore_file(src, dst, args, verbose, not verbose)
+        "restore", plan, lambda src, dst, verbose, threads: restore_file(src, dst, args, verbose, not verbose)
     )
 
 
@@ -555,8 +596,12 @@ def _info_rows(path: Path) -> list[tuple[str, str]]:
         ("height", str(header.height)),
         ("channels", str(header.channels)),
         ("bit depth", str(header.bit_depth)),
+        ("samples", f"signed ({header.dtype}; coded with offset +{1 << (header.bit_depth - 1)})"
+                    if header.is_signed else "unsigned"),
         ("tau (max error)", str(header.tau)),
-        ("coding mode", header.coding_mode),
+        ("coding mode", "per stripe (predictive or raw)" if header.striped else header.coding_mode),
+        ("stripes", f"{header.stripe_count} of {header.stripe_height} rows (independent, each with a CRC)"
+                    if header.striped else "1 (not striped)"),
         ("header bytes", f"{header.header_bytes:,}"),
         ("payload bytes", f"{header.payload_bytes:,}"),
         ("total bytes", f"{header.total_bytes:,}"),
@@ -703,24 +748,45 @@ def _refuse_duplicate_targets(jobs: list[tuple[Path, Path]]) -> None:
         seen[target] = source
 
 
-def _execute(verb: str, plan: Plan, process: Callable[[Path, Path, bool], FileResult]) -> int:
+def _execute(
+    verb: str, plan: Plan, process: Callable[[Path, Path, bool, int], FileResult], threads: int = 1
+) -> int:
+    """One file (facts printed) on ``threads`` threads, or a batch (summary) ``threads`` files at a time."""
     if not plan.batch:
         (source, target), = plan.jobs
-        process(source, target, True)
+        process(source, target, True, threads)
         return 0
-    return _run_batch(verb, plan, lambda source, target: process(source, target, False))
+    # Files in parallel; each file's own threads share out the rest (the bytes never depend on them).
+    workers = max(1, min(threads, len(plan.jobs)))
+    per_file = max(1, threads // workers)
+    return _run_batch(verb, plan, lambda source, target: process(source, target, False, per_file), workers)
 
 
-def _run_batch(verb: str, plan: Plan, process: Callable[[Path, Path], FileResult]) -> int:
-    """Process every job, report failures by name without stopping, print a summary; 2 if any failed."""
+def _run_batch(verb: str, plan: Plan, process: Callable[[Path, Path], FileResult], workers: int = 1) -> int:
+    """Process every job, report failures by name without stopping, print a summary; 2 if any failed.
+
+    With ``workers`` > 1 the files are processed by a thread pool (the codec releases the GIL);
+    results and failures are still reported in the plan's order, so the output is that of one
+    worker."""
     results: list[tuple[Path, FileResult]] = []
     failures = 0
-    for source, target in progress_bar(plan.jobs, desc=verb, unit="file"):
+
+    def attempt(source: Path, target: Path) -> tuple[FileResult | None, BaseException | None]:
         try:
-            results.append((source, process(source, target)))
+            return process(source, target), None
         except Exception as exc:  # noqa: BLE001 - one bad file must not end the batch
-            failures += 1
-            _report_failure(source, exc)
+            return None, exc
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending = [(source, pool.submit(attempt, source, target)) for source, target in plan.jobs]
+        for source, future in progress_bar(pending, desc=verb, unit="file"):
+            result, exc = future.result()
+            if exc is not None:
+                failures += 1
+                _report_failure(source, exc)
+            else:
+                assert result is not None
+                results.append((source, result))
     _print_summary(verb, [result for _, result in results], failures, plan.skipped)
     notes = [(source, result.note) for source, result in results if result.note]
     for source, note in notes:

@@ -109,19 +109,50 @@ def test_existing_output_needs_force(tmp_path: Path, camera_png: Path, capsys: p
     assert codec.info(stream.read_bytes()).tau == 1
 
 
-def test_signed_offset_option(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_signed_tiff_is_stored_signed_in_the_stream(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Format 3 stores signed samples natively: no flag, no sidecar, int16 back from decompress."""
     signed = (skdata.camera().astype(np.int16) - 128) * 8
     source = tmp_path / "signed.tif"
     tifffile.imwrite(source, signed)
     stream, decoded = tmp_path / "s.nlc", tmp_path / "s.tif"
-    _assert_cli_error(main(["compress", str(source), "-t", "2", "-o", str(stream)]),
-                      capsys.readouterr().err, "negative")
-    assert main(["compress", str(source), "-t", "2", "-o", str(stream), "--signed-offset"]) == 0
-    assert "offset +32768" in capsys.readouterr().out
+    assert main(["compress", str(source), "-t", "2", "-o", str(stream)]) == 0
+    assert "signed samples stored natively" in capsys.readouterr().out
+    assert not (tmp_path / "s.nlc.json").exists()
+    header = codec.info(stream.read_bytes())
+    assert header.is_signed and header.bit_depth == 16
+    # --signed-offset is kept for old scripts and changes nothing.
+    again = tmp_path / "again.nlc"
+    assert main(["compress", str(source), "-t", "2", "-o", str(again), "--signed-offset"]) == 0
+    assert again.read_bytes() == stream.read_bytes()
     assert main(["decompress", str(stream), "-o", str(decoded)]) == 0
     restored = read_image(decoded, keep_signed=True).pixels
-    assert restored.dtype == np.int16  # the sidecar gives the signed values back in a TIFF
+    assert restored.dtype == np.int16
     assert _max_error(restored, signed) <= 2
+    assert main(["info", str(stream)]) == 0
+    assert "signed" in capsys.readouterr().out
+
+
+def test_format2_stream_with_signed_offset_sidecar_still_decompresses(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Streams written before format 3 kept the signed offset in a sidecar: it is still honoured."""
+    import struct
+    import zlib
+
+    from linf_tf.sidecar import Sidecar, write_sidecar
+
+    values = (skdata.camera()[:40, :50].astype(np.int16) * 8) - 1024  # signed 12-bit
+    shifted = (values.astype(np.int32) + 2048).astype(np.uint16)
+    head = bytearray(codec.encode(shifted, 0, bit_depth=12))
+    head[4] = 2  # relabel as format 2: the payload is the same
+    head[32:36] = struct.pack("<I", zlib.crc32(bytes(head[:32])))
+    stream = tmp_path / "old.nlc"
+    stream.write_bytes(bytes(head))
+    write_sidecar(stream, Sidecar(signed=True, offset=2048, signed_bits=12), tmp_path / "old.dcm")
+    assert main(["decompress", str(stream), "-o", str(tmp_path / "old.tif")]) == 0
+    back = read_image(tmp_path / "old.tif", keep_signed=True).pixels
+    assert back.dtype == np.int16
+    np.testing.assert_array_equal(back, values)
 
 
 def test_batch_compress_and_decompress(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -462,10 +493,11 @@ def test_big_endian_tiff_compresses(tmp_path: Path) -> None:
     np.testing.assert_array_equal(codec.decode((tmp_path / "be.nlc").read_bytes()), original)
 
 
-def test_signed_offset_shifts_every_declared_signed_file(
+def test_every_declared_signed_file_is_stored_signed(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    """The CT_small.dcm case: a signed file whose samples are all >= 0 is shifted like the others."""
+    """The CT_small.dcm case: a signed file whose samples are all >= 0 is stored signed like the
+    others (by declaration, not by value), without --signed-offset and without a sidecar."""
     folder = tmp_path / "dicom"
     folder.mkdir()
     positive = (skdata.camera()[:32, :32].astype(np.int16) * 4)  # signed type, every sample >= 0
@@ -475,19 +507,17 @@ def test_signed_offset_shifts_every_declared_signed_file(
     write_dicom(folder / "ct_negative.dcm", negative, bits_stored=12)
     write_dicom(folder / "mr_unsigned.dcm", unsigned, bits_stored=12)
     streams = tmp_path / "streams"
-    code = main(["compress", str(folder), "-t", "0", "-o", str(streams)])
-    captured = capsys.readouterr()
-    _assert_cli_error(code, captured.err, "ct_positive.dcm", "ct_negative.dcm", "--signed-offset")
-    assert "compressed 1 file(s), 2 failed" in captured.out  # refused by declaration, not by value
-
-    assert main(["compress", str(folder), "-t", "0", "-o", str(streams), "--signed-offset", "--force"]) == 0
+    assert main(["compress", str(folder), "-t", "0", "-o", str(streams)]) == 0
     summary = capsys.readouterr().out
     for name in ("ct_positive.dcm", "ct_negative.dcm"):
-        assert f"{name}: signed samples stored with offset +2048" in summary
+        assert f"{name}: signed samples stored natively" in summary
     assert "mr_unsigned.dcm:" not in summary
+    assert not list(streams.glob("*.json"))
     for name, values in (("ct_positive", positive), ("ct_negative", negative)):
-        stored = codec.decode((streams / f"{name}.nlc").read_bytes()).astype(np.int32)
-        np.testing.assert_array_equal(stored - 2048, values)  # the same shift for both
+        header = codec.info((streams / f"{name}.nlc").read_bytes())
+        assert header.is_signed and header.bit_depth == 12
+        np.testing.assert_array_equal(codec.decode((streams / f"{name}.nlc").read_bytes()), values)
+    assert not codec.info((streams / "mr_unsigned.nlc").read_bytes()).is_signed
 
     assert main(["decompress", str(streams), "-o", str(tmp_path / "out")]) == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
@@ -526,9 +556,10 @@ def test_shared_dicom_signed_round_trip(tmp_path: Path, capsys: pytest.CaptureFi
     for path in signed:
         shutil.copy(path, folder / path.name)
     streams = str(tmp_path / "dstreams")
-    assert main(["compress", str(folder), "-t", "0", "--signed-offset", "-o", streams]) == 0
+    assert main(["compress", str(folder), "-t", "0", "-o", streams]) == 0
     summary = capsys.readouterr().out
-    assert summary.count("signed samples stored with offset") == len(signed)
+    assert summary.count("signed samples stored natively") == len(signed)
+    assert not list((tmp_path / "dstreams").glob("*.json"))
     assert main(["decompress", str(tmp_path / "dstreams"), "-o", str(tmp_path / "out")]) == 0
     for path in signed:
         original = read_image(path, keep_signed=True).pixels
@@ -549,3 +580,64 @@ def test_a_sidecar_that_does_not_fit_is_a_clear_error(tmp_path: Path, capsys: py
     code = main(["decompress", str(stream), "-o", str(tmp_path / "back.tif")])
     _assert_cli_error(code, capsys.readouterr().err, "invalid sidecar")
     assert not (tmp_path / "back.tif").exists()
+
+
+def test_info_shows_signedness_and_stripes_and_refuses_cut_streams(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    stream = tmp_path / "s.nlc"
+    stream.write_bytes(codec.encode(skdata.camera()[:64, :40].astype(np.int16) - 100, 1, stripe_height=16))
+    assert main(["info", str(stream)]) == 0
+    out = capsys.readouterr().out
+    assert "signed (int16" in out and "4 of 16 rows" in out
+    cut = tmp_path / "cut.nlc"
+    cut.write_bytes(stream.read_bytes()[:-5])
+    code = main(["info", str(cut)])
+    _assert_cli_error(code, capsys.readouterr().err, "cut.nlc", "truncated")
+    longer = tmp_path / "long.nlc"
+    longer.write_bytes(stream.read_bytes() + b"junk")
+    code = main(["info", str(longer)])
+    _assert_cli_error(code, capsys.readouterr().err, "long.nlc", "after its end")
+
+
+def test_threads_give_byte_identical_outputs_and_the_same_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """-j N: files in parallel (and a large image's stripes), the same bytes and the same report as -j 1."""
+    inputs = tmp_path / "in"
+    (inputs / "sub").mkdir(parents=True)
+    big = np.tile(skdata.camera(), (3, 6))[:1500, :1500]  # 2.25 MP: striped by default
+    write_image(inputs / "big.png", big)
+    write_image(inputs / "camera.png", skdata.camera())
+    write_image(inputs / "sub" / "coffee.png", skdata.coffee())
+    tifffile.imwrite(inputs / "sub" / "ct.tif", (skdata.camera()[:64, :64].astype(np.int16) - 128))
+    (inputs / "sub" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    reports = {}
+    for threads in ("1", "3"):
+        streams, outputs = tmp_path / f"s{threads}", tmp_path / f"o{threads}"
+        code = main(["compress", str(inputs), "-r", "-t", "2", "-j", threads, "-o", str(streams)])
+        captured = capsys.readouterr()
+        assert code == 2 and "broken.png" in captured.err
+        compress_report = captured.out.replace(str(streams), "STREAMS")
+        assert main(["decompress", str(streams), "-r", "-j", threads, "-o", str(outputs)]) == 0
+        decompress_report = capsys.readouterr().out.replace(str(outputs), "OUT")
+        decompress_report = decompress_report.replace(str(streams), "STREAMS")
+        files = {path.relative_to(tmp_path / f"s{threads}"): path.read_bytes()
+                 for path in sorted(streams.rglob("*")) if path.is_file()}
+        files.update({Path("out") / path.relative_to(outputs): path.read_bytes()
+                      for path in sorted(outputs.rglob("*")) if path.is_file()})
+        reports[threads] = (compress_report, decompress_report, files)
+    assert reports["1"][0] == reports["3"][0] and "compressed 4 file(s), 1 failed" in reports["1"][0]
+    assert reports["1"][1] == reports["3"][1]
+    assert reports["1"][2].keys() == reports["3"][2].keys()
+    for name, content in reports["1"][2].items():
+        assert reports["3"][2][name] == content, name
+    assert codec.info(reports["1"][2][Path("big.nlc")]).striped
+    back = read_image(tmp_path / "o3" / "big.png").pixels
+    assert _max_error(back, big) <= 2
+
+
+def test_threads_option_is_validated(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["compress", "x.png", "-t", "1", "-o", "y.nlc", "-j", "0"])
+    assert "at least 1" in capsys.readouterr().err

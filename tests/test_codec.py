@@ -4,10 +4,12 @@ argument validation, and safe rejection of truncated, corrupt and forged streams
 from __future__ import annotations
 
 import hashlib
+import json
 import struct
 import threading
 import zlib
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -136,14 +138,48 @@ def _pinned_stream_cases() -> list[tuple[np.ndarray, int, int]]:
     return cases
 
 
+def _as_format2(stream: bytes) -> bytes:
+    """A format-3 stream without flags, relabelled as format 2 (version byte, header CRC)."""
+    head = bytearray(stream[:36])
+    assert head[4] == 3 and head[7] == 0
+    head[4] = 2
+    head[32:36] = struct.pack("<I", zlib.crc32(bytes(head[:32])))
+    return bytes(head) + stream[36:]
+
+
 def test_streams_are_pinned_byte_for_byte() -> None:
-    """The exact bytes of format 2 (format 1 plus the NW and adaptive linear predictors, a wider
-    blend window, eight bias energy levels and a two-context zero flag). Any change to them changes every
-    stream: it must come with a new format version, never by accident."""
-    digest = hashlib.sha256()
+    """The exact bytes of format 3 (unsigned, one stripe): any change to them changes every stream,
+    so it must come with a new format version, never by accident. Relabelled as format 2 they are
+    exactly the pinned format-2 streams: format 3 did not change the model or the payload."""
+    digest, digest2 = hashlib.sha256(), hashlib.sha256()
     for image, tau, depth in _pinned_stream_cases():
-        digest.update(codec.encode(image, tau, bit_depth=depth))
-    assert digest.hexdigest() == "17d966d041faf2a6fd689f125868a63ab64b91c6814f4ca892324ec620bcb2be"
+        stream = codec.encode(image, tau, bit_depth=depth)
+        digest.update(stream)
+        digest2.update(_as_format2(stream))
+    assert digest.hexdigest() == "e01b801a5847282fb9c09647ce412e26e5106f15908d0cb9ba51635963f07d0f"
+    assert digest2.hexdigest() == "17d966d041faf2a6fd689f125868a63ab64b91c6814f4ca892324ec620bcb2be"
+
+
+FORMAT2_DIR = Path(__file__).parent / "data" / "format2"
+
+
+def test_format2_golden_streams_decode_exactly_as_before() -> None:
+    """Streams written by the format-2 encoder (tests/data/format2) decode to the same arrays."""
+    manifest = json.loads((FORMAT2_DIR / "manifest.json").read_text())
+    cases = _pinned_stream_cases()
+    assert len(manifest["streams"]) == len(cases)
+    for entry in manifest["streams"]:
+        data = (FORMAT2_DIR / entry["file"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == entry["stream_sha256"]
+        stream_info = codec.info(data)
+        assert stream_info.format_version == 2 and not stream_info.is_signed and stream_info.stripe_count == 1
+        for threads in (1, 2):
+            decoded = codec.decode(data, threads=threads)
+            assert hashlib.sha256(decoded.tobytes()).hexdigest() == entry["decoded_sha256"]
+        image, tau, depth = cases[entry["case"]]
+        assert max_error(decoded.reshape(image.shape), image) <= tau
+        # The format-3 encoder writes the same payload.
+        assert _as_format2(codec.encode(image, tau, bit_depth=depth)) == data
 
 
 def test_encoder_reconstruction_of_raw_fallback_is_the_input() -> None:
@@ -192,7 +228,7 @@ def test_info_reports_header_fields() -> None:
     ("image", "tau", "bit_depth", "message"),
     [
         (np.zeros((4, 4), np.float32), 0, None, "dtype must be uint8 or uint16"),
-        (np.zeros((4, 4), np.int16), 0, None, "dtype must be uint8 or uint16"),
+        (np.zeros((4, 4), np.int32), 0, None, "dtype must be uint8 or uint16"),
         (np.zeros((4,), np.uint8), 0, None, "HxW or HxWxC"),
         (np.zeros((2, 2, 2, 2), np.uint8), 0, None, "HxW or HxWxC"),
         (np.zeros((0, 4), np.uint8), 0, None, "must not be empty"),
@@ -287,11 +323,14 @@ def test_forged_headers_are_rejected_before_allocation(fields: dict, code: int) 
 
 
 def test_format_1_streams_are_refused_with_a_clear_error() -> None:
-    """Format 2 changed the model, so a format-1 payload would decode to garbage: refuse it."""
-    assert codec.FORMAT_VERSION == 2
-    with pytest.raises(CodecError, match="format version") as excinfo:
-        codec.decode(forge_header(4, 4, 1, bytes(16), version=1))
-    assert excinfo.value.code == 3
+    """Format 2 changed the model, so a format-1 payload would decode to garbage: refuse it; and a
+    version newer than this build's (4) too. Format 3 is written, 2 and 3 are read."""
+    assert codec.FORMAT_VERSION == 3
+    assert codec.OLDEST_FORMAT_VERSION == 2
+    for version in (1, 4):
+        with pytest.raises(CodecError, match="format version") as excinfo:
+            codec.decode(forge_header(4, 4, 1, bytes(16), version=version))
+        assert excinfo.value.code == 3
 
 
 def test_forged_raw_samples_above_the_bit_depth_are_rejected() -> None:

@@ -3,11 +3,15 @@
  *   byte 0: bit depth (1 + b % 16)   byte 1: channels (1 + b % 5)   byte 2: width (1 + b % 64)
  *   byte 3: height (1 + b % h_max, h_max = min(64, MAX_SAMPLES / (width * channels)), at least 1)
  *   bytes 4-5: tau (mod max tau + 1)
- *   the rest: samples (1 byte each up to 8 bits, else 2 little-endian), cycled and masked to the depth.
+ *   byte 6: bit 0 signed samples (format 3); bits 1-7: stripe height (0 = one stripe, else 1 + v % height)
+ *   byte 7: threads (1 + b % 4)
+ *   the rest: samples (1 byte each up to 8 bits, else 2 little-endian), cycled and masked to the depth
+ *   (signed: the same bits read as two's complement of the depth).
  * Images stay at or below MAX_SAMPLES samples (except 1-row images up to 64 x 5), keeping the fuzzer fast.
- * A valid image must encode (linf_encode_reconstruct) within linf_max_encoded_size and decode; every
- * decoded sample must be within tau of the original (identical at tau = 0), and the encoder's
- * reconstruction must equal the decoder's output. Anything else aborts.
+ * A valid image must encode (linf_encode_ex) within linf_max_encoded_size_ex and decode; every decoded
+ * sample must be within tau of the original (identical at tau = 0); the encoder's reconstruction must
+ * equal the decoder's output; the stream must not depend on the thread count (one thread gives the
+ * same bytes); and one byte more or less must be refused. Anything else aborts.
  */
 #include "linf_codec.h"
 
@@ -27,18 +31,32 @@ static void fail(const char *why, const linf_image_desc *d)
     abort();
 }
 
-static uint32_t get_sample(const linf_image_desc *d, const void *pixels, size_t i)
+/* The sample as the caller sees it: unsigned, or two's complement of the item size when signed. */
+static int32_t get_sample(const linf_image_desc *d, const void *pixels, size_t i)
 {
-    if (d->bit_depth <= 8) return ((const uint8_t *)pixels)[i];
+    if (d->bit_depth <= 8) {
+        const uint8_t v = ((const uint8_t *)pixels)[i];
+        return d->is_signed ? (int32_t)(v >= 128u ? (int32_t)v - 256 : (int32_t)v) : (int32_t)v;
+    }
     uint16_t v;
     memcpy(&v, (const uint8_t *)pixels + 2 * i, 2);
-    return v;
+    return d->is_signed ? (int32_t)(v >= 32768u ? (int32_t)v - 65536 : (int32_t)v) : (int32_t)v;
+}
+
+static linf_options make_options(uint32_t stripe_height, uint32_t threads)
+{
+    linf_options o;
+    memset(&o, 0, sizeof o);
+    o.stripe_height = stripe_height;
+    o.threads = threads;
+    return o;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size < 6) return 0;
+    if (size < 8) return 0;
     linf_image_desc d;
+    memset(&d, 0, sizeof d);
     d.bit_depth = 1u + data[0] % 16u;
     d.channels = 1u + data[1] % 5u;
     d.width = 1u + data[2] % 64u;
@@ -47,12 +65,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     d.height = 1u + data[3] % h_max;
     const uint32_t top = (1u << d.bit_depth) - 1u;
     d.tau = ((uint32_t)data[4] | (uint32_t)data[5] << 8) % (top / 2u + 1u);
+    d.is_signed = data[6] & 1u;
+    const uint32_t stripe_code = data[6] >> 1;
+    const uint32_t stripe_height = stripe_code == 0 ? 0 : 1u + stripe_code % d.height;
+    const uint32_t threads = 1u + data[7] % 4u;
 
-    const uint8_t *body = data + 6;
-    const size_t body_size = size - 6;
+    const uint8_t *body = data + 8;
+    const size_t body_size = size - 8;
     const size_t samples = (size_t)d.width * d.height * d.channels;
     const size_t pixel_bytes = linf_pixel_bytes(&d);
-    const size_t capacity = linf_max_encoded_size(&d);
+    const size_t capacity = linf_max_encoded_size_ex(&d, stripe_height);
     uint8_t *pixels = malloc(pixel_bytes), *out = malloc(pixel_bytes), *stream = malloc(capacity);
     if (!pixels || !out || !stream) fail("out of memory", &d);
     for (size_t i = 0; i < samples; i++) {
@@ -62,6 +84,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (d.bit_depth > 8) v |= (uint32_t)body[(2 * i + 1) % body_size] << 8;
         }
         v &= top;
+        if (d.is_signed) v -= (top + 1u) / 2u; /* wraps: the two's complement pattern of v - offset */
         if (d.bit_depth <= 8) {
             pixels[i] = (uint8_t)v;
         } else {
@@ -73,16 +96,34 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t written = 0;
     uint8_t *recon = malloc(pixel_bytes);
     if (!recon) fail("out of memory", &d);
-    if (linf_encode_reconstruct(&d, pixels, pixel_bytes, stream, capacity, &written, recon, pixel_bytes) != LINF_OK)
+    const linf_options options = make_options(stripe_height, threads);
+    if (linf_encode_ex(&d, pixels, pixel_bytes, stream, capacity, &written, recon, pixel_bytes, &options) != LINF_OK)
         fail("encode rejected a valid image", &d);
     if (written > capacity) fail("encoder reports more bytes than its capacity", &d);
-    uint8_t *exact = malloc(written); /* exact size: ASan flags any read past the stream */
+    uint8_t *exact = malloc(written + 1); /* exact size: ASan flags any read past the stream */
     if (!exact) fail("out of memory", &d);
     memcpy(exact, stream, written);
-    if (linf_decode(exact, written, out, pixel_bytes, 0) != LINF_OK) fail("decode of a fresh stream failed", &d);
+    if (threads > 1) { /* the bytes depend on the stripe height only */
+        const linf_options one = make_options(stripe_height, 1);
+        size_t again = 0;
+        if (linf_encode_ex(&d, pixels, pixel_bytes, stream, capacity, &again, NULL, 0, &one) != LINF_OK ||
+            again != written || memcmp(stream, exact, written) != 0)
+            fail("the thread count changed the stream", &d);
+    }
+    const linf_options dec = make_options(0, threads);
+    int64_t failed = 0;
+    if (linf_decode_ex(exact, written, out, pixel_bytes, &dec, &failed) != LINF_OK || failed != -1)
+        fail("decode of a fresh stream failed", &d);
+    if (linf_decode(exact, written - 1, out, pixel_bytes, 0) != LINF_ERR_TRUNCATED)
+        fail("a stream one byte short was not refused as truncated", &d);
+    exact[written] = 0;
+    if (linf_decode(exact, written + 1, out, pixel_bytes, 0) != LINF_ERR_TRAILING_DATA)
+        fail("a stream with a trailing byte was not refused", &d);
+    if (linf_decode_ex(exact, written, out, pixel_bytes, &dec, &failed) != LINF_OK)
+        fail("second decode failed", &d);
     for (size_t i = 0; i < samples; i++) {
-        const uint32_t x = get_sample(&d, pixels, i), y = get_sample(&d, out, i);
-        if ((x > y ? x - y : y - x) > d.tau) fail("max error above tau", &d);
+        const int32_t x = get_sample(&d, pixels, i), y = get_sample(&d, out, i);
+        if ((x > y ? x - y : y - x) > (int32_t)d.tau) fail("max error above tau", &d);
     }
     if (d.tau == 0 && memcmp(pixels, out, pixel_bytes) != 0) fail("tau = 0 is not bit-exact", &d);
     if (memcmp(recon, out, pixel_bytes) != 0) fail("encoder's reconstruction differs from the decoder's output", &d);

@@ -1,7 +1,7 @@
 /*
  * Writes a seed corpus of small valid streams for fuzz_decode: make_corpus DIR.
  * Covers both coding modes (raw also at depths 5 and 12), 8- and 16-bit storage, 1-4 channels,
- * tau = 0 and tau > 0.
+ * tau = 0 and tau > 0, and format 3's signed samples and stripes (some of them raw).
  */
 #include "linf_codec.h"
 
@@ -15,19 +15,33 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s OUTPUT_DIR\n", argv[0]);
         return 2;
     }
-    /* width, height, channels, bit depth, tau, pattern (0 smooth, 1 noise, 2 constant) */
-    static const uint32_t seeds[][6] = {
-        {1, 1, 1, 8, 0, 2},   {8, 8, 1, 8, 0, 0},  {16, 9, 3, 8, 0, 0},  {16, 9, 3, 8, 2, 0},
-        {12, 12, 4, 8, 0, 1}, {7, 5, 1, 1, 0, 1},  {10, 6, 1, 5, 3, 0},  {20, 4, 1, 12, 0, 0},
-        {9, 9, 1, 16, 0, 1},  {9, 9, 3, 16, 40, 0}, {32, 2, 2, 16, 0, 2}, {3, 30, 1, 8, 127, 1},
-        {16, 16, 1, 5, 0, 1}, {12, 12, 1, 12, 0, 1}, /* noise at tau 0: stored raw */
+    /* width, height, channels, bit depth, tau, pattern (0 smooth, 1 noise, 2 constant), signed,
+     * stripe height (0: one stripe) */
+    static const uint32_t seeds[][8] = {
+        {1, 1, 1, 8, 0, 2, 0, 0},   {8, 8, 1, 8, 0, 0, 0, 0},  {16, 9, 3, 8, 0, 0, 0, 0},
+        {16, 9, 3, 8, 2, 0, 0, 0},  {12, 12, 4, 8, 0, 1, 0, 0}, {7, 5, 1, 1, 0, 1, 0, 0},
+        {10, 6, 1, 5, 3, 0, 0, 0},  {20, 4, 1, 12, 0, 0, 0, 0}, {9, 9, 1, 16, 0, 1, 0, 0},
+        {9, 9, 3, 16, 40, 0, 0, 0}, {32, 2, 2, 16, 0, 2, 0, 0}, {3, 30, 1, 8, 127, 1, 0, 0},
+        {16, 16, 1, 5, 0, 1, 0, 0}, {12, 12, 1, 12, 0, 1, 0, 0}, /* noise at tau 0: stored raw */
+        {16, 12, 1, 8, 1, 0, 0, 4}, {10, 9, 3, 12, 0, 0, 1, 2},  {8, 8, 1, 16, 0, 1, 1, 3},
+        {12, 7, 2, 9, 2, 0, 1, 0},  {20, 10, 1, 8, 0, 0, 0, 1},  {6, 6, 1, 6, 0, 1, 1, 5},
     };
     uint32_t state = 12345;
     for (size_t k = 0; k < sizeof seeds / sizeof seeds[0]; k++) {
         const uint32_t *s = seeds[k];
-        linf_image_desc d = {s[0], s[1], s[2], s[3], s[4]};
+        linf_image_desc d;
+        memset(&d, 0, sizeof d);
+        d.width = s[0];
+        d.height = s[1];
+        d.channels = s[2];
+        d.bit_depth = s[3];
+        d.tau = s[4];
+        d.is_signed = s[6];
+        linf_options options;
+        memset(&options, 0, sizeof options);
+        options.stripe_height = s[7];
         const size_t n = (size_t)d.width * d.height * d.channels, pb = linf_pixel_bytes(&d);
-        const size_t cap = linf_max_encoded_size(&d);
+        const size_t cap = linf_max_encoded_size_ex(&d, options.stripe_height);
         const uint32_t top = (1u << d.bit_depth) - 1u;
         uint8_t *pixels = malloc(pb), *stream = malloc(cap);
         if (!pixels || !stream) return 1;
@@ -37,6 +51,7 @@ int main(int argc, char **argv)
                          : s[5] == 1 ? state >> 8
                                      : top / 3u;
             v &= top;
+            if (d.is_signed) v -= (top + 1u) / 2u; /* two's complement of v - 2^(depth-1) */
             if (d.bit_depth <= 8) {
                 pixels[i] = (uint8_t)v;
             } else {
@@ -45,7 +60,7 @@ int main(int argc, char **argv)
             }
         }
         size_t written = 0;
-        const linf_status st = linf_encode(&d, pixels, pb, stream, cap, &written);
+        const linf_status st = linf_encode_ex(&d, pixels, pb, stream, cap, &written, NULL, 0, &options);
         if (st != LINF_OK) {
             fprintf(stderr, "seed %zu: %s\n", k, linf_error_message(st));
             return 1;

@@ -50,7 +50,6 @@ typedef struct channel_rows {
 
 typedef struct channel_model {
     channel_rows rows;
-    int num_predictors;
     int32_t bias_sum[NUM_BIAS_CONTEXTS];
     int32_t bias_count[NUM_BIAS_CONTEXTS];
     int32_t lms_weight[LMS_INPUTS];      /* first channel: NLMS weights, 16 fractional bits */
@@ -64,6 +63,7 @@ typedef struct coding_params {
     int32_t step;          /* 2 * tau + 1 */
     int32_t gap_t8, gap_t32, gap_t80; /* GAP thresholds scaled to the bit depth */
     uint32_t width;
+    uint32_t sample_offset; /* signed input: 2^(bit_depth-1) added on load, subtracted on store */
     uint32_t energy_scale; /* 2 * 2^16 / step: energy in half quantiser steps, 16 fractional bits */
     uint64_t step_inverse; /* ceil(2^40 / step): quantising multiplies instead of dividing */
 } coding_params;

@@ -14,7 +14,7 @@ if [ ${#sources[@]} -eq 0 ]; then
     exit 1
 fi
 
-"$CC" -std=c99 -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all \
+"$CC" -std=c99 -O1 -g -pthread -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all \
     -Wall -Wextra -Werror -Icsrc/include -Icsrc/src \
     "${sources[@]}" csrc/tests/test_core.c -o "$OUT"
 

@@ -114,6 +114,7 @@ static linf_image_desc make_desc(uint32_t w, uint32_t h, uint32_t c, uint32_t de
     d.channels = c;
     d.bit_depth = depth;
     d.tau = tau;
+    d.is_signed = 0;
     return d;
 }
 
@@ -180,7 +181,7 @@ static void test_version_and_messages(void)
 
     const linf_status all[] = {LINF_OK, LINF_ERR_TRUNCATED, LINF_ERR_BAD_MAGIC, LINF_ERR_BAD_VERSION,
                                LINF_ERR_BAD_HEADER, LINF_ERR_CRC_MISMATCH, LINF_ERR_CORRUPT_PAYLOAD,
-                               LINF_ERR_TOO_LARGE, LINF_ERR_NULL_ARGUMENT, LINF_ERR_INVALID_DIMENSIONS,
+                               LINF_ERR_TOO_LARGE, LINF_ERR_TRAILING_DATA, LINF_ERR_NULL_ARGUMENT, LINF_ERR_INVALID_DIMENSIONS,
                                LINF_ERR_INVALID_BIT_DEPTH, LINF_ERR_INVALID_TAU,
                                LINF_ERR_SAMPLE_OUT_OF_RANGE, LINF_ERR_BUFFER_TOO_SMALL,
                                LINF_ERR_OUT_OF_MEMORY};
@@ -191,7 +192,7 @@ static void test_version_and_messages(void)
         if (!CHECK(m != NULL && m[0] != '\0')) continue;
         for (size_t j = 0; j < i; j++) CHECK(strcmp(m, linf_error_message(all[j])) != 0);
     }
-    const int unknown[] = {-1, 8, 99, 107, 1000, 0x7FFFFFFF};
+    const int unknown[] = {-1, 9, 99, 107, 1000, 0x7FFFFFFF};
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
         CONTEXT("unknown status %d", unknown[i]);
         const char *m = linf_error_message((linf_status)unknown[i]);
@@ -381,7 +382,9 @@ static void test_header_fields(void)
         {6, 1, 0, LINF_ERR_BAD_HEADER, "bit depth 0"},
         {6, 1, 17, LINF_ERR_BAD_HEADER, "bit depth 17"},
         {6, 1, 1, LINF_ERR_BAD_HEADER, "bit depth 1 with tau 1"},
-        {7, 1, 1, LINF_ERR_BAD_HEADER, "reserved byte"},
+        {7, 1, 4, LINF_ERR_BAD_HEADER, "unknown flag 4"},
+        {7, 1, 0x80, LINF_ERR_BAD_HEADER, "unknown flag 0x80"},
+        {7, 1, 2, LINF_ERR_BAD_HEADER, "striped flag without a stripe table"},
         {8, 4, 0, LINF_ERR_BAD_HEADER, "width 0"},
         {8, 4, LINF_MAX_DIMENSION + 1, LINF_ERR_BAD_HEADER, "width too large"},
         {8, 4, 0xFFFFFFFFu, LINF_ERR_BAD_HEADER, "width 2^32-1"},
@@ -495,6 +498,14 @@ static void test_truncation(void)
             CHECK_STATUS(linf_decode(prefix, len, out, pb, 0), LINF_ERR_TRUNCATED);
             free(prefix);
         }
+        for (size_t extra = 1; extra <= 3; extra++) { /* a stream must be exact: trailing bytes are refused */
+            uint8_t *longer = xmalloc(sizes[k] + extra);
+            memcpy(longer, streams[k], sizes[k]);
+            memset(longer + sizes[k], 0, extra);
+            CONTEXT("stream %d with %zu trailing bytes", k, extra);
+            CHECK_STATUS(linf_decode(longer, sizes[k] + extra, out, pb, 0), LINF_ERR_TRAILING_DATA);
+            free(longer);
+        }
         free(out);
         free(streams[k]);
     }
@@ -516,8 +527,8 @@ static void test_bit_flips(void)
         CONTEXT("single bit flip at byte %zu bit %zu", at, bit % 8);
         if (at < 4)
             CHECK_STATUS(st, LINF_ERR_BAD_MAGIC);
-        else if (at == 4)
-            CHECK_STATUS(st, LINF_ERR_BAD_VERSION);
+        else if (at == 4) /* 3 -> 2 is a readable version whose header CRC then fails */
+            CHECK(st == LINF_ERR_BAD_VERSION || st == LINF_ERR_BAD_HEADER);
         else if (at < LINF_HEADER_BYTES)
             CHECK_STATUS(st, LINF_ERR_BAD_HEADER);
         else
@@ -720,6 +731,366 @@ static void test_compresses(void)
     free(v);
 }
 
+/* ---- format 3: stripes, threads, signed samples, exact stream size ------------------------- */
+
+static linf_options make_options(uint32_t stripe_height, uint32_t threads)
+{
+    linf_options o;
+    memset(&o, 0, sizeof o);
+    o.stripe_height = stripe_height;
+    o.threads = threads;
+    return o;
+}
+
+/* linf_encode_ex into a buffer of linf_max_encoded_size_ex; returns an exact-size copy or NULL. */
+static uint8_t *encode_with(const linf_image_desc *d, const void *pixels, uint32_t stripe_height, uint32_t threads,
+                            size_t *size, void *recon)
+{
+    const linf_options o = make_options(stripe_height, threads);
+    const size_t cap = linf_max_encoded_size_ex(d, stripe_height), pb = linf_pixel_bytes(d);
+    uint8_t *buf = xmalloc(cap);
+    size_t written = 0;
+    uint8_t *out = NULL;
+    if (CHECK_STATUS(linf_encode_ex(d, pixels, pb, buf, cap, &written, recon, recon ? pb : 0, &o), LINF_OK)) {
+        CHECK(written <= cap);
+        out = dup_bytes(buf, written);
+        *size = written;
+    }
+    free(buf);
+    return out;
+}
+
+/* Value of sample i as the caller sees it (signed descs: two's complement int8/int16). */
+static int32_t value_at(const linf_image_desc *d, const void *pixels, size_t i)
+{
+    if (!d->is_signed) return (int32_t)sample_at(d, pixels, i);
+    return d->bit_depth <= 8 ? (int32_t)((const int8_t *)pixels)[i] : (int32_t)((const int16_t *)pixels)[i];
+}
+
+/* Decodes s with threads and checks the bound against pixels, and equality with expect if given. */
+static void check_decodes(const linf_image_desc *d, const uint8_t *s, size_t n, const void *pixels, uint32_t threads,
+                          const void *expect)
+{
+    const size_t pb = linf_pixel_bytes(d);
+    void *out = xmalloc(pb);
+    linf_options o = make_options(0, threads);
+    int64_t failed = 7;
+    if (CHECK_STATUS(linf_decode_ex(s, n, out, pb, &o, &failed), LINF_OK)) {
+        CHECK(failed == -1);
+        int32_t worst = 0;
+        for (size_t i = 0; i < num_samples(d); i++) {
+            const int32_t e = value_at(d, out, i) - value_at(d, pixels, i);
+            const int32_t a = e < 0 ? -e : e;
+            if (a > worst) worst = a;
+        }
+        if (!CHECK(worst <= (int32_t)d->tau)) fprintf(stderr, "  max error %d > tau %u\n", worst, (unsigned)d->tau);
+        if (expect) CHECK(memcmp(out, expect, pb) == 0);
+        if (d->tau == 0) CHECK(memcmp(out, pixels, pb) == 0);
+    }
+    free(out);
+}
+
+static void test_stripes(void)
+{
+    const struct { uint32_t w, h, c, depth, tau; } cases[] = {
+        {37, 29, 1, 8, 0}, {37, 29, 1, 8, 2}, {23, 31, 3, 12, 0}, {23, 31, 3, 12, 3}, {16, 9, 4, 16, 5},
+        {5, 40, 1, 1, 0}, {64, 17, 1, 16, 0},
+    };
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        linf_image_desc d = make_desc(cases[ci].w, cases[ci].h, cases[ci].c, cases[ci].depth, cases[ci].tau);
+        uint32_t *v = make_image(&d, ci == 6 ? NOISE : SMOOTH_NOISY);
+        void *pixels = pack(&d, v);
+        const size_t pb = linf_pixel_bytes(&d);
+        size_t plain_n = 0;
+        uint8_t *plain = encode_exact(&d, pixels, &plain_n);
+        const uint32_t heights[] = {1, 2, 5, d.height - 1, d.height, d.height + 3, 0};
+        for (size_t hi = 0; hi < sizeof heights / sizeof heights[0]; hi++) {
+            const uint32_t sh = heights[hi];
+            if (sh == 0 && hi + 1 < sizeof heights / sizeof heights[0]) continue;
+            CONTEXT("stripes %ux%ux%u depth %u tau %u stripe height %u", (unsigned)d.width, (unsigned)d.height,
+                    (unsigned)d.channels, (unsigned)d.bit_depth, (unsigned)d.tau, (unsigned)sh);
+            size_t n = 0;
+            void *recon = xmalloc(pb);
+            uint8_t *s = encode_with(&d, pixels, sh, 1, &n, recon);
+            if (!s) {
+                free(recon);
+                continue;
+            }
+            const uint32_t count = sh == 0 || sh >= d.height ? 1 : (d.height + sh - 1) / sh;
+            linf_header h;
+            if (CHECK_STATUS(linf_read_header(s, n, &h), LINF_OK)) {
+                CHECK(h.stripe_count == count && h.format_version == 3 && h.desc.is_signed == 0);
+                CHECK(h.header_bytes + h.payload_bytes == n);
+                CHECK(h.stripe_height == (count > 1 ? sh : d.height));
+                CHECK(count > 1 ? (s[7] & 2) != 0 : s[7] == 0);
+            }
+            if (count == 1) CHECK(plain && n == plain_n && memcmp(s, plain, n) == 0);
+            /* The bytes depend on the stripe height only, never on the thread count. */
+            const uint32_t threads[] = {2, 3, 8, 300};
+            for (size_t ti = 0; ti < sizeof threads / sizeof threads[0]; ti++) {
+                size_t m = 0;
+                void *recon2 = xmalloc(pb);
+                uint8_t *t = encode_with(&d, pixels, sh, threads[ti], &m, recon2);
+                CHECK(t && m == n && memcmp(t, s, n) == 0);
+                CHECK(memcmp(recon2, recon, pb) == 0);
+                free(t);
+                free(recon2);
+            }
+            for (uint32_t th = 1; th <= 4; th += 3) check_decodes(&d, s, n, pixels, th, recon);
+            /* Exact capacity works, one byte less does not. */
+            const linf_options o = make_options(sh, 2);
+            uint8_t *exact = xmalloc(n);
+            size_t again = 0;
+            CHECK_STATUS(linf_encode_ex(&d, pixels, pb, exact, n, &again, NULL, 0, &o), LINF_OK);
+            CHECK(again == n && memcmp(exact, s, n) == 0);
+            CHECK_STATUS(linf_encode_ex(&d, pixels, pb, exact, n - 1, &again, NULL, 0, &o), LINF_ERR_BUFFER_TOO_SMALL);
+            free(exact);
+            /* Trailing bytes and truncation. */
+            uint8_t *longer = xmalloc(n + 1);
+            memcpy(longer, s, n);
+            longer[n] = 0;
+            void *out = xmalloc(pb);
+            CHECK_STATUS(linf_decode(longer, n + 1, out, pb, 0), LINF_ERR_TRAILING_DATA);
+            CHECK_STATUS(linf_decode(s, n - 1, out, pb, 0), LINF_ERR_TRUNCATED);
+            free(out);
+            free(longer);
+            free(recon);
+            free(s);
+        }
+        free(plain);
+        free(pixels);
+        free(v);
+    }
+    /* Size bounds. */
+    linf_image_desc d = make_desc(10, 10, 1, 8, 0);
+    CONTEXT("max_encoded_size_ex");
+    CHECK(linf_max_encoded_size_ex(&d, 0) == linf_max_encoded_size(&d));
+    CHECK(linf_max_encoded_size_ex(&d, 10) == linf_max_encoded_size(&d));
+    CHECK(linf_max_encoded_size_ex(&d, 3) == linf_max_encoded_size(&d) + LINF_STRIPE_TABLE_BYTES(4));
+    CHECK(linf_max_encoded_size_ex(NULL, 3) == 0);
+}
+
+/* Re-signs every CRC of a striped stream whose table is intact (only stripe bytes were edited). */
+static void resign_striped(uint8_t *s, size_t n)
+{
+    const uint32_t count = (uint32_t)get_le(s + LINF_HEADER_BYTES + 4, 4);
+    const size_t table = LINF_STRIPE_TABLE_BYTES(count);
+    size_t at = LINF_HEADER_BYTES + table;
+    for (uint32_t i = 0; i < count; i++) {
+        uint8_t *e = s + LINF_HEADER_BYTES + 8 + 16 * (size_t)i;
+        const size_t bytes = (size_t)get_le(e, 8);
+        if (at + bytes > n) return;
+        put_le(e + 8, crc32_ref(s + at, bytes), 4);
+        at += bytes;
+    }
+    put_le(s + 28, crc32_ref(s + LINF_HEADER_BYTES, table), 4);
+    resign_header(s);
+}
+
+static void test_stripe_damage(void)
+{
+    linf_image_desc d = make_desc(32, 40, 1, 8, 1);
+    uint32_t *v = make_image(&d, SMOOTH_NOISY);
+    void *pixels = pack(&d, v);
+    const size_t pb = linf_pixel_bytes(&d);
+    size_t n = 0;
+    uint8_t *s = encode_with(&d, pixels, 8, 1, &n, NULL);
+    void *out = xmalloc(pb);
+    if (!s) goto done;
+    const uint32_t count = 5;
+    const size_t table = LINF_STRIPE_TABLE_BYTES(count);
+    size_t starts[6];
+    starts[0] = LINF_HEADER_BYTES + table;
+    for (uint32_t i = 0; i < count; i++)
+        starts[i + 1] = starts[i] + (size_t)get_le(s + LINF_HEADER_BYTES + 8 + 16 * (size_t)i, 8);
+    CONTEXT("stripe table sums to the stream");
+    CHECK(starts[count] == n);
+    for (uint32_t k = 0; k < count; k++) {
+        for (uint32_t threads = 1; threads <= 3; threads += 2) {
+            uint8_t *e = dup_bytes(s, n);
+            e[(starts[k] + starts[k + 1]) / 2] ^= 0x10;
+            if (k + 2 < count) e[starts[k + 2]] ^= 0x01; /* a later stripe too: the lowest is named */
+            linf_options o = make_options(0, threads);
+            int64_t failed = -5;
+            CONTEXT("stripe %u damaged, %u threads", (unsigned)k, (unsigned)threads);
+            CHECK_STATUS(linf_decode_ex(e, n, out, pb, &o, &failed), LINF_ERR_CRC_MISMATCH);
+            CHECK(failed == (int64_t)k);
+            /* With the CRCs re-signed the decoder sees the damage itself: any error names the stripe. */
+            resign_striped(e, n);
+            const linf_status st = linf_decode_ex(e, n, out, pb, &o, &failed);
+            CHECK(st == LINF_OK ? failed == -1 : (failed >= (int64_t)k && failed < (int64_t)count));
+            free(e);
+        }
+    }
+    /* The table is covered by the header's payload CRC. */
+    uint8_t *e = dup_bytes(s, n);
+    e[LINF_HEADER_BYTES + 8 + 12] ^= 1;
+    int64_t failed = 0;
+    CONTEXT("stripe table damaged");
+    CHECK_STATUS(linf_decode_ex(e, n, out, pb, NULL, &failed), LINF_ERR_BAD_HEADER);
+    CHECK(failed == -1);
+    free(e);
+    /* Table edits with every CRC re-signed: the header checks refuse them. */
+    const struct { size_t offset; int bytes; uint64_t value; const char *what; } edits[] = {
+        {LINF_HEADER_BYTES, 4, 0, "stripe height 0"},
+        {LINF_HEADER_BYTES, 4, 40, "stripe height = height"},
+        {LINF_HEADER_BYTES, 4, 7, "stripe height 7 for 5 stripes"},
+        {LINF_HEADER_BYTES + 4, 4, 6, "count 6"},
+        {LINF_HEADER_BYTES + 8, 8, 0, "stripe 0 empty"},
+        {LINF_HEADER_BYTES + 8 + 12, 1, 2, "stripe 0 mode 2"},
+        {LINF_HEADER_BYTES + 8 + 12, 1, 1, "stripe 0 raw with a predictive size"},
+        {LINF_HEADER_BYTES + 8 + 13, 1, 1, "stripe 0 reserved byte"},
+        {5, 1, 1, "striped stream with coding mode raw"},
+    };
+    for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
+        e = dup_bytes(s, n);
+        put_le(e + edits[i].offset, edits[i].value, edits[i].bytes);
+        put_le(e + 28, crc32_ref(e + LINF_HEADER_BYTES, table), 4);
+        resign_header(e);
+        CONTEXT("table edit: %s", edits[i].what);
+        linf_header h;
+        CHECK_STATUS(linf_read_header(e, n, &h), LINF_ERR_BAD_HEADER);
+        CHECK_STATUS(linf_decode(e, n, out, pb, 0), LINF_ERR_BAD_HEADER);
+        free(e);
+    }
+    /* Every truncation, every single-bit flip, random damage with CRCs re-signed. */
+    for (size_t len = 0; len < n; len++) {
+        uint8_t *prefix = dup_bytes(s, len);
+        CONTEXT("striped stream truncated to %zu of %zu bytes", len, n);
+        CHECK_STATUS(linf_decode(prefix, len, out, pb, 0), LINF_ERR_TRUNCATED);
+        free(prefix);
+    }
+    for (size_t bit = 0; bit < 8 * n; bit++) {
+        e = dup_bytes(s, n);
+        e[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+        CONTEXT("striped stream, bit flip at byte %zu", bit / 8);
+        CHECK(linf_decode(e, n, out, pb, 0) != LINF_OK);
+        free(e);
+    }
+    for (int trial = 0; trial < 1000; trial++) {
+        e = dup_bytes(s, n);
+        const int flips = 1 + (int)(rnd() % 8);
+        for (int f = 0; f < flips; f++) e[starts[0] + rnd() % (n - starts[0])] ^= (uint8_t)(1u << (rnd() % 8));
+        resign_striped(e, n);
+        linf_options o = make_options(0, 1 + trial % 3);
+        (void)linf_decode_ex(e, n, out, pb, &o, &failed); /* any status; the sanitizers watch */
+        free(e);
+    }
+done:
+    free(out);
+    free(s);
+    free(pixels);
+    free(v);
+}
+
+static void test_signed(void)
+{
+    const uint32_t depths[] = {1, 2, 5, 8, 9, 12, 16};
+    const uint32_t channels[] = {1, 3};
+    for (size_t di = 0; di < sizeof depths / sizeof depths[0]; di++)
+        for (size_t ci = 0; ci < 2; ci++)
+            for (int ti = 0; ti < 3; ti++) {
+                const uint32_t depth = depths[di];
+                const uint32_t tau = ti == 0 ? 0 : ti == 1 ? (max_tau(depth) > 0 ? 1 : 0) : max_tau(depth);
+                linf_image_desc d = make_desc(19, 11, channels[ci], depth, tau);
+                uint32_t *v = make_image(&d, SMOOTH_NOISY); /* unsigned 0..2^d-1 */
+                const size_t count = num_samples(&d), pb = linf_pixel_bytes(&d);
+                const int32_t offset = (int32_t)(1u << (depth - 1));
+                void *unsigned_pixels = pack(&d, v);
+                void *pixels = xmalloc(pb); /* the same values minus the offset, two's complement */
+                for (size_t i = 0; i < count; i++) {
+                    const int32_t sv = (int32_t)v[i] - offset;
+                    if (depth <= 8) ((int8_t *)pixels)[i] = (int8_t)sv;
+                    else ((int16_t *)pixels)[i] = (int16_t)sv;
+                }
+                linf_image_desc sd = d;
+                sd.is_signed = 1;
+                CONTEXT("signed depth %u channels %u tau %u", (unsigned)depth, (unsigned)d.channels, (unsigned)tau);
+                for (uint32_t sh = 0; sh <= 4; sh += 4) {
+                    size_t n = 0, un = 0;
+                    void *recon = xmalloc(pb);
+                    uint8_t *s = encode_with(&sd, pixels, sh, 2, &n, recon);
+                    uint8_t *u = encode_with(&d, unsigned_pixels, sh, 1, &un, NULL);
+                    if (s && u) {
+                        linf_header h;
+                        CHECK(linf_read_header(s, n, &h) == LINF_OK && h.desc.is_signed == 1 && (s[7] & 1));
+                        /* Signed data is coded as the shifted unsigned data: the same payload. */
+                        CHECK(n == un && memcmp(s + LINF_HEADER_BYTES, u + LINF_HEADER_BYTES, n - LINF_HEADER_BYTES) == 0);
+                        check_decodes(&sd, s, n, pixels, 2, recon);
+                    }
+                    free(recon);
+                    free(s);
+                    free(u);
+                }
+                free(pixels);
+                free(unsigned_pixels);
+                free(v);
+            }
+    /* Out of the signed range. */
+    linf_image_desc d = make_desc(3, 2, 1, 12, 0);
+    d.is_signed = 1;
+    int16_t bad[6] = {0, 1, -2048, 2047, 2048, 0};
+    uint8_t dst[128];
+    size_t written = 0;
+    CONTEXT("signed 12-bit sample 2048");
+    CHECK_STATUS(linf_encode(&d, bad, sizeof bad, dst, sizeof dst, &written), LINF_ERR_SAMPLE_OUT_OF_RANGE);
+    bad[4] = -2049;
+    CONTEXT("signed 12-bit sample -2049");
+    CHECK_STATUS(linf_encode(&d, bad, sizeof bad, dst, sizeof dst, &written), LINF_ERR_SAMPLE_OUT_OF_RANGE);
+    bad[4] = -2048;
+    CHECK_STATUS(linf_encode(&d, bad, sizeof bad, dst, sizeof dst, &written), LINF_OK);
+    d.is_signed = 2;
+    CONTEXT("is_signed 2");
+    CHECK_STATUS(linf_encode(&d, bad, sizeof bad, dst, sizeof dst, &written), LINF_ERR_INVALID_DIMENSIONS);
+    /* Signed noise falls back to raw storage and decodes exactly. */
+    d = make_desc(9, 7, 1, 16, 0);
+    d.is_signed = 1;
+    int16_t noise[63];
+    for (size_t i = 0; i < 63; i++) noise[i] = (int16_t)(uint16_t)rnd();
+    size_t n = 0;
+    CONTEXT("signed raw");
+    uint8_t *s = encode_with(&d, noise, 0, 1, &n, NULL);
+    if (s) {
+        CHECK(s[5] == 1);
+        check_decodes(&d, s, n, noise, 1, NULL);
+    }
+    free(s);
+}
+
+/* Format 2 streams still decode: a format-3 stream without flags is a format-2 stream but for its
+ * version byte. Format 2 has no flags. */
+static void test_format2(void)
+{
+    linf_image_desc d;
+    size_t n;
+    uint8_t *s = small_stream(&d, &n);
+    const size_t pb = linf_pixel_bytes(&d);
+    uint8_t *want = xmalloc(pb), *got = xmalloc(pb);
+    CONTEXT("format 2");
+    CHECK(s[4] == 3);
+    CHECK_STATUS(linf_decode(s, n, want, pb, 0), LINF_OK);
+    s[4] = 2;
+    resign_header(s);
+    linf_header h;
+    CHECK(linf_read_header(s, n, &h) == LINF_OK && h.format_version == 2 && h.stripe_count == 1);
+    CHECK_STATUS(linf_decode(s, n, got, pb, 0), LINF_OK);
+    CHECK(memcmp(want, got, pb) == 0);
+    for (uint8_t flag = 1; flag <= 2; flag++) {
+        s[7] = flag;
+        resign_header(s);
+        CONTEXT("format 2 with flag %u", (unsigned)flag);
+        CHECK_STATUS(linf_read_header(s, n, &h), LINF_ERR_BAD_HEADER);
+    }
+    s[7] = 0;
+    s[4] = 1;
+    resign_header(s);
+    CONTEXT("format 1");
+    CHECK_STATUS(linf_read_header(s, n, &h), LINF_ERR_BAD_VERSION);
+    free(want);
+    free(got);
+    free(s);
+}
+
 int main(void)
 {
     test_version_and_messages();
@@ -733,6 +1104,10 @@ int main(void)
     test_garbage_payloads();
     test_roundtrips();
     test_compresses();
+    test_stripes();
+    test_stripe_damage();
+    test_signed();
+    test_format2();
     printf("%d passed, %d failed\n", g_passed, g_failed);
     return g_failed == 0 ? 0 : 1;
 }
