@@ -16,7 +16,7 @@ from pathlib import Path
 
 from absl import app, flags
 
-from linf_tf import evaluate_lib
+from linf_tf.evaluation import evaluate as evaluate_lib
 from linf_tf.progress import stderr_is_terminal
 
 FLAGS = flags.FLAGS

@@ -1,6 +1,6 @@
 """Train the l-inf CNN (or a baseline): ``python train.py --flagfile=configs/linf_multirate.flags``.
 
-Flags only: everything else lives in ``linf_tf.train_lib``. Re-running the same command resumes
+Flags only: everything else lives in ``linf_tf.learn.trainer``. Re-running the same command resumes
 from the latest checkpoint in ``--checkpoint_dir`` (default ``<logdir>/checkpoints``). Flags given
 after ``--flagfile`` override the file, e.g. ``--flagfile=configs/quickstart.flags --epochs=1``.
 """
@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from absl import app, flags
 
-from linf_tf import progress, train_lib
+from linf_tf import progress
+from linf_tf.learn import trainer as train_lib
 
 FLAGS = flags.FLAGS
 DEFAULTS = train_lib.TrainConfig()
@@ -20,7 +21,7 @@ flags.DEFINE_string(
     "skimage",
     "Training images: 'skimage' (bundled samples), a directory or glob of PNG/TIFF/BMP "
     "files (several, comma-separated, are joined), or 'div2k:MANUAL_DIR' (DIV2K zips placed by "
-    "hand, see linf_tf.data.div2k_source).",
+    "hand, see linf_tf.learn.data.div2k_source).",
 )
 flags.DEFINE_string(
     "val_data",

@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 from skimage import data
 
-from linf_tf import codec, evaluate_lib, imageio
-from linf_tf.evaluate_lib import KerasRestorer, Record
+from linf_tf import codec, imageio
+from linf_tf.evaluation import evaluate as evaluate_lib
+from linf_tf.evaluation.evaluate import KerasRestorer, Record
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"filters": 4, "num_res_units": 1, "tau_conditioning": True}
@@ -26,7 +27,7 @@ TINY_RADIUS = 5  # head conv 1 + residual unit 2 + body conv 1 + output conv 1
 def tiny_generator(channels: int, seed: int = 0):
     """A small generator with random weights: a fresh one is the identity (zero output conv), which
     would make tiling and bound tests pass trivially."""
-    from linf_tf.models import build_generator
+    from linf_tf.learn.models import build_generator
 
     model = build_generator(channels, **TINY)
     rng = np.random.default_rng(seed)
@@ -110,7 +111,7 @@ def test_webp_gray_image_comes_back_gray() -> None:
 
 
 def test_receptive_radius_from_the_architecture(rgb_model) -> None:
-    from linf_tf.models import build_arcnn, build_generator, build_inference_model
+    from linf_tf.learn.models import build_arcnn, build_generator, build_inference_model
 
     assert evaluate_lib.receptive_radius(rgb_model) == TINY_RADIUS
     assert evaluate_lib.receptive_radius(build_inference_model(rgb_model)) == TINY_RADIUS
@@ -147,7 +148,7 @@ def test_one_channel_model_restores_each_channel_of_a_colour_image(gray_model) -
 
 def test_saved_model_restorer_matches_keras(tmp_path: Path, gray_model) -> None:
     # The exporter's SavedModel returns integer pixels, rounded into the integer box.
-    from linf_tf import export_lib
+    from linf_tf.learn import export as export_lib
 
     module = export_lib.make_serving_module(gray_model, channels=1, input_dtype="uint8")
     path = export_lib.export_saved_model(module, tmp_path, "tiny", 1)
@@ -162,7 +163,7 @@ def test_saved_model_restorer_matches_keras(tmp_path: Path, gray_model) -> None:
 
 
 def test_tflite_restorer_matches_keras(tmp_path: Path, gray_model) -> None:
-    from linf_tf import export_lib
+    from linf_tf.learn import export as export_lib
 
     model = export_lib.convert_tflite(gray_model, variant="float32", channels=1)
     (tmp_path / "tiny.tflite").write_bytes(model)
@@ -427,7 +428,7 @@ def test_strided_colour_view_and_lossless_tau() -> None:
 
 @pytest.mark.slow
 def test_paper_size_generator_tiles_exactly_with_its_receptive_radius() -> None:
-    from linf_tf.models import build_generator
+    from linf_tf.learn.models import build_generator
 
     model = build_generator(1)  # 64 filters, 16 residual units: radius 35
     rng = np.random.default_rng(2)

@@ -21,8 +21,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from linf_tf import codec, export_lib
-from linf_tf.models import build_generator, build_inference_model
+from linf_tf import codec
+from linf_tf.learn import export as export_lib
+from linf_tf.learn.models import build_generator, build_inference_model
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

@@ -23,8 +23,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from linf_tf import train_lib
-from linf_tf.train_lib import NonFiniteLossError, TrainConfig, Trainer
+from linf_tf.learn import trainer as train_lib
+from linf_tf.learn.trainer import NonFiniteLossError, TrainConfig, Trainer
 
 REPO = Path(__file__).resolve().parents[1]
 TAU = 8
@@ -287,7 +287,7 @@ def test_export_round_trip(tmp_path):
     directory = train_lib.export_generator_weights(trainer.generator, trainer.config, tmp_path / "export")
     spec = json.loads((directory / train_lib.EXPORT_CONFIG_NAME).read_text())
     assert spec["filters"] == 8 and spec["model"] == "linf_cnn" and spec["taus"] == [6, 10]
-    model, _ = train_lib.load_exported_generator(directory)
+    model, _ = train_lib.load_saved_generator(directory)
     x, y, tau = synthetic_batch(2)
     np.testing.assert_allclose(model([y, tau]), trainer.generator([y, tau]), rtol=0, atol=1e-6)
 
@@ -327,7 +327,7 @@ MIRRORED_SCRIPT = (
     + """
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from linf_tf import train_lib
+from linf_tf.learn import trainer as train_lib
 from test_train import TINY, fixed_batch_dataset_fn, synthetic_batch
 
 logdir = sys.argv[1]
@@ -356,7 +356,7 @@ MIRRORED_GAN_SCRIPT = (
     + """
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from linf_tf import train_lib
+from linf_tf.learn import trainer as train_lib
 from test_train import TINY, fixed_batch_dataset_fn, synthetic_batch
 
 strategy = train_lib.make_strategy("mirrored")
@@ -394,7 +394,7 @@ def test_mirrored_strategy_runs_gan_steps(tmp_path):
 MULTI_WORKER_SCRIPT = (
     COMMON
     + """
-from linf_tf import train_lib
+from linf_tf.learn import trainer as train_lib
 strategy = train_lib.make_strategy("multi_worker")
 from test_train import TINY, fixed_batch_dataset_fn, synthetic_batch
 

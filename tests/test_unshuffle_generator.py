@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from linf_tf import train_lib
-from linf_tf.models import build_from_spec, build_unshuffle_generator
-from linf_tf.train_lib import TrainConfig, Trainer
+from linf_tf.learn import trainer as train_lib
+from linf_tf.learn.models import build_from_spec, build_unshuffle_generator
+from linf_tf.learn.trainer import TrainConfig, Trainer
 
 FLOAT32_PATH = ("pad", "unshuffle", "head_conv", "correction", "shuffle", "crop", "restored")
 TINY_UNSHUFFLE = {"channels": 3, "architecture": "unshuffle", "filters": 8, "num_res_units": 1}
@@ -89,7 +89,7 @@ def test_spec_rebuilds_the_same_network_from_exported_files(tmp_path):
     train_lib.export_generator_weights(generator, config, tmp_path)
     spec = json.loads((tmp_path / train_lib.EXPORT_CONFIG_NAME).read_text())
     assert spec["architecture"] == "unshuffle" and spec["unshuffle_factor"] == 2
-    rebuilt, _ = train_lib.load_exported_generator(tmp_path)
+    rebuilt, _ = train_lib.load_saved_generator(tmp_path)
     decoded = np.random.default_rng(3).uniform(0, 1, (1, 10, 12, 3)).astype(np.float32)
     np.testing.assert_array_equal(
         np.asarray(generator([decoded, tau_input(1)])), np.asarray(rebuilt([decoded, tau_input(1)]))

@@ -14,7 +14,7 @@ Schedule (paper §4.2, by epochs): Adam (beta1 = 0.9) at ``learning_rate`` (1e-4
 Each later step is one G step followed by one D step (§3.3.4).
 
 Loss reduction under ``tf.distribute``: every loss is computed per example (the ``*_per_example``
-functions of :mod:`linf_tf.losses`) and reduced once, with
+functions of :mod:`linf_tf.learn.losses`) and reduced once, with
 ``tf.nn.compute_average_loss(per_example, global_batch_size=config.batch_size)``. Each replica thus
 contributes sum(its examples) / global batch, and the optimizer's all-reduce *sums* the replicas'
 gradients, which gives exactly the gradient of the global mean. Keras 3 loss objects are not used
@@ -24,7 +24,6 @@ replicas would be a second, easy-to-get-wrong correction.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -41,8 +40,14 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from linf_tf import losses
-from linf_tf.models import ARCHITECTURES, build_discriminator, build_from_spec, build_inference_model
+from linf_tf.learn import losses
+from linf_tf.learn.model_io import (  # noqa: F401  (re-exported: the trainer's export API)
+    EXPORT_CONFIG_NAME,
+    EXPORT_WEIGHTS_NAME,
+    load_saved_generator,
+    save_generator,
+)
+from linf_tf.learn.models import ARCHITECTURES, build_discriminator, build_from_spec, build_inference_model
 
 MODES = ("linf", "single_rate", "mse", "mse_gan", "arcnn")
 # Keras dtype policy per --mixed_precision value: float16 needs loss scaling (GPUs with tensor
@@ -284,7 +289,7 @@ def image_source(spec: str, split: str = "train") -> Any:
     ``skimage`` trains on the scikit-image samples except :data:`SKIMAGE_VALIDATION_NAMES`, which
     it validates on (split ``validation``), so validation images are never trained on.
     """
-    from linf_tf import data  # lazy: pulls in the codec and scikit-image
+    from linf_tf.learn import data  # lazy: pulls in the codec and scikit-image
 
     if spec == "skimage":
         if split == "validation":
@@ -784,19 +789,10 @@ def _summarise(metrics: Mapping[str, list[float]]) -> dict[str, float]:
 
 # --- export -------------------------------------------------------------------------------------
 
-EXPORT_WEIGHTS_NAME = "generator.weights.h5"
-EXPORT_CONFIG_NAME = "generator.json"
-
 
 def export_generator_weights(generator: keras.Model, config: TrainConfig, directory: str | Path) -> Path:
-    """Write G's weights (``generator.weights.h5``) and the JSON needed to rebuild G; return the dir.
-
-    The JSON holds the architecture options plus the taus and eval slack it was trained/validated
-    with; :func:`load_exported_generator` rebuilds the model from both files.
-    """
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    generator.save_weights(directory / EXPORT_WEIGHTS_NAME)
+    """Write G with :func:`linf_tf.learn.model_io.save_generator`: the architecture options plus the
+    taus and eval slack it was trained/validated with; :func:`load_saved_generator` rebuilds it."""
     architecture = {
         **config.generator_spec,
         "taus": list(config.taus),
@@ -804,17 +800,7 @@ def export_generator_weights(generator: keras.Model, config: TrainConfig, direct
         "eval_slack": config.eval_slack,
         "mode": config.mode,
     }
-    (directory / EXPORT_CONFIG_NAME).write_text(json.dumps(architecture, indent=2) + "\n")
-    return directory
-
-
-def load_exported_generator(directory: str | Path) -> tuple[keras.Model, dict[str, Any]]:
-    """Rebuild G (float32) from :func:`export_generator_weights`'s files; returns (model, its JSON)."""
-    directory = Path(directory)
-    spec = json.loads((directory / EXPORT_CONFIG_NAME).read_text())
-    model = build_from_spec(spec)
-    model.load_weights(directory / EXPORT_WEIGHTS_NAME)
-    return model, spec
+    return save_generator(generator, architecture, directory)
 
 
 # --- the whole run, as train.py drives it -------------------------------------------------------
@@ -822,7 +808,7 @@ def load_exported_generator(directory: str | Path) -> tuple[keras.Model, dict[st
 
 def make_dataset_fn(config: TrainConfig, images: Any, cache: str | None = "") -> DatasetFn:
     """``InputContext -> dataset`` of (x, y, tau) training batches from ``data.make_training_dataset``."""
-    from linf_tf import data  # lazy: pulls in the codec and scikit-image
+    from linf_tf.learn import data  # lazy: pulls in the codec and scikit-image
 
     def dataset_fn(input_context: tf.distribute.InputContext | None) -> tf.data.Dataset:
         return data.make_training_dataset(
@@ -856,7 +842,7 @@ def run_training(
     validation results (empty without validation data). The export goes to ``export_dir``
     (default ``<logdir>/export``), written by the chief only.
     """
-    from linf_tf import data as data_lib  # lazy: pulls in the codec and scikit-image
+    from linf_tf.learn import data as data_lib  # lazy: pulls in the codec and scikit-image
 
     train_fn = make_dataset_fn(config, image_source(data, "train"), cache)
     val_dataset = None
