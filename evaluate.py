@@ -114,7 +114,7 @@ def main(argv: list[str]) -> None:
         evaluate_lib.check_slacks([*slacks, FLAGS.default_slack])
         datasets = {Path(d).name: evaluate_lib.list_images(d, FLAGS.limit) for d in FLAGS.data_dir}
         specs = evaluate_lib.parse_model_specs(",".join(FLAGS.models))
-        models = {name: evaluate_lib.load_restorer(path) for name, path in specs.items()}
+        models = {name: evaluate_lib.load_model(path) for name, path in specs.items()}
         evaluate_lib.check_references(FLAGS.references)
         earlier = [r for path in FLAGS.merge for r in evaluate_lib.read_records(path)]
     except (FileNotFoundError, ValueError) as error:

@@ -67,7 +67,7 @@ from linf_tf.evaluation.report import (  # noqa: F401
 from linf_tf.runtime import WEIGHTS_DIR as DEFAULT_WEIGHTS_DIR  # noqa: F401  (re-exported)
 from linf_tf.runtime.box import check_slacks, max_value_for, to_integer_box  # noqa: F401
 from linf_tf.runtime.litert import TFLiteRestorer  # noqa: F401
-from linf_tf.runtime.registry import load_restorer  # noqa: F401
+from linf_tf.runtime.registry import DEFAULT_MODEL, load_restorer, load_shipped
 from linf_tf.runtime.tf_loaders import KerasRestorer, SavedModelRestorer, receptive_radius  # noqa: F401
 from linf_tf.runtime.tiling import Restorer, restore_tiled  # noqa: F401
 
@@ -75,6 +75,15 @@ log = logging.getLogger(__name__)
 
 
 # --- models -----------------------------------------------------------------------------------
+
+
+def load_model(path: str | Path) -> Restorer:
+    """Evaluation's model loader: ``default`` is the shipped RGB model's *Keras* weights (the reference
+    the README's tables were measured with; ``linf`` runs its LiteRT twin), anything else as
+    :func:`linf_tf.runtime.load_restorer`."""
+    if str(path) == DEFAULT_MODEL:
+        return load_shipped(3, prefer_keras=True)
+    return load_restorer(path)
 
 
 def parse_model_specs(text: str) -> dict[str, str]:

@@ -97,10 +97,11 @@ TFLITE_INPUTS: tuple[str, ...] = ("decoded", "tau", "slack")
 TFLITE_SIGNATURE = "restore"
 GUARD_SCOPE = "input_guard"
 PROJECTION_SCOPE = "box_projection"
-# Kept float32 in the full-int8 model: the box projection and the global residual add y + correction
-# (layer "restored" of linf_tf.learn.models.common.add_global_residual), matched on TFLite tensor names.
+# Kept float32 in the full-int8 model: the input guards, the box projection, the global residual add
+# y + correction (layer "restored" of linf_tf.learn.models.common.add_global_residual) and the output
+# (``StatefulPartitionedCall:0`` when converted from the SavedModel signature), matched on tensor names.
 FLOAT_NODE_PATTERN = re.compile(
-    rf"(^|[/;])({PROJECTION_SCOPE}|{GUARD_SCOPE})/|(^|/)restored(_\d+)?/Add|^Identity"
+    rf"(^|[/;])({PROJECTION_SCOPE}|{GUARD_SCOPE})/|(^|/)restored(_\d+)?/Add|^Identity|^StatefulPartitionedCall:0$"
 )
 # Calibration and parity images: bundled with scikit-image (no download). Calibration uses images the
 # trainer trains on; the parity report uses its held-out validation images (chelsea, camera).
@@ -219,8 +220,8 @@ class RestorationModule(tf.Module):
         max_tau = int(self.max_value) // 2  # the codec's own limit for this pixel range
         checks.append(
             tf.debugging.assert_less_equal(
-                tau, max_tau, message=f"tau must be <= {max_tau} (the codec's limit for max_value "
-                f"{self.max_value:g}); a larger tau would let the output leave the pixel range's bound",
+                tau, max_tau, message=f"tau must be <= {max_tau}, the codec limit for max_value "
+                f"{self.max_value:g} (a larger tau lets the output move further than the bound allows)",
             )
         )
         if self.max_value < self.input_dtype.max:  # e.g. 12-bit data in uint16
