@@ -45,10 +45,14 @@ def restore_tiled(
 ) -> np.ndarray:
     """Restore ``decoded`` (HxW or HxWxC) tile by tile so memory stays bounded on large images.
 
-    Each ``tile`` x ``tile`` block is run with ``overlap`` extra pixels of context on every side
-    (fewer at the image border, where whole-image inference sees the same zero padding), and only
-    its centre is kept. With ``overlap >= restorer.receptive_radius`` the result equals
-    whole-image inference up to float rounding. Returns float pixel values, shape of ``decoded``.
+    Each ``tile`` x ``tile`` block is run with at least ``overlap`` extra pixels of context on every
+    side (or up to the image border, where whole-image inference sees the same zero padding), and
+    only its centre is kept. With ``overlap >= restorer.receptive_radius`` the result equals
+    whole-image inference up to float rounding. Every window has the same size,
+    ``min(tile + 2 * overlap, side)``: windows at the far border are shifted inward (more context,
+    never less) instead of shrinking, so an engine with static shapes (LiteRT) allocates its
+    tensors once per image instead of once per distinct border size. Returns float pixel values,
+    shape of ``decoded``.
     """
     if tile < 1 or overlap < 0:
         raise ValueError(f"need tile >= 1 and overlap >= 0, got tile={tile}, overlap={overlap}")
@@ -66,11 +70,23 @@ def restore_tiled(
     for top in range(0, height, tile):
         for left in range(0, width, tile):
             bottom, right = min(top + tile, height), min(left + tile, width)
-            y0, x0 = max(top - overlap, 0), max(left - overlap, 0)
-            y1, x1 = min(bottom + overlap, height), min(right + overlap, width)
+            y0, y1 = _window(top, height, tile, overlap)
+            x0, x1 = _window(left, width, tile, overlap)
             block = restore_channels(restorer, image[y0:y1, x0:x1], tau, slack, bit_depth)
             restored[top:bottom, left:right] = block[top - y0 : bottom - y0, left - x0 : right - x0]
     return restored.reshape(decoded.shape)
+
+
+def _window(start: int, size: int, tile: int, overlap: int) -> tuple[int, int]:
+    """[begin, end) of the input window for the tile starting at ``start`` along an axis of ``size``:
+    ``overlap`` before the tile, then a fixed length ``min(tile + 2 * overlap, size)``, shifted back
+    inside the image at the far border (which only adds context before the tile)."""
+    length = min(tile + 2 * overlap, size)
+    begin = max(start - overlap, 0)
+    end = begin + length
+    if end > size:
+        begin, end = size - length, size
+    return begin, end
 
 
 def restore_channels(
