@@ -18,6 +18,7 @@ from absl import app, flags
 
 from linf_tf.evaluation import evaluate as evaluate_lib
 from linf_tf.progress import stderr_is_terminal
+from linf_tf.quiet import quiet_script_logs
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string(
@@ -106,6 +107,7 @@ def _overlap(models: dict[str, evaluate_lib.Restorer]) -> int:
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    quiet_script_logs()
     if not FLAGS.data_dir:
         raise app.UsageError("give at least one --data_dir")
     try:

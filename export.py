@@ -20,6 +20,8 @@ from pathlib import Path
 
 from absl import app, flags
 
+from linf_tf.quiet import quiet_script_logs
+
 FLAGS = flags.FLAGS
 # = export_lib.TFLITE_VARIANTS, repeated so that flag errors need no TensorFlow import.
 VARIANTS = ("float32", "float16", "dynamic_int8", "full_int8")
@@ -163,9 +165,11 @@ def _check_flags(argv: list[str]) -> None:
 
 def main(argv: list[str]) -> int:
     _check_flags(argv)
+    quiet_script_logs()
     Path(FLAGS.output_dir).mkdir(parents=True, exist_ok=True)
 
     from linf_tf.learn import export as export_lib  # TensorFlow loads only after the flags are valid
+    from linf_tf.learn import parity
 
     generator = _generator(export_lib)
     channels = generator.inputs[0].shape[-1]
@@ -193,7 +197,7 @@ def main(argv: list[str]) -> int:
     if FLAGS.ship_dir:
         print(f"shipped model: {export_lib.write_shipped_model(generator, FLAGS.ship_dir)}")
     if FLAGS.report:
-        export_lib.parity_report(
+        parity.parity_report(
             generator,
             saved,
             tflite_paths,

@@ -10,10 +10,12 @@ from __future__ import annotations
 from absl import app, flags
 
 from linf_tf import progress
-from linf_tf.learn import trainer as train_lib
+from linf_tf.learn import config as learn_config
+from linf_tf.learn import distribute, run
+from linf_tf.quiet import quiet_script_logs
 
 FLAGS = flags.FLAGS
-DEFAULTS = train_lib.TrainConfig()
+DEFAULTS = learn_config.TrainConfig()
 
 # --- data ---
 flags.DEFINE_string(
@@ -48,7 +50,7 @@ flags.DEFINE_float(
 )
 flags.DEFINE_float("adam_beta1", DEFAULTS.adam_beta1, "Adam beta1 (paper: 0.9).")
 # --- loss ---
-flags.DEFINE_enum("mode", DEFAULTS.mode, list(train_lib.MODES), "What to train (see TrainConfig.mode).")
+flags.DEFINE_enum("mode", DEFAULTS.mode, list(learn_config.MODES), "What to train (see TrainConfig.mode).")
 flags.DEFINE_float("adv_weight", DEFAULTS.adv_weight, "lambda1: adversarial loss weight.")
 flags.DEFINE_float("linf_weight", DEFAULTS.linf_weight, "lambda2: L-inf box loss (Eq. 13) weight.")
 flags.DEFINE_float("gt_weight", DEFAULTS.gt_weight, "lambda3: ground-truth l-inf term weight (0 = paper).")
@@ -79,7 +81,7 @@ flags.DEFINE_float(
     "(short runs need ~0.9 so that inference-mode BN catches up, see TrainConfig).",
 )
 # --- hardware ---
-flags.DEFINE_enum("strategy", "default", list(train_lib.STRATEGIES), "tf.distribute strategy.")
+flags.DEFINE_enum("strategy", "default", list(learn_config.STRATEGIES), "tf.distribute strategy.")
 flags.DEFINE_enum(
     "mixed_precision", DEFAULTS.mixed_precision, ["none", "float16", "bfloat16"],
     "Compute dtype of the network bodies: 'float16' = mixed_float16 + loss scaling (GPUs), "
@@ -113,8 +115,8 @@ flags.register_validator(
 )
 
 
-def config_from_flags() -> train_lib.TrainConfig:
-    return train_lib.TrainConfig(
+def config_from_flags() -> learn_config.TrainConfig:
+    return learn_config.TrainConfig(
         mode=FLAGS.mode,
         channels=FLAGS.channels,
         architecture=FLAGS.architecture,
@@ -160,9 +162,10 @@ def config_from_flags() -> train_lib.TrainConfig:
 
 def main(argv: list[str]) -> None:
     del argv  # everything comes from flags
-    strategy = train_lib.make_strategy(FLAGS.strategy)  # first: multi_worker must precede other TF ops
+    quiet_script_logs()
+    strategy = distribute.make_strategy(FLAGS.strategy)  # first: multi_worker must precede other TF ops
     config = config_from_flags()
-    train_lib.run_training(
+    run.run_training(
         config,
         strategy=strategy,
         data=FLAGS.data,

@@ -81,3 +81,20 @@ def import_tensorflow():  # -> the tensorflow module
         import keras  # noqa: F401  (imports TensorFlow, its backend)
         import tensorflow
     return tensorflow
+
+
+def quiet_script_logs() -> None:
+    """Python-side INFO lines of absl and TensorFlow (``signature_serialization.py``, ``builder_impl.py``
+    ...) in the scripts' normal output: WARNING and above only, unless ``LINF_VERBOSE=1``. Call it
+    at the start of an absl ``main`` (``app.run`` sets the verbosity from its flags before that)."""
+    if verbose():
+        return
+    import logging
+
+    logging.getLogger("tensorflow").setLevel(logging.WARNING)
+    try:
+        from absl import logging as absl_logging
+    except ImportError:  # absl comes with the [train] extra
+        return
+    if absl_logging.get_verbosity() <= absl_logging.INFO:
+        absl_logging.set_verbosity(absl_logging.WARNING)

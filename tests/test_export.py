@@ -23,6 +23,7 @@ import tensorflow as tf
 
 from linf_tf import codec
 from linf_tf.learn import export as export_lib
+from linf_tf.learn import parity
 from linf_tf.learn.models import build_generator, build_inference_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -466,7 +467,7 @@ def test_full_int8_needs_patches_and_known_variant(generator):
 def test_parity_report(generator, saved_models, tflite_models, tmp_path):
     crops = [export_lib.sample_image(name, CHANNELS)[100:140, 100:148] for name in ("chelsea", "moon")]
     images = [crop.copy() for crop in crops]
-    report = export_lib.parity_report(
+    report = parity.parity_report(
         generator, saved_models["uint8_path"], tflite_models, images, taus=(3,), output_dir=tmp_path
     )
     assert report["saved_model"]["restore_float_max_abs_diff"] < 2e-6
@@ -565,7 +566,7 @@ def test_paper_size_generator_parity(tmp_path):
     }
     crops = [export_lib.sample_image(name, CHANNELS)[150:214, 150:214] for name in export_lib.PARITY_IMAGES]
     images = [crop.copy() for crop in crops]
-    report = export_lib.parity_report(model, saved, paths, images, taus=(2, 6), output_dir=tmp_path)
+    report = parity.parity_report(model, saved, paths, images, taus=(2, 6), output_dir=tmp_path)
     assert report["saved_model"]["restore_float_max_abs_diff"] < 1e-5
     for variant, entry in report["tflite"].items():
         assert entry["bound_holds"], variant

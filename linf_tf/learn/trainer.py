@@ -1,12 +1,17 @@
 """Training system of the l-inf CNN: a small GAN trainer for G (restoration) and D (paper §3.3-4.3).
 
-One :class:`TrainConfig` (frozen, every option documented) drives one :class:`Trainer`, which owns
-G, D, their Adam optimizers, the checkpoint, the TensorBoard writer and the validation loop::
+One :class:`~linf_tf.learn.config.TrainConfig` (frozen, every option documented) drives one
+:class:`Trainer`, which owns G, D, their Adam optimizers, the checkpoint and the training loop.
+Validation (:mod:`linf_tf.learn.validation`), TensorBoard summaries (:mod:`linf_tf.learn.summaries`),
+strategies (:mod:`linf_tf.learn.distribute`), model files (:mod:`linf_tf.learn.model_io`) and the
+whole run as ``train.py`` drives it (:mod:`linf_tf.learn.run`) live in their own modules::
 
     strategy = make_strategy("default")
     trainer = Trainer(config, train_dataset_fn, val_dataset, strategy=strategy)
     trainer.train()                       # resumes from config.checkpoint_dir if a checkpoint exists
     export_generator_weights(trainer.generator, config, "out/model")
+
+"Restore" means image restoration only; loading the latest checkpoint is *resuming*.
 
 Schedule (paper §4.2, by epochs): Adam (beta1 = 0.9) at ``learning_rate`` (1e-4), then
 ``final_learning_rate`` (1e-5) for the last ``decay_fraction`` (1/3) of the epochs; the first
@@ -25,289 +30,28 @@ replicas would be a second, easy-to-get-wrong correction.
 from __future__ import annotations
 
 import math
-import os
 import shutil
 import tempfile
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import keras
-import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
 from linf_tf.learn import losses
-from linf_tf.learn.model_io import (  # noqa: F401  (re-exported: the trainer's export API)
-    EXPORT_CONFIG_NAME,
-    EXPORT_WEIGHTS_NAME,
-    load_saved_generator,
-    save_generator,
+from linf_tf.learn.config import (
+    PRECISION_POLICIES,
+    Batch,
+    DatasetFn,
+    NonFiniteLossError,
+    TrainConfig,
 )
-from linf_tf.learn.models import ARCHITECTURES, build_discriminator, build_from_spec, build_inference_model
-
-MODES = ("linf", "single_rate", "mse", "mse_gan", "arcnn")
-# Keras dtype policy per --mixed_precision value: float16 needs loss scaling (GPUs with tensor
-# cores); bfloat16 has float32's exponent range, needs none, and is what AMX/AVX512-BF16 CPUs run fast.
-PRECISION_POLICIES = {"none": None, "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
-MODES_WITH_DISCRIMINATOR = frozenset({"linf", "single_rate", "mse_gan"})
-MODES_WITH_LINF_LOSS = frozenset({"linf", "single_rate"})
-STRATEGIES = ("default", "mirrored", "multi_worker")
-# scikit-image samples held out of training when --data=skimage and --val_data=skimage.
-SKIMAGE_VALIDATION_NAMES = ("chelsea", "camera")
-
-Batch = tuple[tf.Tensor, tf.Tensor, tf.Tensor]  # (x original, y decoded, tau), all float32 in [0, 1]
-DatasetFn = Callable[[tf.distribute.InputContext | None], tf.data.Dataset]
-
-
-class NonFiniteLossError(FloatingPointError):
-    """A loss became NaN or inf; training stopped before the poisoned state was checkpointed."""
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Every option of a training run. Defaults follow the paper (§3.2-4.3) where it gives a value.
-
-    Model
-        mode: ``linf`` (multi-rate l-inf CNN, the paper: MSE + lambda1 adv + lambda2 L-inf, with D),
-            ``single_rate`` (the same loss, exactly one tau), ``mse`` (MSE only, no D), ``mse_gan``
-            (MSE + adversarial, lambda2 = 0) or ``arcnn`` (the ARCNN baseline, MSE only, no D).
-        channels: 1 (gray) or 3 (RGB); training images are converted to it.
-        architecture: ``full`` (the paper's G, every conv at full resolution) or ``unshuffle`` (the
-            body at 1/unshuffle_factor of the resolution, models.build_unshuffle_generator).
-        filters, num_res_units: width and depth of G (paper: 64 maps, 16 residual units).
-        unshuffle_factor: space-to-depth factor of the ``unshuffle`` architecture (2 or 4).
-        tau_conditioning: feed G a plane of the normalised tau (an addition for multi-rate use).
-        arcnn_filters: hidden widths of ARCNN (mode ``arcnn``; original 64, 32, 16).
-        disc_base_filters, disc_dense_units: width of D's first unit and hidden dense layer.
-        disc_filter_multipliers: width of each of D's strided units relative to disc_base_filters
-            (paper: six units, 1, 1, 2, 2, 4, 4); fewer units make a smaller, faster D.
-        batch_norm_momentum: momentum of the moving statistics of every BatchNormalization layer
-            of G and D; None keeps the Keras default 0.99. Short runs need less (e.g. 0.9): after
-            n steps the moving variance still holds 0.99**n of its initial value 1, far above the
-            small variances of residual features, so inference-mode BN (validation, export) would
-            not match training mode until a few thousand steps have passed.
-    Data
-        taus: codec error bounds in pixel units; one tau for ``single_rate``.
-        patch_size, stride: training patches (paper: 64 with stride 32).
-        batch_size: the *global* batch, split between replicas.
-        pixel_max: max pixel value of the data (255 for 8 bits); only used to name taus and to
-            report l-inf errors in pixel units (the data pipeline scales by each image's own max).
-    Schedule
-        epochs: total epochs (paper: 150).
-        steps_per_epoch: G steps per epoch; None = one pass over the training data (counted once).
-        learning_rate, final_learning_rate: Adam rate before / during the last ``decay_fraction``
-            of the epochs (paper: 1e-4 for 100 epochs, then 1e-5 for 50).
-        warmup_fraction: leading fraction of epochs without the adversarial term or D updates
-            (paper: 50 of 150).
-        adam_beta1: Adam's first-moment decay (paper: 0.9); beta2 and epsilon are Keras defaults.
-    Loss (Eq. 14 plus an optional ground-truth term)
-        adv_weight (lambda1), linf_weight (lambda2): the paper gives no values; lambda1 = 1e-3 is
-            SRGAN's. lambda2 = 0.01: the barrier of Eq. 13 has slope 1 at the box edge, far above
-            the MSE's gradient 2|x_hat - x| (~0.04 at tau = 10/255), and with lambda2 = 1 a short
-            run (configs/quickstart.flags) lost ~0.5 dB at tau = 6 instead of breaking even.
-            Modes without D ignore adv_weight; modes other than linf/single_rate ignore linf_weight.
-        gt_weight (lambda3), gt_margin: weight and margin of the ground-truth l-inf term
-            (losses.ground_truth_linf_loss); 0 = the paper's loss.
-        real_label: D's target for real images (one-sided label smoothing, §4.2).
-        linf_epsilon: knee of the safe log barrier of Eq. 13 (losses._barrier).
-    Evaluation and output
-        eval_slack: box half-width kappa (in units of tau) of the projection applied to G's output
-            at evaluation: restored pixels are within (1 + kappa) * tau of the original.
-        eval_every_steps: validate every N steps; 0 = at the end of each epoch only.
-        num_sample_images: validation images written to TensorBoard (original | decoded | restored).
-        logdir: TensorBoard event files.
-        checkpoint_dir: checkpoints; None = ``<logdir>/checkpoints``.
-        checkpoint_every_steps: also checkpoint every N steps (always at the end of each epoch).
-        max_checkpoints: checkpoints kept by the CheckpointManager.
-        max_train_minutes: wall-clock budget of one invocation (0 = none): when it is spent the
-            trainer checkpoints and stops; rerunning the same command resumes. Every validation
-            is also appended to ``<logdir>/validation_log.csv`` (step, epoch, wall time, metrics
-            per tau), the run's log of steps, wall time and gain.
-    Hardware
-        mixed_precision: ``none``, ``float16`` (Keras ``mixed_float16`` + LossScaleOptimizer, GPUs
-            with tensor cores) or ``bfloat16`` (``mixed_bfloat16``, no loss scaling; CPUs with
-            AMX/AVX512-BF16 and TPUs). True / False are read as float16 / none.
-        jit_compile: XLA-compile the forward and backward passes.
-        seed: initial weights (keras.utils.set_random_seed) and data order.
-        show_progress: tqdm progress bar (chief only).
-    """
-
-    mode: str = "linf"
-    channels: int = 3
-    architecture: str = "full"
-    filters: int = 64
-    num_res_units: int = 16
-    unshuffle_factor: int = 2
-    tau_conditioning: bool = True
-    arcnn_filters: tuple[int, ...] = (64, 32, 16)
-    disc_base_filters: int = 64
-    disc_dense_units: int = 1024
-    disc_filter_multipliers: tuple[int, ...] = (1, 1, 2, 2, 4, 4)
-    batch_norm_momentum: float | None = None
-    taus: tuple[int, ...] = (6, 8, 10, 12, 14)
-    patch_size: int = 64
-    stride: int = 32
-    batch_size: int = 16
-    pixel_max: float = 255.0
-    epochs: int = 150
-    steps_per_epoch: int | None = None
-    learning_rate: float = 1e-4
-    final_learning_rate: float = 1e-5
-    decay_fraction: float = 1 / 3
-    warmup_fraction: float = 1 / 3
-    adam_beta1: float = 0.9
-    adv_weight: float = 1e-3
-    linf_weight: float = 0.01
-    gt_weight: float = 0.0
-    gt_margin: float = 1.0
-    real_label: float = 0.9
-    linf_epsilon: float = losses.DEFAULT_LOG_EPSILON
-    eval_slack: float = 0.5
-    eval_every_steps: int = 0
-    num_sample_images: int = 3
-    logdir: str = "runs/linf"
-    checkpoint_dir: str | None = None
-    checkpoint_every_steps: int = 500
-    max_checkpoints: int = 3
-    mixed_precision: str = "none"
-    jit_compile: bool = False
-    seed: int = 0
-    show_progress: bool = True
-    max_train_minutes: float = 0.0
-
-    def __post_init__(self) -> None:
-        if isinstance(self.mixed_precision, bool):  # the flag was a bool before bfloat16 existed
-            object.__setattr__(self, "mixed_precision", "float16" if self.mixed_precision else "none")
-        if self.mixed_precision not in PRECISION_POLICIES:
-            raise ValueError(
-                f"mixed_precision must be one of {tuple(PRECISION_POLICIES)}, got {self.mixed_precision!r}"
-            )
-        if self.architecture not in ARCHITECTURES:
-            raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
-        if self.unshuffle_factor not in (2, 4):
-            raise ValueError(f"unshuffle_factor must be 2 or 4, got {self.unshuffle_factor}")
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
-        if self.mode == "single_rate" and len(self.taus) != 1:
-            raise ValueError(f"mode single_rate trains for exactly one tau, got taus={self.taus}")
-        if not self.taus or min(self.taus) < 0:
-            raise ValueError(f"taus must be non-negative, got {self.taus}")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("epochs and batch_size must be >= 1")
-        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
-            raise ValueError("steps_per_epoch must be >= 1 (or None for one pass over the data)")
-        if not (0.0 <= self.warmup_fraction <= 1.0 and 0.0 <= self.decay_fraction <= 1.0):
-            raise ValueError("warmup_fraction and decay_fraction must lie in [0, 1]")
-        if not 0.0 <= self.eval_slack <= 1.0:
-            raise ValueError(f"eval_slack (kappa) must lie in [0, 1], got {self.eval_slack}")
-
-    @property
-    def generator_spec(self) -> dict[str, Any]:
-        """The network's spec (models.build_from_spec), as written to ``generator.json``."""
-        return {
-            "model": "arcnn" if self.mode == "arcnn" else "linf_cnn",
-            "channels": self.channels,
-            "architecture": self.architecture,
-            "tau_conditioning": self.tau_conditioning,
-            "filters": self.filters,
-            "num_res_units": self.num_res_units,
-            "unshuffle_factor": self.unshuffle_factor,
-            "arcnn_filters": list(self.arcnn_filters),
-        }
-
-    @property
-    def has_discriminator(self) -> bool:
-        return self.mode in MODES_WITH_DISCRIMINATOR
-
-    @property
-    def warmup_epochs(self) -> int:
-        """Epochs [0, warmup_epochs) train G alone (paper: 50 of 150)."""
-        return round(self.epochs * self.warmup_fraction)
-
-    @property
-    def decay_start_epoch(self) -> int:
-        """First epoch at ``final_learning_rate`` (paper: epoch 100 of 150)."""
-        return self.epochs - round(self.epochs * self.decay_fraction)
-
-    @property
-    def loss_weights(self) -> dict[str, float]:
-        """(lambda1, lambda2, lambda3) as the mode uses them."""
-        return {
-            "adv_weight": self.adv_weight if self.has_discriminator else 0.0,
-            "linf_weight": self.linf_weight if self.mode in MODES_WITH_LINF_LOSS else 0.0,
-            "gt_weight": self.gt_weight,
-        }
-
-    @property
-    def resolved_checkpoint_dir(self) -> str:
-        return self.checkpoint_dir or os.path.join(self.logdir, "checkpoints")
-
-    def learning_rate_for(self, epoch: int) -> float:
-        return self.final_learning_rate if epoch >= self.decay_start_epoch else self.learning_rate
-
-    def is_adversarial(self, epoch: int) -> bool:
-        return self.has_discriminator and epoch >= self.warmup_epochs
-
-
-# --- strategies and data ------------------------------------------------------------------------
-
-
-def make_strategy(name: str, devices: list[str] | None = None) -> tf.distribute.Strategy:
-    """``default`` (one device), ``mirrored`` (all local GPUs, else all logical CPUs) or ``multi_worker``.
-
-    Create it first thing in the program: MultiWorkerMirroredStrategy reads TF_CONFIG and must
-    exist before any other TF op runs. ``mirrored`` without GPUs uses every *logical* CPU device,
-    so tests can split one CPU with ``tf.config.set_logical_device_configuration``.
-    """
-    if name == "default":
-        return tf.distribute.get_strategy()
-    if name == "mirrored":
-        if devices is None and not tf.config.list_logical_devices("GPU"):
-            devices = [device.name for device in tf.config.list_logical_devices("CPU")]
-        return tf.distribute.MirroredStrategy(devices)
-    if name == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    raise ValueError(f"strategy must be one of {STRATEGIES}, got {name!r}")
-
-
-def is_chief(strategy: tf.distribute.Strategy) -> bool:
-    """Whether this process writes the real checkpoints, summaries and exports (worker 0)."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or resolver.task_type is None:
-        return True
-    return resolver.task_type == "chief" or (resolver.task_type == "worker" and resolver.task_id == 0)
-
-
-def image_source(spec: str, split: str = "train") -> Any:
-    """Images for ``data.make_*_dataset``: ``skimage``, ``DIR_OR_GLOB[,DIR_OR_GLOB...]`` or
-    ``div2k:MANUAL_DIR``.
-
-    ``skimage`` trains on the scikit-image samples except :data:`SKIMAGE_VALIDATION_NAMES`, which
-    it validates on (split ``validation``), so validation images are never trained on.
-    """
-    from linf_tf.learn import data  # lazy: pulls in the codec and scikit-image
-
-    if spec == "skimage":
-        if split == "validation":
-            return data.skimage_sample_images(SKIMAGE_VALIDATION_NAMES)
-        names = [name for name in data.SKIMAGE_SAMPLE_NAMES if name not in SKIMAGE_VALIDATION_NAMES]
-        return data.skimage_sample_images(names)
-    if spec.startswith("div2k:"):
-        return data.div2k_source(spec.removeprefix("div2k:"), split=split)
-    return [path for part in spec.split(",") if part for path in data.list_image_files(part)]
-
-
-def count_batches(dataset: tf.data.Dataset) -> int:
-    """Batches in one pass over ``dataset`` (iterates it once; an in-memory cache is filled on the way)."""
-    count = int(dataset.cardinality())
-    if count >= 0:
-        return count
-    return int(dataset.reduce(np.int64(0), lambda total, _: total + 1))
-
+from linf_tf.learn.distribute import count_batches, is_chief
+from linf_tf.learn.models import build_discriminator, build_from_spec, build_inference_model
+from linf_tf.learn.summaries import make_summary_writer, write_scalar
+from linf_tf.learn.validation import log_validation, validate
 
 # --- the trainer --------------------------------------------------------------------------------
 
@@ -324,7 +68,7 @@ class Trainer:
         val_dataset: ``(x, y, tau)`` batches of one image (``data.make_validation_dataset``), or None.
         strategy: from :func:`make_strategy`; None = the default strategy.
 
-    The constructor restores the latest checkpoint of ``config.checkpoint_dir``, so re-running the
+    The constructor resumes from the latest checkpoint of ``config.checkpoint_dir``, so re-running the
     same command after the process was killed continues from the last saved step.
     """
 
@@ -348,7 +92,7 @@ class Trainer:
         keras.utils.set_random_seed(config.seed)
         self._build_models_and_optimizers()
         # The optimizers' current rate, tracked in Python; None forces the first step to assign it,
-        # which also overrides a rate restored from a checkpoint written with other flags.
+        # which also overrides a rate loaded from a checkpoint written with other flags.
         self.learning_rate: float | None = None
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
@@ -368,13 +112,13 @@ class Trainer:
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, self._checkpoint_write_dir, max_to_keep=config.max_checkpoints
         )
-        self.restored_from = self._restore()
-        self._writer = self._make_summary_writer()
+        self.resumed_from = self._resume()
+        self._writer = make_summary_writer(self.chief, config.logdir)
         self._g_step = tf.function(self._distributed_generator_step)
         self._d_step = tf.function(self._distributed_discriminator_step)
         self._g_gradients = tf.function(self._generator_gradients, jit_compile=config.jit_compile)
         self._d_gradients = tf.function(self._discriminator_gradients, jit_compile=config.jit_compile)
-        self._restore_fn = self._make_restore_function()
+        self._restore_images = self._make_restore_function()
         self.last_evaluation: tuple[int, dict[str, dict[str, float]]] | None = None  # (step, results)
 
     # --- construction ---------------------------------------------------------------------------
@@ -421,7 +165,7 @@ class Trainer:
         Created inside the strategy scope and built on the model's variables before the first
         step: creating Adam's slot variables lazily inside the first distributed step fails in a
         custom loop under a tf.distribute strategy (keras-team/keras#23085). Building first also
-        lets the checkpoint restore the slots directly instead of deferring the restoration.
+        lets a resumed checkpoint load the slots directly instead of deferring them.
         """
         optimizer = keras.optimizers.Adam(
             learning_rate=self.config.learning_rate, beta_1=self.config.adam_beta1
@@ -439,18 +183,13 @@ class Trainer:
             return directory
         return tempfile.mkdtemp(prefix=f"linf_ckpt_worker{self.strategy.cluster_resolver.task_id}_")
 
-    def _restore(self) -> str | None:
-        """Restore the latest checkpoint of the (chief's) checkpoint dir, if any; return its path."""
+    def _resume(self) -> str | None:
+        """Load the latest checkpoint of the (chief's) checkpoint dir, if any; return its path."""
         latest = tf.train.latest_checkpoint(self.config.resolved_checkpoint_dir)
         if latest is not None:
-            # expect_partial: a checkpoint from a mode without D restores into a Trainer with D.
+            # expect_partial: a checkpoint from a mode without D loads into a Trainer with D.
             self.checkpoint.restore(latest).expect_partial()
         return latest
-
-    def _make_summary_writer(self) -> tf.summary.SummaryWriter:
-        if not self.chief:
-            return tf.summary.create_noop_writer()
-        return tf.summary.create_file_writer(self.config.logdir)
 
     def _make_restore_function(self) -> Callable:
         """G plus the box projection at kappa = eval_slack, for one image of any size."""
@@ -659,101 +398,23 @@ class Trainer:
     def evaluate(
         self, dataset: tf.data.Dataset | None = None, log: bool = False
     ) -> dict[str, dict[str, float]]:
-        """PSNR, SSIM and l-inf of decoded and restored images vs the original, per tau.
-
-        The restored image is G's output projected into the box of half-width ``eval_slack * tau``
-        around the decoded image. Returns ``{tau label: {metric: value}}``: mean PSNR/SSIM over the
-        images, max l-inf (pixel units) over the images, and the gains restored - decoded.
-        With ``log``, writes them (and sample images) to TensorBoard and prints one line per tau.
-        """
+        """PSNR, SSIM and l-inf of decoded and restored images vs the original, per tau
+        (:func:`linf_tf.learn.validation.validate`; restored = G projected into the box of half-width
+        ``eval_slack * tau``). With ``log``, writes them (and sample images) to TensorBoard and the
+        CSV log and prints one line per tau."""
         dataset = self._val_dataset if dataset is None else dataset
         if dataset is None:
             raise ValueError("no validation dataset")
-        per_tau: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-        samples = []
-        for x, y, tau in dataset:
-            restored = self._restore_fn(y, tf.reshape(tau, [-1]))
-            label = f"tau{round(float(tau[0]) * self.config.pixel_max):g}"
-            for name, value in self._image_metrics(x, y, restored).items():
-                per_tau[label][name].append(value)
-            if len(samples) < self.config.num_sample_images:
-                samples.append((label, tf.concat([x, y, restored], axis=2)))
-        results = {label: _summarise(metrics) for label, metrics in per_tau.items()}
-        if dataset is self._val_dataset:
-            self.last_evaluation = (int(self.step.numpy()), results)
-        if log and self.chief:
-            self._log_evaluation(results, samples)
-        return results
-
-    def _image_metrics(self, x: tf.Tensor, y: tf.Tensor, restored: tf.Tensor) -> dict[str, float]:
-        metrics = {}
-        for name, image in (("decoded", y), ("restored", restored)):
-            metrics[f"psnr_{name}"] = float(tf.image.psnr(image, x, max_val=1.0)[0])
-            metrics[f"ssim_{name}"] = float(tf.image.ssim(image, x, max_val=1.0)[0])
-            metrics[f"linf_{name}"] = float(tf.reduce_max(tf.abs(image - x))) * self.config.pixel_max
-        return metrics
-
-    def _log_evaluation(self, results: Mapping[str, Mapping[str, float]], samples: list) -> None:
+        results, samples = validate(
+            self._restore_images, dataset, self.config.pixel_max, self.config.num_sample_images
+        )
         step = int(self.step.numpy())
-        with self._writer.as_default():
-            for label, metrics in results.items():
-                for name, value in metrics.items():
-                    write_scalar(f"validation/{label}/{name}", value, step)
-            for index, (label, strip) in enumerate(samples):
-                write_image(f"samples/{index}_{label}_original_decoded_restored", strip, step)
-        self._append_validation_log(step, results)
-        for label, metrics in sorted(results.items(), key=lambda item: float(item[0][3:])):
-            tqdm.write(
-                f"step {step} validation {label}: PSNR {metrics['psnr_decoded']:.2f} -> "
-                f"{metrics['psnr_restored']:.2f} dB (gain {metrics['psnr_gain']:+.3f} dB), "
-                f"SSIM {metrics['ssim_decoded']:.4f} -> {metrics['ssim_restored']:.4f}, "
-                f"l-inf {metrics['linf_decoded']:.0f} -> {metrics['linf_restored']:.1f}"
-            )
-
-
-    def _append_validation_log(self, step: int, results: Mapping[str, Mapping[str, float]]) -> None:
-        """One CSV row per tau: the run's durable log of steps, wall time and validation gain."""
-        path = Path(self.config.logdir) / VALIDATION_LOG
-        path.parent.mkdir(parents=True, exist_ok=True)
-        names = sorted({name for metrics in results.values() for name in metrics})
-        new_file = not path.is_file()
-        with path.open("a", encoding="utf-8") as log_file:
-            if new_file:
-                log_file.write(",".join(["step", "epoch", "wall_time", "tau", *names]) + "\n")
+        if dataset is self._val_dataset:
+            self.last_evaluation = (step, results)
+        if log and self.chief:
             epoch = step / self.steps_per_epoch
-            for label, metrics in sorted(results.items(), key=lambda item: float(item[0][3:])):
-                values = [f"{metrics.get(name, math.nan):.6g}" for name in names]
-                fields = [str(step), f"{epoch:.3f}", f"{time.time():.1f}", label[3:], *values]
-                log_file.write(",".join(fields))
-                log_file.write("\n")
-
-
-VALIDATION_LOG = "validation_log.csv"
-
-
-def _plugin_metadata(plugin_name: str) -> Any:
-    return tf.compat.v1.SummaryMetadata(
-        plugin_data=tf.compat.v1.SummaryMetadata.PluginData(plugin_name=plugin_name)
-    )
-
-
-def write_scalar(tag: str, value: float, step: int) -> None:
-    """A TensorBoard scalar via the core ``tf.summary.write``.
-
-    ``tf.summary.scalar``/``image`` are implemented by the ``tensorboard`` package, which TF 2.21
-    no longer installs (TBNotInstalledError); the core writer plus the plugin metadata those
-    functions would attach produce the same events, readable by any TensorBoard.
-    """
-    tf.summary.write(tag, tf.constant(value, tf.float32), step=step, metadata=_plugin_metadata("scalars"))
-
-
-def write_image(tag: str, image: tf.Tensor, step: int) -> None:
-    """One (1, H, W, C) float image in [0, 1] as a TensorBoard image (the images plugin's format:
-    the strings [width, height, PNG])."""
-    pixels = tf.cast(tf.round(tf.clip_by_value(image[0], 0.0, 1.0) * 255.0), tf.uint8)
-    height, width = pixels.shape[0], pixels.shape[1]
-    tensor = tf.stack([tf.as_string(width), tf.as_string(height), tf.image.encode_png(pixels)])
-    tf.summary.write(tag, tensor, step=step, metadata=_plugin_metadata("images"))
+            log_validation(self._writer, step, epoch, results, samples, self.config.logdir)
+        return results
 
 
 def _set_batch_norm_momentum(model: keras.Model | None, momentum: float | None) -> None:
@@ -774,103 +435,3 @@ def _scale_loss(optimizer: keras.optimizers.Optimizer, loss: tf.Tensor) -> tf.Te
     if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
         return optimizer.scale_loss(loss)
     return loss
-
-
-def _summarise(metrics: Mapping[str, list[float]]) -> dict[str, float]:
-    summary = {
-        name: (max(values) if name.startswith("linf") else float(np.mean(values)))
-        for name, values in metrics.items()
-    }
-    summary["psnr_gain"] = summary["psnr_restored"] - summary["psnr_decoded"]
-    summary["ssim_gain"] = summary["ssim_restored"] - summary["ssim_decoded"]
-    summary["linf_gain"] = summary["linf_decoded"] - summary["linf_restored"]
-    return summary
-
-
-# --- export -------------------------------------------------------------------------------------
-
-
-def export_generator_weights(generator: keras.Model, config: TrainConfig, directory: str | Path) -> Path:
-    """Write G with :func:`linf_tf.learn.model_io.save_generator`: the architecture options plus the
-    taus and eval slack it was trained/validated with; :func:`load_saved_generator` rebuilds it."""
-    architecture = {
-        **config.generator_spec,
-        "taus": list(config.taus),
-        "pixel_max": config.pixel_max,
-        "eval_slack": config.eval_slack,
-        "mode": config.mode,
-    }
-    return save_generator(generator, architecture, directory)
-
-
-# --- the whole run, as train.py drives it -------------------------------------------------------
-
-
-def make_dataset_fn(config: TrainConfig, images: Any, cache: str | None = "") -> DatasetFn:
-    """``InputContext -> dataset`` of (x, y, tau) training batches from ``data.make_training_dataset``."""
-    from linf_tf.learn import data  # lazy: pulls in the codec and scikit-image
-
-    def dataset_fn(input_context: tf.distribute.InputContext | None) -> tf.data.Dataset:
-        return data.make_training_dataset(
-            images,
-            taus=config.taus,
-            patch_size=config.patch_size,
-            stride=config.stride,
-            batch_size=config.batch_size,
-            seed=config.seed,
-            cache=cache,
-            input_context=input_context,
-            channels=config.channels,
-        )
-
-    return dataset_fn
-
-
-def run_training(
-    config: TrainConfig,
-    *,
-    strategy: tf.distribute.Strategy | None = None,
-    data: str = "skimage",
-    val_data: str | None = "skimage",
-    val_crop_size: int | None = 256,
-    cache: str | None = "",
-    export_dir: str | None = None,
-) -> tuple[Trainer, dict[str, dict[str, float]]]:
-    """Build the datasets and the Trainer, train (resuming if possible), validate, export G.
-
-    ``data``/``val_data`` use :func:`image_source`'s syntax. Returns the trainer and the final
-    validation results (empty without validation data). The export goes to ``export_dir``
-    (default ``<logdir>/export``), written by the chief only.
-    """
-    from linf_tf.learn import data as data_lib  # lazy: pulls in the codec and scikit-image
-
-    train_fn = make_dataset_fn(config, image_source(data, "train"), cache)
-    val_dataset = None
-    if val_data:
-        val_dataset = data_lib.make_validation_dataset(
-            image_source(val_data, "validation"),
-            taus=config.taus,
-            crop_size=val_crop_size,
-            channels=config.channels,
-            cache="",  # validation images are compressed once, then reused at every evaluation
-        )
-    trainer = Trainer(config, train_fn, val_dataset, strategy=strategy)
-    if trainer.chief:
-        where = f"resuming from {trainer.restored_from}" if trainer.restored_from else "starting from scratch"
-        tqdm.write(
-            f"{config.mode}: {trainer.total_steps} steps ({config.epochs} epochs x "
-            f"{trainer.steps_per_epoch}), {where} at step {int(trainer.step.numpy())}"
-        )
-    trainer.train()
-    trainer.release_input()
-    results: dict[str, dict[str, float]] = {}
-    if val_dataset is not None and trainer.chief:
-        already = trainer.last_evaluation
-        fresh = already is not None and already[0] == int(trainer.step.numpy())
-        results = already[1] if fresh else trainer.evaluate(log=True)
-    if trainer.chief:
-        exported = export_generator_weights(
-            trainer.generator, config, export_dir or os.path.join(config.logdir, "export")
-        )
-        tqdm.write(f"generator weights exported to {exported}")
-    return trainer, results
