@@ -18,6 +18,7 @@ import argparse
 import csv
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -54,18 +55,24 @@ def test_images() -> dict[str, np.ndarray]:
     return {"512x512": astronaut, "2000x1500": np.clip(np.rint(large), 0, 255).astype(np.uint8)}
 
 
-def cold_restore(stream: Path, target: Path, model: str | None) -> tuple[float, str]:
-    """Wall seconds of one cold CLI run and its stderr (TF_IMPORTED appended if TF was loaded)."""
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def cold_restore(stream: Path, target: Path, model: str | None) -> tuple[float, float, str]:
+    """Wall and CPU seconds (user + system, independent of other jobs' load) of one cold CLI run,
+    and its stderr (TF_IMPORTED appended if TF was loaded)."""
     command = [sys.executable, "-c", CHECK_NO_TF, "decompress", str(stream), "--restore"]
     command += ["-o", str(target), "-f"]
     if model:
         command += ["--model", model]
-    start = time.perf_counter()
+    cpu_before, start = _children_cpu(), time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, _children_cpu() - cpu_before
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-2000:]}")
-    return seconds, result.stderr
+    return seconds, cpu, result.stderr
 
 
 def parity(a: np.ndarray, b: np.ndarray) -> tuple[float, int]:
@@ -89,15 +96,17 @@ def run(repeats: int, output_dir: Path, engines: list[str], sizes: list[str]) ->
             for engine in engines:
                 model = ENGINES[engine]
                 target = work / f"{name}_{engine}.png"
-                timings, stderr = [], ""
+                timings, cpu_times, stderr = [], [], ""
                 for _ in range(repeats):
-                    seconds, stderr = cold_restore(stream, target, model)
+                    seconds, cpu, stderr = cold_restore(stream, target, model)
                     timings.append(seconds)
+                    cpu_times.append(cpu)
                 restored[engine] = read_image(target).pixels
                 rows.append({
                     "image": name, "engine": engine, "repeats": repeats,
                     "load_average_1min": round(os.getloadavg()[0], 2),
                     "median_s": round(statistics.median(timings), 3), "min_s": round(min(timings), 3),
+                    "cpu_s": round(statistics.median(cpu_times), 3),
                     "tensorflow_imported": "TF_IMPORTED" in stderr,
                     "stderr_lines": len([line for line in stderr.splitlines() if line != "TF_IMPORTED"]),
                 })  # fmt: skip
@@ -122,13 +131,13 @@ def run(repeats: int, output_dir: Path, engines: list[str], sizes: list[str]) ->
 
 def markdown(rows: list[dict]) -> str:
     lines = [
-        "| image | engine | cold median (s) | min (s) | load avg | TF imported | stderr lines "
+        "| image | engine | cold median (s) | min (s) | CPU (s) | load avg | TF imported | stderr lines "
         "| within 1 level of Keras | max diff |",
-        "|---|---|---:|---:|---:|---|---:|---:|---:|",
+        "|---|---|---:|---:|---:|---:|---|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['image']} | {r['engine']} | {r['median_s']:.2f} | {r['min_s']:.2f} | "
+            f"| {r['image']} | {r['engine']} | {r['median_s']:.2f} | {r['min_s']:.2f} | {r['cpu_s']:.2f} | "
             f"{r['load_average_1min']:.1f} | "
             f"{'yes' if r['tensorflow_imported'] else 'no'} | {r['stderr_lines']} | "
             f"{100 * r['within_1_level_of_keras']:.3f} % | {r['max_diff_levels']} |"
