@@ -1,5 +1,7 @@
 # linf-tf. A fresh clone needs only `make demo` and `make test`: both create .venv,
-# install the pinned dependencies from setup.py and build the C extension.
+# install the pinned dependencies from setup.py and build the C extension. `make demo` installs the
+# base package (codec + CLI + LiteRT restoration, no TensorFlow); `make test` installs everything
+# (".[dev]"), runs pytest and the sanitized C tests, and checks the base package alone in a fresh venv.
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
@@ -8,6 +10,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+BASE_STAMP := $(VENV)/.installed-base
 # Anything that changes the extension or the pins triggers a re-install (and a C rebuild).
 INSTALL_DEPS := setup.py pyproject.toml $(wildcard csrc/include/*.h csrc/src/*.c csrc/src/*.h linf_tf/_linfcodec.c)
 CORE_SOURCES := $(wildcard csrc/src/*.c)
@@ -30,11 +33,12 @@ CORPUS := fuzz-corpus
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PIP_NO_INPUT := 1
 
-.PHONY: help install demo test pytest sanitize tsan fuzz fuzz-decode fuzz-roundtrip lint bench clean distclean
+.PHONY: help install demo test pytest base-smoke sanitize tsan fuzz fuzz-decode fuzz-roundtrip lint bench clean distclean
 
 help:
 	@echo "make demo       create .venv, build the codec, run the demo"
-	@echo "make test       create .venv, build the codec, run pytest and the sanitized C tests"
+	@echo "make test       create .venv, build the codec, run pytest, the sanitized C tests and the base-install smoke test"
+	@echo "make base-smoke pip install . (no extras) in a fresh /tmp venv: codec + LiteRT restore, no TensorFlow"
 	@echo "make sanitize   C unit tests under AddressSanitizer + UBSan (gcc)"
 	@echo "make tsan       C unit tests under ThreadSanitizer (gcc): the threaded stripe coding"
 	@echo "make fuzz       libFuzzer harnesses (clang); FUZZ_RUNS=$(FUZZ_RUNS), make -j2 fuzz for 2 cores"
@@ -45,14 +49,21 @@ help:
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
+# Everything (tests, training, serving, arrays); it also satisfies the base install.
 $(STAMP): $(INSTALL_DEPS) | $(PY)
 	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install -e ".[dev]"
+	touch $@ $(BASE_STAMP)
+
+# The base package only: what the demo needs.
+$(BASE_STAMP): $(INSTALL_DEPS) | $(PY)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -e .
 	touch $@
 
 install: $(STAMP)
 
-demo: $(STAMP)
+demo: $(BASE_STAMP)
 	$(PY) -m linf_tf.demo
 
 # pytest exit code 5 means "no tests collected": that is a broken suite, never a pass.
@@ -60,7 +71,10 @@ pytest: $(STAMP)
 	$(PY) -m pytest -q || { rc=$$?; \
 		if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; fi; exit $$rc; }
 
-test: pytest sanitize
+test: pytest sanitize base-smoke
+
+base-smoke:
+	PYTHON=$(PYTHON) bash scripts/base_smoke.sh
 
 sanitize:
 	bash csrc/tests/run_sanitized.sh
@@ -101,7 +115,7 @@ bench: $(STAMP)
 
 clean:
 	rm -rf build dist *.egg-info $(BUILD) $(CORPUS) .pytest_cache .ruff_cache .hypothesis
-	rm -f linf_tf/*.so $(STAMP)
+	rm -f linf_tf/*.so $(STAMP) $(BASE_STAMP)
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean

@@ -16,8 +16,9 @@ from pathlib import Path
 
 from absl import app, flags
 
-from linf_tf import evaluate_lib
+from linf_tf.evaluation import evaluate as evaluate_lib
 from linf_tf.progress import stderr_is_terminal
+from linf_tf.quiet import quiet_script_logs
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string(
@@ -106,6 +107,7 @@ def _overlap(models: dict[str, evaluate_lib.Restorer]) -> int:
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    quiet_script_logs()
     if not FLAGS.data_dir:
         raise app.UsageError("give at least one --data_dir")
     try:
@@ -114,7 +116,7 @@ def main(argv: list[str]) -> None:
         evaluate_lib.check_slacks([*slacks, FLAGS.default_slack])
         datasets = {Path(d).name: evaluate_lib.list_images(d, FLAGS.limit) for d in FLAGS.data_dir}
         specs = evaluate_lib.parse_model_specs(",".join(FLAGS.models))
-        models = {name: evaluate_lib.load_restorer(path) for name, path in specs.items()}
+        models = {name: evaluate_lib.load_model(path) for name, path in specs.items()}
         evaluate_lib.check_references(FLAGS.references)
         earlier = [r for path in FLAGS.merge for r in evaluate_lib.read_records(path)]
     except (FileNotFoundError, ValueError) as error:

@@ -10,7 +10,7 @@ or, naming the files the trainer exported:
 
 Writes ``OUT/serving/<model_name>/<version>/`` (serve it with the commands in serving/README.md),
 ``OUT/tflite/<model_name>_<variant>.tflite`` and ``OUT/report.json`` + ``OUT/report.md``.
-Flags only; the work is done by ``linf_tf.export_lib``.
+Flags only; the work is done by ``linf_tf.learn.export``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ import json
 from pathlib import Path
 
 from absl import app, flags
+
+from linf_tf.quiet import quiet_script_logs
 
 FLAGS = flags.FLAGS
 # = export_lib.TFLITE_VARIANTS, repeated so that flag errors need no TensorFlow import.
@@ -51,6 +53,11 @@ flags.DEFINE_bool(
     "allow_untrained",
     False,
     "Without --weights, export a freshly initialised model (tiny unless --config); demos/tests only.",
+)
+flags.DEFINE_string(
+    "ship_dir", None,
+    "Also write the shipped-model LiteRT files (linf_float32/16.tflite with the 'restore' signature) and "
+    "manifest.json into this folder, e.g. linf_tf/weights/rgb.",
 )
 flags.DEFINE_bool("overwrite", False, "Replace an existing serving/<model_name>/<version> directory.")
 flags.DEFINE_bool("report", True, "Compare every export with the Keras model and write report.json/.md.")
@@ -91,7 +98,7 @@ flags.register_validator(
 
 def _generator(export_lib):
     """Load the trained generator, or build an untrained one when that is explicitly allowed."""
-    from linf_tf.models import build_generator
+    from linf_tf.learn.models import build_generator
 
     if FLAGS.weights:
         return export_lib.load_generator(FLAGS.weights, FLAGS.config)
@@ -117,9 +124,9 @@ def _resolve_checkpoint() -> None:
     if FLAGS.weights or FLAGS.config:
         raise app.UsageError("give either --checkpoint or --weights/--config, not both")
     if FLAGS.checkpoint == "default":
-        from linf_tf.evaluate_lib import DEFAULT_WEIGHTS_DIR  # no TensorFlow import
+        from linf_tf.runtime.registry import pick_shipped_model  # no TensorFlow import
 
-        FLAGS.checkpoint = str(DEFAULT_WEIGHTS_DIR)
+        FLAGS.checkpoint = str(pick_shipped_model(FLAGS.channels).folder)
     for folder in (Path(FLAGS.checkpoint), Path(FLAGS.checkpoint) / "export"):
         weights, config = folder / "generator.weights.h5", folder / "generator.json"
         if weights.is_file() and config.is_file():
@@ -158,9 +165,11 @@ def _check_flags(argv: list[str]) -> None:
 
 def main(argv: list[str]) -> int:
     _check_flags(argv)
+    quiet_script_logs()
     Path(FLAGS.output_dir).mkdir(parents=True, exist_ok=True)
 
-    from linf_tf import export_lib  # TensorFlow loads only after the flags are known to be valid
+    from linf_tf.learn import export as export_lib  # TensorFlow loads only after the flags are valid
+    from linf_tf.learn import parity
 
     generator = _generator(export_lib)
     channels = generator.inputs[0].shape[-1]
@@ -185,8 +194,10 @@ def main(argv: list[str]) -> int:
             generator, path, variant=variant, channels=channels, representative_patches=patches
         )
         print(f"TFLite {variant}: {path} ({path.stat().st_size:,} bytes)")
+    if FLAGS.ship_dir:
+        print(f"shipped model: {export_lib.write_shipped_model(generator, FLAGS.ship_dir)}")
     if FLAGS.report:
-        export_lib.parity_report(
+        parity.parity_report(
             generator,
             saved,
             tflite_paths,

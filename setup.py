@@ -1,7 +1,14 @@
 """Build and install linf-tf: the C codec extension plus the Python package.
 
-All third-party versions are pinned here and nowhere else (``PINS``); the Makefile installs
-``.[dev]`` so a fresh virtual environment gets exactly these versions.
+All third-party versions are pinned here and nowhere else (``PINS``).
+
+* ``pip install .``            the codec, the ``linf`` CLI and LiteRT restoration with the shipped
+                               models: no TensorFlow (layers ``codec`` and ``runtime``)
+* ``pip install ".[train]"``   + TensorFlow, Keras, tensorflow-datasets, absl, TensorBoard,
+                               matplotlib: training, export, evaluation (``learn``, ``evaluation``)
+* ``pip install ".[serving]"`` + the TF Serving gRPC client API (serving/client.py --grpc)
+* ``pip install ".[zarr]"``    + numcodecs / Zarr v3 / Dask
+* ``pip install ".[dev]"``     everything above plus the test and lint tools (what ``make test`` uses)
 """
 
 from glob import glob
@@ -9,7 +16,7 @@ from glob import glob
 from setuptools import Extension, find_packages, setup
 
 PINS = {
-    # runtime: codec, I/O, CLI
+    # base: codec, I/O, CLI, LiteRT restoration
     "numpy": "2.4.6",
     "scikit-image": "0.26.0",
     "imagecodecs": "2026.3.6",
@@ -17,17 +24,18 @@ PINS = {
     "pydicom": "3.0.2",
     "opencv-python-headless": "5.0.0.93",
     "tqdm": "4.70.1",
-    "matplotlib": "3.11.2",
     "pillow": "13.0.0",  # pydicom's decoder for JPEG 2000 / JPEG baseline DICOM pixel data
-    # learning and deployment
+    "ai-edge-litert": "2.3.0",
+    # [train]: learning, export, evaluation
+    "matplotlib": "3.11.2",
     "tensorflow": "2.21.0",
     "keras": "3.15.1",
     "tensorflow-datasets": "4.9.10",
     "importlib_resources": "7.1.0",  # tensorflow-datasets' builders import it but do not declare it
     "absl-py": "2.5.1",
-    "ai-edge-litert": "2.3.0",
-    "tensorflow-serving-api": "2.21.0",  # gRPC client of serving/client.py
     "tensorboard": "2.21.0",  # viewing the training summaries (TF 2.21 no longer installs it)
+    # [serving]
+    "tensorflow-serving-api": "2.21.0",  # gRPC client of serving/client.py
     # development
     "pytest": "9.2.0",
     "hypothesis": "6.170.15",
@@ -41,14 +49,18 @@ PINS = {
     "zfpy": "1.0.1",  # not 1.0.1.post0: numcodecs 0.16 cannot parse that version and its registry breaks
 }
 
-RUNTIME = [
+BASE = [  # codec + CLI + LiteRT restoration
     "numpy", "scikit-image", "imagecodecs", "tifffile", "pydicom", "opencv-python-headless",
-    "tqdm", "matplotlib", "pillow", "tensorflow", "keras", "tensorflow-datasets", "importlib_resources",
-    "absl-py", "ai-edge-litert", "tensorflow-serving-api", "tensorboard",
+    "tqdm", "pillow", "ai-edge-litert",
 ]
+TRAIN = [
+    "tensorflow", "keras", "tensorflow-datasets", "importlib_resources", "absl-py", "tensorboard",
+    "matplotlib",
+]
+SERVING = ["tensorflow-serving-api"]
 ZARR = ["numcodecs", "zarr", "dask", "distributed"]
 ARRAY_BENCH = ["pysz", "zfpy"]
-DEV = ["pytest", "hypothesis", "ruff", *ZARR, *ARRAY_BENCH]
+DEV = [*TRAIN, *SERVING, "pytest", "hypothesis", "ruff", *ZARR, *ARRAY_BENCH]
 
 
 def pinned(names: list[str]) -> list[str]:
@@ -71,10 +83,15 @@ setup(
     description="Near-lossless (L-infinity bounded) image codec with an L-infinity-constrained CNN decoder",
     python_requires=">=3.10",
     packages=find_packages(include=["linf_tf", "linf_tf.*"]),
-    package_data={"linf_tf": ["weights/*"]},
+    package_data={"linf_tf": ["weights/*/*"]},  # one folder per shipped model (rgb/, gray/, ...)
     ext_modules=[codec_extension],
-    install_requires=pinned(RUNTIME),
-    extras_require={"dev": pinned(DEV), "zarr": pinned(ZARR)},
+    install_requires=pinned(BASE),
+    extras_require={
+        "train": pinned(TRAIN),
+        "serving": pinned(SERVING),
+        "zarr": pinned(ZARR),
+        "dev": pinned(DEV),
+    },
     entry_points={
         "console_scripts": ["linf=linf_tf.cli:main"],
         "numcodecs.codecs": ["linf=linf_tf.numcodecs_codec:LinfCodec"],

@@ -1,6 +1,6 @@
 """Train the l-inf CNN (or a baseline): ``python train.py --flagfile=configs/linf_multirate.flags``.
 
-Flags only: everything else lives in ``linf_tf.train_lib``. Re-running the same command resumes
+Flags only: everything else lives in ``linf_tf.learn.trainer``. Re-running the same command resumes
 from the latest checkpoint in ``--checkpoint_dir`` (default ``<logdir>/checkpoints``). Flags given
 after ``--flagfile`` override the file, e.g. ``--flagfile=configs/quickstart.flags --epochs=1``.
 """
@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from absl import app, flags
 
-from linf_tf import progress, train_lib
+from linf_tf import progress
+from linf_tf.learn import config as learn_config
+from linf_tf.learn import distribute, run
+from linf_tf.quiet import quiet_script_logs
 
 FLAGS = flags.FLAGS
-DEFAULTS = train_lib.TrainConfig()
+DEFAULTS = learn_config.TrainConfig()
 
 # --- data ---
 flags.DEFINE_string(
@@ -20,7 +23,7 @@ flags.DEFINE_string(
     "skimage",
     "Training images: 'skimage' (bundled samples), a directory or glob of PNG/TIFF/BMP "
     "files (several, comma-separated, are joined), or 'div2k:MANUAL_DIR' (DIV2K zips placed by "
-    "hand, see linf_tf.data.div2k_source).",
+    "hand, see linf_tf.learn.data.div2k_source).",
 )
 flags.DEFINE_string(
     "val_data",
@@ -47,7 +50,7 @@ flags.DEFINE_float(
 )
 flags.DEFINE_float("adam_beta1", DEFAULTS.adam_beta1, "Adam beta1 (paper: 0.9).")
 # --- loss ---
-flags.DEFINE_enum("mode", DEFAULTS.mode, list(train_lib.MODES), "What to train (see TrainConfig.mode).")
+flags.DEFINE_enum("mode", DEFAULTS.mode, list(learn_config.MODES), "What to train (see TrainConfig.mode).")
 flags.DEFINE_float("adv_weight", DEFAULTS.adv_weight, "lambda1: adversarial loss weight.")
 flags.DEFINE_float("linf_weight", DEFAULTS.linf_weight, "lambda2: L-inf box loss (Eq. 13) weight.")
 flags.DEFINE_float("gt_weight", DEFAULTS.gt_weight, "lambda3: ground-truth l-inf term weight (0 = paper).")
@@ -78,7 +81,7 @@ flags.DEFINE_float(
     "(short runs need ~0.9 so that inference-mode BN catches up, see TrainConfig).",
 )
 # --- hardware ---
-flags.DEFINE_enum("strategy", "default", list(train_lib.STRATEGIES), "tf.distribute strategy.")
+flags.DEFINE_enum("strategy", "default", list(learn_config.STRATEGIES), "tf.distribute strategy.")
 flags.DEFINE_enum(
     "mixed_precision", DEFAULTS.mixed_precision, ["none", "float16", "bfloat16"],
     "Compute dtype of the network bodies: 'float16' = mixed_float16 + loss scaling (GPUs), "
@@ -112,8 +115,8 @@ flags.register_validator(
 )
 
 
-def config_from_flags() -> train_lib.TrainConfig:
-    return train_lib.TrainConfig(
+def config_from_flags() -> learn_config.TrainConfig:
+    return learn_config.TrainConfig(
         mode=FLAGS.mode,
         channels=FLAGS.channels,
         architecture=FLAGS.architecture,
@@ -159,9 +162,10 @@ def config_from_flags() -> train_lib.TrainConfig:
 
 def main(argv: list[str]) -> None:
     del argv  # everything comes from flags
-    strategy = train_lib.make_strategy(FLAGS.strategy)  # first: multi_worker must precede other TF ops
+    quiet_script_logs()
+    strategy = distribute.make_strategy(FLAGS.strategy)  # first: multi_worker must precede other TF ops
     config = config_from_flags()
-    train_lib.run_training(
+    run.run_training(
         config,
         strategy=strategy,
         data=FLAGS.data,

@@ -59,7 +59,7 @@ import imagecodecs
 import numpy as np
 from tqdm import tqdm
 
-from linf_tf import codec
+from linf_tf import codec, pixels
 from linf_tf.imageio import ImageData, is_supported_image, read_image
 
 DEFAULT_TAUS = (0, 1, 2, 4, 6, 8, 10, 12, 14)
@@ -158,10 +158,9 @@ def max_abs_error(original: np.ndarray, decoded: np.ndarray) -> int:
 
 
 def psnr(original: np.ndarray, decoded: np.ndarray, bit_depth: int) -> float:
-    difference = original.astype(np.float64) - decoded.astype(np.float64)
-    mse = float(np.mean(difference * difference))
-    peak = float((1 << bit_depth) - 1)
-    return math.inf if mse == 0.0 else 10.0 * math.log10(peak * peak / mse)
+    """The library's PSNR (stacks are flattened to one plane of samples first)."""
+    flat = (lambda a: a.reshape(a.shape[0], -1)) if original.ndim > 3 else (lambda a: a)
+    return pixels.psnr(flat(original), flat(decoded), pixels.max_value_for(bit_depth))
 
 
 def luma(rgb: np.ndarray) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Inference speed of the l-inf CNN generator on CPU: Keras vs SavedModel vs the four TFLite variants.
 
 One generator (built, or loaded with --weights/--config) is exported to a temporary directory as a
-SavedModel and as every requested TFLite variant (``linf_tf.export_lib``), then each format restores
+SavedModel and as every requested TFLite variant (``linf_tf.learn.export``), then each format restores
 real decoded images of each size and its throughput is measured in megapixels per second:
 
     keras         the projected inference model (``build_inference_model``) called through a
@@ -181,8 +181,8 @@ def configure_threads(threads: int) -> None:
 def make_generator(args: argparse.Namespace) -> tuple[Any, str]:
     import keras
 
-    from linf_tf import export_lib
-    from linf_tf.models import build_generator
+    from linf_tf.learn import export as export_lib
+    from linf_tf.learn.models import build_generator
 
     if args.weights is not None:
         generator = export_lib.load_generator(args.weights, args.config)
@@ -213,7 +213,7 @@ def export_all(generator: Any, args: argparse.Namespace, workdir: Path) -> dict[
     """Write every requested format under ``workdir``: {variant: {"path", "size_bytes", "export_s"}}."""
     from tqdm import tqdm
 
-    from linf_tf import export_lib
+    from linf_tf.learn import export as export_lib
 
     exports: dict[str, dict[str, Any]] = {}
     patches = None
@@ -249,7 +249,7 @@ def test_image(size: int, channels: int) -> tuple[np.ndarray, np.ndarray]:
     from skimage.transform import resize
 
     from linf_tf import codec
-    from linf_tf.export_lib import sample_image
+    from linf_tf.learn.export import sample_image
 
     source = sample_image(SOURCE_IMAGE, channels)
     resized = resize(source, (size, size, channels), order=3, preserve_range=True, anti_aliasing=True)
@@ -311,24 +311,17 @@ class SavedModelRunner(Runner):
 
 
 class TFLiteRunner(Runner):
-    def __init__(self, path: Path, decoded: np.ndarray, threads: int) -> None:
-        from ai_edge_litert.interpreter import Interpreter
+    """The runtime's LiteRT session (``linf_tf.runtime.litert``), allocated for this image once."""
 
-        self._interpreter = Interpreter(model_path=str(path), num_threads=threads)
-        inputs = {detail["name"]: detail for detail in self._interpreter.get_input_details()}
+    def __init__(self, path: Path, decoded: np.ndarray, threads: int) -> None:
+        from linf_tf.runtime.litert import TFLiteSession
+
+        self._session = TFLiteSession(path, num_threads=threads)
         self._image = decoded[None].astype(np.float32) / 255.0
-        self._index = {name: inputs[name]["index"] for name in ("decoded", "tau", "slack")}
-        self._interpreter.resize_tensor_input(self._index["decoded"], list(self._image.shape))
-        self._interpreter.allocate_tensors()
-        self._output = self._interpreter.get_output_details()[0]["index"]
+        self._session.run(self._image, TAU / 255.0, SLACK)  # allocates (XNNPACK set-up) once
 
     def __call__(self) -> np.ndarray:
-        interpreter = self._interpreter
-        interpreter.set_tensor(self._index["decoded"], self._image)
-        interpreter.set_tensor(self._index["tau"], np.array([TAU / 255.0], np.float32))
-        interpreter.set_tensor(self._index["slack"], np.array([SLACK], np.float32))
-        interpreter.invoke()
-        return interpreter.get_tensor(self._output)[0]
+        return self._session.run(self._image, TAU / 255.0, SLACK)[0]
 
 
 class TiledRunner(Runner):
@@ -338,7 +331,7 @@ class TiledRunner(Runner):
         self._restorer, self._decoded, self._tile, self._overlap = restorer, decoded, tile, overlap
 
     def __call__(self) -> np.ndarray:
-        from linf_tf.evaluate_lib import restore_tiled
+        from linf_tf.evaluation.evaluate import restore_tiled
 
         restored = restore_tiled(
             self._restorer, self._decoded, TAU, SLACK, tile=self._tile, overlap=self._overlap, bit_depth=8
@@ -347,13 +340,13 @@ class TiledRunner(Runner):
 
 
 def tiled_restorer(variant: str, exports: dict[str, dict[str, Any]], inference_model: Any) -> Any:
-    from linf_tf import evaluate_lib
+    from linf_tf.evaluation import evaluate as evaluate_lib
 
     if variant == "keras":
         return evaluate_lib.KerasRestorer(inference_model)
     if variant == "savedmodel":
         return evaluate_lib.SavedModelRestorer(exports[variant]["path"])
-    return evaluate_lib.TFLiteRestorer(exports[variant]["path"])  # default interpreter threads
+    return evaluate_lib.TFLiteRestorer(exports[variant]["path"])  # every core
 
 
 # --- timing -------------------------------------------------------------------------------------
@@ -396,8 +389,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import tensorflow as tf
     from tqdm import tqdm
 
-    from linf_tf.evaluate_lib import receptive_radius
-    from linf_tf.models import build_inference_model
+    from linf_tf.evaluation.evaluate import receptive_radius
+    from linf_tf.learn.models import build_inference_model
 
     configure_threads(args.threads)
     generator, model_note = make_generator(args)

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from linf_tf import data
+from linf_tf.learn import data
 
 FIRST_EPOCH_TARGET = 2_000  # patches/s on the 2-core dev machine: reported, not asserted
 CACHED_EPOCH_TARGET = 10_000

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from linf_tf import codec, imageio
-from linf_tf.data import dihedral_transform
-from linf_tf.evaluate_lib import load_restorer, restore_tiled, to_integer_box
-from linf_tf.metrics import psnr
+from linf_tf.evaluation.evaluate import load_restorer, restore_tiled, to_integer_box
+from linf_tf.evaluation.metrics import psnr
+from linf_tf.learn.data import dihedral_transform
 
 
 def inverse_symmetry(index: int) -> int:

@@ -55,7 +55,7 @@ def time_case(case: str, args: argparse.Namespace) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from linf_tf.models import build_discriminator, build_from_spec
+    from linf_tf.learn.models import build_discriminator, build_from_spec
 
     policy, architecture, filters, units, *factor = case.split(":")
     keras.mixed_precision.set_global_policy(policy)

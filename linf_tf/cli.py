@@ -33,7 +33,7 @@ from linf_tf.imageio import (
     write_image,
 )
 from linf_tf.progress import progress_bar
-from linf_tf.restoration import (
+from linf_tf.runtime import (
     DEFAULT_SLACK,
     DEFAULT_TILE,
     NetworkRestorer,
@@ -368,10 +368,13 @@ def run_decompress(args: argparse.Namespace) -> int:
     if args.restore:
         _check_network_options(args)
     plan = _plan(args.inputs, args.output, _is_stream_file, "." + args.format, args.recursive)
+    network = _network(args)
     # The network (--restore) is shared and uses every core itself: files go one at a time.
     return _execute(
         "decompress", plan,
-        lambda src, dst, verbose, threads: decompress_file(src, dst, args, verbose, not verbose, threads),
+        lambda src, dst, verbose, threads: decompress_file(
+            src, dst, args, verbose, not verbose, threads, network
+        ),
         1 if args.restore else _threads(args),
     )
 
@@ -383,6 +386,7 @@ def decompress_file(
     verbose: bool = False,
     fit_format: bool = False,
     threads: int | None = None,
+    network: NetworkRestorer | None = None,
 ) -> FileResult:
     """Decode one stream and write it as an image; print the header's facts when ``verbose``.
 
@@ -395,7 +399,9 @@ def decompress_file(
         target = _as_tiff(target)
     _check_image_target(target)
     _refuse_overwrite(target, args.force)
-    pixels = decoded_pixels(data, args, threads)
+    if args.restore and network is None:
+        network = _network(args)
+    pixels = decoded_pixels(data, network, args.slack if args.restore else None, threads)
     pixels, layout, note = _undo_sidecar(pixels, extra, target, source)
     _make_parent(target)
     write_image(target, pixels, bit_depth=header.bit_depth, layout=layout)
@@ -405,13 +411,18 @@ def decompress_file(
     return _file_result(header, note)
 
 
-def decoded_pixels(data: bytes, args: argparse.Namespace, threads: int | None = None) -> np.ndarray:
-    """The pixels to write: the decoded stream, restored by the network with ``--restore``."""
+def decoded_pixels(
+    data: bytes,
+    network: NetworkRestorer | None = None,
+    slack: float | None = None,
+    threads: int | None = None,
+) -> np.ndarray:
+    """The pixels to write: the decoded stream, restored by ``network`` at ``slack`` when given."""
     pixels = codec.decode(data, threads=threads)
-    if not args.restore:
+    if network is None:
         return pixels
     header = codec.info(data)
-    return _restore_pixels(pixels, header.tau, header.bit_depth, args)
+    return network.restore(pixels, header.tau, DEFAULT_SLACK if slack is None else slack, header.bit_depth)
 
 
 def _undo_sidecar(
@@ -459,17 +470,12 @@ def _to_signed(pixels: np.ndarray, extra: Sidecar) -> np.ndarray:
 # --- restore -----------------------------------------------------------------------------------
 
 
-def _network(args: argparse.Namespace) -> NetworkRestorer:
-    """One restorer per run: a folder of images loads the model once."""
-    if getattr(args, "network", None) is None:
-        check_slack(args.slack)
-        args.network = NetworkRestorer(args.model, tile=args.tile)
-    return args.network
-
-
-def _restore_pixels(pixels: np.ndarray, tau: int, bit_depth: int, args: argparse.Namespace) -> np.ndarray:
-    """The network's output for ``pixels`` decoded at ``tau``: the one place the restorer is called."""
-    return _network(args).restore(pixels, tau, args.slack, bit_depth)
+def _network(args: argparse.Namespace) -> NetworkRestorer | None:
+    """One restorer per run (a folder of images loads the model once), or None without --restore."""
+    if not getattr(args, "restore", True):
+        return None
+    check_slack(args.slack)
+    return NetworkRestorer(args.model, tile=args.tile)
 
 
 def _check_network_options(args: argparse.Namespace) -> None:
@@ -481,13 +487,20 @@ def _check_network_options(args: argparse.Namespace) -> None:
 def run_restore(args: argparse.Namespace) -> int:
     _check_network_options(args)
     plan = _plan(args.inputs, args.output, is_supported_image, "." + args.format, args.recursive)
+    network = _network(args)
     return _execute(
-        "restore", plan, lambda src, dst, verbose, threads: restore_file(src, dst, args, verbose, not verbose)
+        "restore", plan,
+        lambda src, dst, verbose, threads: restore_file(src, dst, args, verbose, not verbose, network),
     )
 
 
 def restore_file(
-    source: Path, target: Path, args: argparse.Namespace, verbose: bool = False, fit_format: bool = False
+    source: Path,
+    target: Path,
+    args: argparse.Namespace,
+    verbose: bool = False,
+    fit_format: bool = False,
+    network: NetworkRestorer | None = None,
 ) -> FileResult:
     """Restore one decoded image file; τ and bit depth are checked before the network runs."""
     image = read_image(source, allow_signed=True)
@@ -499,7 +512,8 @@ def restore_file(
     if image.signed and target.suffix.lower() not in TIFF_SUFFIXES:
         raise CliError(f"{source} holds signed samples; write the restored image as .tif")
     _refuse_overwrite(target, args.force)
-    restored = _restore_pixels(image.pixels, args.tau, bit_depth, args)
+    network = network or _network(args)
+    restored = network.restore(image.pixels, args.tau, args.slack, bit_depth)
     if image.signed:
         restored = _to_signed(restored, Sidecar(signed=True, offset=image.offset, signed_bits=bit_depth))
     _make_parent(target)

@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 from skimage import data as skdata
 
-from linf_tf import cli, codec
+from linf_tf import cli, codec, pixels
 from linf_tf.imageio import read_image, write_image
-from linf_tf.restoration import DEFAULT_SLACK, guaranteed_bound
+from linf_tf.runtime import DEFAULT_SLACK, guaranteed_bound
 
 DEFAULT_TAUS = (0, 2, 6, 10)
 DEFAULT_RESTORE_IMAGE = "astronaut"
@@ -72,12 +72,7 @@ class Row:
 
 def psnr(original: np.ndarray, decoded: np.ndarray, bit_depth: int) -> float:
     """Peak signal-to-noise ratio in dB with peak 2**bit_depth - 1; inf when identical."""
-    difference = original.astype(np.float64) - decoded.astype(np.float64)
-    mse = float(np.mean(difference * difference))
-    if mse == 0.0:
-        return math.inf
-    peak = float((1 << bit_depth) - 1)
-    return 10.0 * math.log10(peak * peak / mse)
+    return pixels.psnr(original, decoded, pixels.max_value_for(bit_depth))
 
 
 def max_abs_error(original: np.ndarray, decoded: np.ndarray) -> int:

@@ -42,9 +42,11 @@ what to do depends on that declaration only, never on whether a negative sample 
 
 from __future__ import annotations
 
+import glob
 import re
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,6 +97,17 @@ def is_supported_image(path: str | Path) -> bool:
     """Whether ``read_image`` handles this file (by suffix, or by DICOM preamble)."""
     path = Path(path)
     return path.is_file() and (path.suffix.lower() in READ_SUFFIXES or _is_dicom(path))
+
+
+def list_images(
+    location: str | Path, accept: Callable[[Path], bool] = is_supported_image, limit: int | None = None
+) -> list[Path]:
+    """Sorted files of a directory (not recursive) or matching a glob pattern that ``accept`` takes
+    (default: the images ``read_image`` handles); at most ``limit``. Empty when nothing matches."""
+    location = Path(location)
+    candidates = location.iterdir() if location.is_dir() else map(Path, glob.glob(str(location)))
+    paths = sorted(p for p in candidates if p.is_file() and accept(p))
+    return paths[:limit] if limit else paths
 
 
 def read_image(path: str | Path, *, allow_signed: bool = False, keep_signed: bool = False) -> ImageData:

@@ -22,7 +22,7 @@ import numpy as np
 
 from linf_tf import codec
 from linf_tf.imageio import read_image, write_image
-from linf_tf.restoration import DEFAULT_SLACK  # one default for the CLI, the client and the docs
+from linf_tf.runtime import DEFAULT_SLACK  # one default for the CLI, the client and the docs
 
 SIGNATURE = "serving_default"
 OUTPUT_KEY = "restored"

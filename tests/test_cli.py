@@ -17,7 +17,7 @@ from skimage import data as skdata
 from linf_tf import codec
 from linf_tf.cli import build_parser, main
 from linf_tf.imageio import read_image, write_image
-from linf_tf.restoration import DEFAULT_SLACK
+from linf_tf.runtime import DEFAULT_SLACK
 
 
 def _max_error(a: np.ndarray, b: np.ndarray) -> int:

@@ -16,8 +16,9 @@ import pytest
 import skimage.data
 import tensorflow as tf
 
-from linf_tf import codec, data
+from linf_tf import codec
 from linf_tf.imageio import ImageData, read_image, write_image
+from linf_tf.learn import data
 
 TOLERANCE = 1e-6  # float32 rounding of values divided by 255
 PATCH, STRIDE = 64, 32
@@ -444,7 +445,7 @@ def test_validation_whole_images_and_crops():
 
 EPOCH_DIGEST_SCRIPT = """
 import hashlib, skimage.data
-from linf_tf import data
+from linf_tf.learn import data
 images = [skimage.data.astronaut()[:128, :160], skimage.data.camera()[:96, :128]]
 dataset = data.make_training_dataset(images, taus=(6, 10), batch_size=4, seed=3, cache="")
 digest = hashlib.sha256()

@@ -1,5 +1,5 @@
-"""Evaluation: rate matching, tiled restoration, the three restorers, records, aggregation, writers and
-evaluate.py end to end. Tiny crops of skimage.data and tiny untrained (randomised) generators."""
+"""Evaluation: rate matching, records, aggregation, writers and evaluate.py end to end (restorers and
+tiling: test_runtime.py). Tiny crops of skimage.data and tiny untrained (randomised) generators."""
 
 from __future__ import annotations
 
@@ -13,33 +13,14 @@ from pathlib import Path
 import imagecodecs
 import numpy as np
 import pytest
+from _tiny_models import TINY_RADIUS, gray_crop, rgb_crop, save_tiny_keras, tiny_generator
 from skimage import data
 
-from linf_tf import codec, evaluate_lib, imageio
-from linf_tf.evaluate_lib import KerasRestorer, Record
+from linf_tf import codec, imageio
+from linf_tf.evaluation import evaluate as evaluate_lib
+from linf_tf.evaluation.evaluate import KerasRestorer, Record
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = {"filters": 4, "num_res_units": 1, "tau_conditioning": True}
-TINY_RADIUS = 5  # head conv 1 + residual unit 2 + body conv 1 + output conv 1
-
-
-def tiny_generator(channels: int, seed: int = 0):
-    """A small generator with random weights: a fresh one is the identity (zero output conv), which
-    would make tiling and bound tests pass trivially."""
-    from linf_tf.models import build_generator
-
-    model = build_generator(channels, **TINY)
-    rng = np.random.default_rng(seed)
-    for variable in model.weights:
-        shape = tuple(variable.shape)
-        if "moving_variance" in variable.path:
-            value = rng.uniform(0.5, 1.5, shape)
-        else:
-            value = rng.normal(0.0, 0.3, shape)
-        variable.assign(value.astype(np.float32))
-    return model
-
-
 @pytest.fixture(scope="module")
 def gray_model():
     return tiny_generator(1)
@@ -48,14 +29,6 @@ def gray_model():
 @pytest.fixture(scope="module")
 def rgb_model():
     return tiny_generator(3, seed=1)
-
-
-def rgb_crop() -> np.ndarray:
-    return np.ascontiguousarray(data.astronaut()[30:94, 150:230])  # 64 x 80 x 3, face and hair
-
-
-def gray_crop() -> np.ndarray:
-    return np.ascontiguousarray(data.camera()[60:124, 200:272])  # 64 x 72, the photographer
 
 
 # --- metrics of the methods ---------------------------------------------------------------------
@@ -104,106 +77,6 @@ def test_webp_gray_image_comes_back_gray() -> None:
     image = gray_crop()
     match = evaluate_lib.rate_matched_webp(image, len(codec.encode(image, 10)))
     assert match.decoded.shape == image.shape
-
-
-# --- restorers and tiling -----------------------------------------------------------------------
-
-
-def test_receptive_radius_from_the_architecture(rgb_model) -> None:
-    from linf_tf.models import build_arcnn, build_generator, build_inference_model
-
-    assert evaluate_lib.receptive_radius(rgb_model) == TINY_RADIUS
-    assert evaluate_lib.receptive_radius(build_inference_model(rgb_model)) == TINY_RADIUS
-    assert evaluate_lib.receptive_radius(build_generator(1, filters=4, num_res_units=3)) == 9
-    assert evaluate_lib.receptive_radius(build_arcnn(1, filters=(4, 4, 4))) == 4 + 3 + 0 + 2
-
-
-def test_tiled_restoration_equals_whole_image(rgb_model) -> None:
-    restorer = KerasRestorer(rgb_model)
-    image = rgb_crop()
-    whole = restorer.restore(image, 40, 1.0, 8)
-    tiled = evaluate_lib.restore_tiled(restorer, image, 40, 1.0, tile=24, overlap=restorer.receptive_radius)
-    assert tiled.shape == image.shape
-    assert np.abs(whole - image).max() > 1.0  # the network really changes the image
-    np.testing.assert_allclose(tiled, whole, atol=1e-3)
-
-
-def test_too_small_overlap_shows_seams(rgb_model) -> None:
-    # The check above can fail: without enough context the tile borders differ.
-    restorer = KerasRestorer(rgb_model)
-    image = rgb_crop()
-    whole = restorer.restore(image, 40, 1.0, 8)
-    tiled = evaluate_lib.restore_tiled(restorer, image, 40, 1.0, tile=24, overlap=1)
-    assert np.abs(tiled - whole).max() > 0.1
-
-
-def test_one_channel_model_restores_each_channel_of_a_colour_image(gray_model) -> None:
-    restorer = KerasRestorer(gray_model)
-    image = rgb_crop()
-    tiled = evaluate_lib.restore_tiled(restorer, image, 10, 0.5, tile=32, overlap=8)
-    green = restorer.restore(image[..., 1:2], 10, 0.5, 8)
-    np.testing.assert_allclose(tiled[..., 1:2], green, atol=1e-3)
-
-
-def test_saved_model_restorer_matches_keras(tmp_path: Path, gray_model) -> None:
-    # The exporter's SavedModel returns integer pixels, rounded into the integer box.
-    from linf_tf import export_lib
-
-    module = export_lib.make_serving_module(gray_model, channels=1, input_dtype="uint8")
-    path = export_lib.export_saved_model(module, tmp_path, "tiny", 1)
-    restorer = evaluate_lib.load_restorer(path)
-    assert isinstance(restorer, evaluate_lib.SavedModelRestorer) and restorer.channels == 1
-    image = gray_crop()[..., None]
-    got = restorer.restore(image, 12, 0.5, 8)
-    expected = KerasRestorer(gray_model).restore(image, 12, 0.5, 8)
-    assert np.abs(got - expected).max() > 0.0  # integer vs float outputs: not trivially the same array
-    same = got == evaluate_lib.to_integer_box(expected, image, 12, 0.5, 255)
-    assert same.mean() > 0.99 and np.abs(got - expected).max() <= 1.0  # only float ties may round apart
-
-
-def test_tflite_restorer_matches_keras(tmp_path: Path, gray_model) -> None:
-    from linf_tf import export_lib
-
-    model = export_lib.convert_tflite(gray_model, variant="float32", channels=1)
-    (tmp_path / "tiny.tflite").write_bytes(model)
-    restorer = evaluate_lib.load_restorer(tmp_path / "tiny.tflite")
-    assert isinstance(restorer, evaluate_lib.TFLiteRestorer)
-    keras_restorer = KerasRestorer(gray_model)
-    image = gray_crop()[..., None]
-    for tile in (image, image[:40, :24], image):  # a new tile size reallocates the interpreter
-        np.testing.assert_allclose(
-            restorer.restore(tile, 12, 0.5, 8), keras_restorer.restore(tile, 12, 0.5, 8), atol=1e-3
-        )
-
-
-def save_tiny_keras(model, directory: Path, name: str = "tiny") -> Path:
-    weights = directory / f"{name}.weights.h5"
-    model.save_weights(weights)
-    spec = {"model": "linf_cnn", "channels": int(model.inputs[0].shape[-1]), **TINY}
-    (directory / f"{name}.json").write_text(json.dumps(spec))
-    return weights
-
-
-def test_keras_weights_load_by_path(tmp_path: Path, gray_model) -> None:
-    restorer = evaluate_lib.load_restorer(save_tiny_keras(gray_model, tmp_path))
-    image = gray_crop()[..., None]
-    np.testing.assert_allclose(
-        restorer.restore(image, 9, 1.0, 8), KerasRestorer(gray_model).restore(image, 9, 1.0, 8)
-    )
-
-
-def test_model_paths_are_checked(tmp_path: Path, monkeypatch) -> None:
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        evaluate_lib.load_restorer(tmp_path / "missing.tflite")
-    (tmp_path / "lonely.weights.h5").write_bytes(b"")
-    with pytest.raises(FileNotFoundError, match="lonely.json"):
-        evaluate_lib.load_restorer(tmp_path / "lonely.weights.h5")
-    monkeypatch.setattr(evaluate_lib, "DEFAULT_WEIGHTS_DIR", tmp_path / "no_weights")
-    with pytest.raises(FileNotFoundError, match="no model is shipped"):
-        evaluate_lib.load_restorer("default")
-    with pytest.raises(ValueError, match="NAME=PATH"):
-        evaluate_lib.parse_model_specs("justapath")
-    assert evaluate_lib.parse_model_specs("a=x.tflite, b=default") == {"a": "x.tflite", "b": "default"}
 
 
 # --- records and aggregation --------------------------------------------------------------------
@@ -427,7 +300,7 @@ def test_strided_colour_view_and_lossless_tau() -> None:
 
 @pytest.mark.slow
 def test_paper_size_generator_tiles_exactly_with_its_receptive_radius() -> None:
-    from linf_tf.models import build_generator
+    from linf_tf.learn.models import build_generator
 
     model = build_generator(1)  # 64 filters, 16 residual units: radius 35
     rng = np.random.default_rng(2)

@@ -21,8 +21,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from linf_tf import codec, export_lib
-from linf_tf.models import build_generator, build_inference_model
+from linf_tf import codec
+from linf_tf.learn import export as export_lib
+from linf_tf.learn import parity
+from linf_tf.learn.models import build_generator, build_inference_model
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -190,6 +192,11 @@ BAD_INPUTS = {
     "wrong channels": ({"image": np.zeros((1, 8, 8, 2), np.uint8)}, SHAPE_ERROR),
     "wrong rank": ({"image": np.zeros((8, 8, 3), np.uint8)}, SHAPE_ERROR),
     "wrong dtype": ({"image": np.zeros((1, 8, 8, 3), np.uint16)}, DTYPE_ERROR),
+    # issue 15 item 6: each of these gave a wrong result or an internal error before
+    "tau above the pixel range": ({"tau": [1000]}, "tau must be <= 127, the codec limit for max_value 255"),
+    "scalar tau": ({"tau": 3}, "tau must be a vector with one value per image"),
+    "scalar slack": ({"slack": 0.5}, "slack must be a vector with one value per image"),
+    "empty image": ({"image": np.zeros((1, 0, 0, 3), np.uint8)}, "image must have at least one pixel"),
 }
 
 
@@ -393,10 +400,37 @@ def test_tflite_uses_builtin_ops_only(tflite_models, variant):
     assert "CONV_2D" in ops and export_lib.flex_ops(model) == []
     assert all(op.isupper() for op in ops), ops  # custom ops would appear under their own names
     Interpreter(model_content=model).allocate_tensors()  # the plain builtin interpreter loads it
-    inputs = Interpreter(model_content=model).get_input_details()
-    assert [d["name"] for d in inputs] == list(export_lib.TFLITE_INPUTS)
-    assert inputs[0]["shape_signature"].tolist() == [1, -1, -1, CHANNELS]
-    assert all(d["dtype"] == np.float32 for d in inputs)
+    interpreter = Interpreter(model_content=model)
+    signature = interpreter.get_signature_list()[export_lib.TFLITE_SIGNATURE]
+    assert sorted(signature["inputs"]) == sorted(export_lib.TFLITE_INPUTS)
+    assert signature["outputs"] == [export_lib.OUTPUT_KEY]
+    inputs = interpreter.get_signature_runner().get_input_details()
+    assert inputs["decoded"]["shape_signature"].tolist() == [1, -1, -1, CHANNELS]
+    assert all(d["dtype"] == np.float32 for d in inputs.values())
+
+
+@pytest.mark.parametrize("variant", export_lib.TFLITE_VARIANTS)
+def test_tflite_clamps_out_of_contract_inputs_in_the_graph(tflite_models, variant):
+    """Issue 15 item 5: a caller of the .tflite file gets the guards too (builtin MINIMUM/MAXIMUM).
+
+    slack 5 used to allow 5 * tau, tau < 0 was accepted and 0-255 input silently clipped inside G.
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    runner = Interpreter(model_path=str(tflite_models[variant])).get_signature_runner()
+    decoded = _decoded("rocket", 6).astype(np.float32)[None]
+
+    def restore(image, tau, slack):
+        out = runner(decoded=image, tau=np.array([tau], np.float32), slack=np.array([slack], np.float32))
+        return out[export_lib.OUTPUT_KEY]
+
+    scaled = decoded / 255
+    tolerance = export_lib.BOUND_TOLERANCE + (1 / 255 if variant == "full_int8" else 0)
+    assert np.abs(restore(scaled, 6 / 255, 5.0) - scaled).max() <= 6 / 255 + tolerance  # slack -> 1
+    np.testing.assert_allclose(restore(scaled, -0.1, 1.0), scaled, atol=1e-6)  # tau -> 0: the input
+    raw = restore(decoded, 6 / 255, 1.0)  # 0-255 instead of [0, 1]: clamped, output stays in [0, 1]
+    assert raw.min() >= 0 and raw.max() <= 1
+    assert np.abs(raw - np.clip(decoded, 0, 1)).max() <= 6 / 255 + tolerance
 
 
 def test_full_int8_is_quantised_but_projection_stays_float(tflite_models):
@@ -433,7 +467,7 @@ def test_full_int8_needs_patches_and_known_variant(generator):
 def test_parity_report(generator, saved_models, tflite_models, tmp_path):
     crops = [export_lib.sample_image(name, CHANNELS)[100:140, 100:148] for name in ("chelsea", "moon")]
     images = [crop.copy() for crop in crops]
-    report = export_lib.parity_report(
+    report = parity.parity_report(
         generator, saved_models["uint8_path"], tflite_models, images, taus=(3,), output_dir=tmp_path
     )
     assert report["saved_model"]["restore_float_max_abs_diff"] < 2e-6
@@ -532,7 +566,7 @@ def test_paper_size_generator_parity(tmp_path):
     }
     crops = [export_lib.sample_image(name, CHANNELS)[150:214, 150:214] for name in export_lib.PARITY_IMAGES]
     images = [crop.copy() for crop in crops]
-    report = export_lib.parity_report(model, saved, paths, images, taus=(2, 6), output_dir=tmp_path)
+    report = parity.parity_report(model, saved, paths, images, taus=(2, 6), output_dir=tmp_path)
     assert report["saved_model"]["restore_float_max_abs_diff"] < 1e-5
     for variant, entry in report["tflite"].items():
         assert entry["bound_holds"], variant

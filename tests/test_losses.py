@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from linf_tf import losses
+from linf_tf.learn import losses
 
 BATCH, HEIGHT, WIDTH, CHANNELS = 4, 8, 6, 3
 TAU_VALUES = (0.0, 0.01, 0.05, 0.2)

@@ -9,7 +9,7 @@ import pytest
 from skimage import data
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from linf_tf import metrics
+from linf_tf.evaluation import metrics
 
 
 def _noisy(image: np.ndarray, amplitude: int, max_value: int, seed: int = 0) -> np.ndarray:

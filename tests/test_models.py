@@ -6,8 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from linf_tf.models import build_arcnn, build_discriminator, build_generator, build_inference_model
-from linf_tf.models.common import BoxProjection, project_to_box
+from linf_tf.learn.models import build_arcnn, build_discriminator, build_generator, build_inference_model
+from linf_tf.learn.models.common import BoxProjection, project_to_box
 
 TINY_GENERATOR = {"filters": 8, "num_res_units": 2}
 TINY_DISCRIMINATOR = {"base_filters": 4, "dense_units": 16}

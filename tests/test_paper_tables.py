@@ -1,18 +1,17 @@
-"""benchmarks/paper_tables.py: the README tables built from an evaluate.py summary."""
+"""linf_tf.evaluation.paper_tables (command line: benchmarks/paper_tables.py): the README tables built
+from an evaluate.py summary."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+from linf_tf.evaluation import paper_tables
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "paper_tables.py"
-spec = importlib.util.spec_from_file_location("paper_tables", SCRIPT)
-paper_tables = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(paper_tables)
 
 
 def row(set_name: str, method: str, tau: int, psnr: float, linf: float, worst: float) -> dict:

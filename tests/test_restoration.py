@@ -13,7 +13,7 @@ import skimage.data
 from linf_tf import codec
 from linf_tf.cli import main
 from linf_tf.imageio import read_image, write_image
-from linf_tf.restoration import NetworkRestorer, guaranteed_bound
+from linf_tf.runtime import NetworkRestorer, guaranteed_bound
 
 TAU = 6
 
@@ -21,7 +21,7 @@ TAU = 6
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny untrained generator whose last conv is randomised, so it really moves pixels."""
-    from linf_tf.models import build_generator
+    from linf_tf.learn.models import build_generator
 
     model = build_generator(3, filters=4, num_res_units=1)
     last = [layer for layer in model.layers if layer.weights][-1]
@@ -105,9 +105,16 @@ def test_cli_restore_errors(model_path, original, tmp_path, capsys) -> None:
     assert "does not exist" in capsys.readouterr().err
     assert main([*base, "--model", "default", "--force"]) == 0  # the model shipped in the package
     assert max_error(read_image(tmp_path / "r.png").pixels, original) <= guaranteed_bound(4, 0.5)
+
+
+
+def test_colour_model_restores_other_channel_counts_plane_by_plane(model_path, original) -> None:
+    """No shipped model for 2 channels: each plane goes through the 3-channel model as gray RGB."""
     two_channel = np.ascontiguousarray(original[..., :2])
-    with pytest.raises(ValueError, match="cannot restore a 2-channel image"):
-        NetworkRestorer(model_path).restore(two_channel, 4, 0.5, 8)
+    decoded = codec.decode(codec.encode(two_channel, TAU))
+    restored = NetworkRestorer(model_path).restore(decoded, TAU, 0.5, 8)
+    assert restored.shape == two_channel.shape
+    assert max_error(restored, two_channel) <= guaranteed_bound(TAU, 0.5) and (restored != decoded).any()
 
 
 def test_colour_model_restores_a_gray_image_within_the_bound(model_path, original, tmp_path) -> None:

@@ -1,5 +1,6 @@
-"""The model shipped in the package (linf_tf/weights/): small, loads offline as ``default``, improves
-decoded images at the taus it was trained for, keeps the guarantee, and its TFLite twin agrees."""
+"""The model shipped in the package (linf_tf/weights/rgb/): small, loads offline as ``default``, improves
+decoded images at the taus it was trained for, keeps the guarantee, and its LiteRT twins agree and
+carry the documented ``restore`` signature."""
 
 from __future__ import annotations
 
@@ -10,11 +11,16 @@ import numpy as np
 import pytest
 import skimage.data
 
-from linf_tf import codec, evaluate_lib
-from linf_tf.restoration import NetworkRestorer, guaranteed_bound
+from linf_tf import codec
+from linf_tf.runtime import WEIGHTS_DIR as ALL_WEIGHTS
+from linf_tf.runtime import NetworkRestorer, guaranteed_bound, load_restorer
+from linf_tf.runtime.litert import TFLiteRestorer, make_interpreter
 
-WEIGHTS_DIR = evaluate_lib.DEFAULT_WEIGHTS_DIR
+WEIGHTS_DIR = ALL_WEIGHTS / "rgb"
 MAX_SHIPPED_BYTES = 4 * 1024 * 1024  # "a few MB at most" for everything in linf_tf/weights/
+SHIPPED_FILES = {
+    "generator.weights.h5", "generator.json", "linf_float32.tflite", "linf_float16.tflite", "manifest.json"
+}
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -29,10 +35,11 @@ def crop() -> np.ndarray:
 
 
 def test_shipped_files_are_small_and_described() -> None:
-    files = sorted(WEIGHTS_DIR.iterdir())
-    names = {path.name for path in files}
-    assert {"generator.weights.h5", "generator.json"} <= names
-    assert sum(path.stat().st_size for path in files) < MAX_SHIPPED_BYTES
+    names = {path.name for path in WEIGHTS_DIR.iterdir()}
+    assert SHIPPED_FILES <= names
+    assert sum(path.stat().st_size for path in ALL_WEIGHTS.rglob("*") if path.is_file()) < MAX_SHIPPED_BYTES
+    manifest = json.loads((WEIGHTS_DIR / "manifest.json").read_text())
+    assert manifest["channels"] == 3 and manifest["signature"]["key"] == "restore"
     config = json.loads((WEIGHTS_DIR / "generator.json").read_text())
     assert config["channels"] == 3 and config["tau_conditioning"] is True
     assert config["taus"] == [1, 2, 3, 4, 5, 6, 8, 10, 12, 14]
@@ -48,9 +55,29 @@ def test_default_model_improves_decoded_images_within_the_bound(crop: np.ndarray
     assert psnr(restored, crop) > psnr(decoded, crop) + 0.3
 
 
-def test_shipped_tflite_float16_agrees_with_keras(crop: np.ndarray) -> None:
-    keras_restorer = evaluate_lib.load_restorer(WEIGHTS_DIR / "generator.weights.h5")
-    lite_restorer = evaluate_lib.load_restorer(WEIGHTS_DIR / "linf_float16.tflite")
+def test_default_is_the_litert_model() -> None:
+    restorer = NetworkRestorer("default").restorer_for(3)
+    assert isinstance(restorer, TFLiteRestorer) and restorer.receptive_radius == 11
+
+
+@pytest.mark.parametrize("name", ["linf_float16.tflite", "linf_float32.tflite"])
+def test_shipped_tflite_has_the_documented_signature(name: str, crop: np.ndarray) -> None:
+    interpreter = make_interpreter(WEIGHTS_DIR / name)
+    assert interpreter.get_signature_list() == {
+        "restore": {"inputs": ["decoded", "slack", "tau"], "outputs": ["restored"]}
+    }
+    runner = interpreter.get_signature_runner()  # the only signature is the default
+    decoded = codec.decode(codec.encode(crop[:32, :40], 6)).astype(np.float32)[None] / 255
+    out = runner(
+        decoded=decoded, tau=np.array([6 / 255], np.float32), slack=np.array([0.5], np.float32)
+    )["restored"]
+    assert out.shape == decoded.shape and np.abs(out - decoded).max() <= 3 / 255 + 1e-6
+
+
+@pytest.mark.parametrize("name", ["linf_float16.tflite", "linf_float32.tflite"])
+def test_shipped_tflite_agrees_with_keras(crop: np.ndarray, name: str) -> None:
+    keras_restorer = load_restorer(WEIGHTS_DIR / "generator.weights.h5")
+    lite_restorer = load_restorer(WEIGHTS_DIR / name)
     decoded = codec.decode(codec.encode(crop, 10))
     a = keras_restorer.restore(decoded, 10, 1.0, 8).astype(int)
     b = lite_restorer.restore(decoded, 10, 1.0, 8).astype(int)

@@ -23,8 +23,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from linf_tf import train_lib
-from linf_tf.train_lib import NonFiniteLossError, TrainConfig, Trainer
+from linf_tf.learn import distribute, model_io, run
+from linf_tf.learn.config import MODES, NonFiniteLossError, TrainConfig
+from linf_tf.learn.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
 TAU = 8
@@ -128,7 +129,7 @@ def test_schedule_follows_the_paper_by_default():
 
 def test_mode_loss_weights():
     weights = {
-        mode: TrainConfig(mode=mode, taus=(TAU,), gt_weight=0.5).loss_weights for mode in train_lib.MODES
+        mode: TrainConfig(mode=mode, taus=(TAU,), gt_weight=0.5).loss_weights for mode in MODES
     }
     assert (
         weights["linf"]
@@ -146,13 +147,13 @@ def test_invalid_configs_are_rejected():
     with pytest.raises(ValueError, match="mode"):
         TrainConfig(mode="gan")
     with pytest.raises(ValueError, match="strategy"):
-        train_lib.make_strategy("tpu")
+        distribute.make_strategy("tpu")
 
 
 # --- steps ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", [mode for mode in train_lib.MODES if mode != "linf"])  # linf: next test
+@pytest.mark.parametrize("mode", [mode for mode in MODES if mode != "linf"])  # linf: next test
 def test_one_step_of_each_mode_gives_finite_losses(tmp_path, mode):
     trainer = make_trainer(tmp_path, mode, warmup_fraction=0.0)
     values = trainer.train(until_step=1)
@@ -216,7 +217,7 @@ def test_resume_restores_step_and_reaches_the_target_exactly(tmp_path):
     assert first.manager.latest_checkpoint.endswith("ckpt-4")
 
     second = make_trainer(tmp_path, "mse", **options)
-    assert second.restored_from is not None
+    assert second.resumed_from is not None
     assert int(second.step.numpy()) == 4 and int(second.epoch.numpy()) == 1
     assert int(second.g_optimizer.iterations.numpy()) == 4
     assert weights_equal(weights_of(second.generator), weights)
@@ -284,10 +285,10 @@ def test_nan_loss_stops_before_the_poisoned_state_is_saved(tmp_path):
 def test_export_round_trip(tmp_path):
     trainer = make_trainer(tmp_path, "mse")
     trainer.train(until_step=1)
-    directory = train_lib.export_generator_weights(trainer.generator, trainer.config, tmp_path / "export")
-    spec = json.loads((directory / train_lib.EXPORT_CONFIG_NAME).read_text())
+    directory = run.export_generator_weights(trainer.generator, trainer.config, tmp_path / "export")
+    spec = json.loads((directory / model_io.EXPORT_CONFIG_NAME).read_text())
     assert spec["filters"] == 8 and spec["model"] == "linf_cnn" and spec["taus"] == [6, 10]
-    model, _ = train_lib.load_exported_generator(directory)
+    model, _ = model_io.load_saved_generator(directory)
     x, y, tau = synthetic_batch(2)
     np.testing.assert_allclose(model([y, tau]), trainer.generator([y, tau]), rtol=0, atol=1e-6)
 
@@ -327,19 +328,21 @@ MIRRORED_SCRIPT = (
     + """
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from linf_tf import train_lib
+from linf_tf.learn import distribute
+from linf_tf.learn.config import TrainConfig
+from linf_tf.learn.trainer import Trainer
 from test_train import TINY, fixed_batch_dataset_fn, synthetic_batch
 
 logdir = sys.argv[1]
 batch = synthetic_batch(8)
 results = {}
 for name in ("default", "mirrored"):
-    strategy = train_lib.make_strategy(name)
+    strategy = distribute.make_strategy(name)
     # ARCNN has no BatchNormalization: per-replica batch statistics would make the two runs differ.
-    config = train_lib.TrainConfig(**{**TINY, "mode": "arcnn", "batch_size": 8, "epochs": 1,
+    config = TrainConfig(**{**TINY, "mode": "arcnn", "batch_size": 8, "epochs": 1,
                                       "steps_per_epoch": 3, "learning_rate": 1e-3,
                                       "logdir": f"{logdir}/{name}"})
-    trainer = train_lib.Trainer(config, fixed_batch_dataset_fn(batch), strategy=strategy)
+    trainer = Trainer(config, fixed_batch_dataset_fn(batch), strategy=strategy)
     if name == "default":
         initial = trainer.generator.get_weights()
     else:
@@ -356,13 +359,15 @@ MIRRORED_GAN_SCRIPT = (
     + """
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from linf_tf import train_lib
+from linf_tf.learn import distribute
+from linf_tf.learn.config import TrainConfig
+from linf_tf.learn.trainer import Trainer
 from test_train import TINY, fixed_batch_dataset_fn, synthetic_batch
 
-strategy = train_lib.make_strategy("mirrored")
-config = train_lib.TrainConfig(**{**TINY, "mode": "linf", "batch_size": 8, "epochs": 1, "steps_per_epoch": 2,
+strategy = distribute.make_strategy("mirrored")
+config = TrainConfig(**{**TINY, "mode": "linf", "batch_size": 8, "epochs": 1, "steps_per_epoch": 2,
                                   "warmup_fraction": 0.0, "logdir": sys.argv[1]})
-values = train_lib.Trainer(config, fixed_batch_dataset_fn(synthetic_batch(8)), strategy=strategy).train()
+values = Trainer(config, fixed_batch_dataset_fn(synthetic_batch(8)), strategy=strategy).train()
 print(json.dumps({"replicas": strategy.num_replicas_in_sync, **values}))
 """
 )
@@ -394,13 +399,15 @@ def test_mirrored_strategy_runs_gan_steps(tmp_path):
 MULTI_WORKER_SCRIPT = (
     COMMON
     + """
-from linf_tf import train_lib
-strategy = train_lib.make_strategy("multi_worker")
+from linf_tf.learn import distribute
+from linf_tf.learn.config import TrainConfig
+from linf_tf.learn.trainer import Trainer
+strategy = distribute.make_strategy("multi_worker")
 from test_train import TINY, fixed_batch_dataset_fn, synthetic_batch
 
-config = train_lib.TrainConfig(**{**TINY, "mode": "mse", "batch_size": 8, "epochs": 1, "steps_per_epoch": 3,
+config = TrainConfig(**{**TINY, "mode": "mse", "batch_size": 8, "epochs": 1, "steps_per_epoch": 3,
                                   "checkpoint_every_steps": 2, "logdir": sys.argv[1]})
-trainer = train_lib.Trainer(config, fixed_batch_dataset_fn(synthetic_batch(8)), strategy=strategy)
+trainer = Trainer(config, fixed_batch_dataset_fn(synthetic_batch(8)), strategy=strategy)
 values = trainer.train()
 print(json.dumps({"chief": trainer.chief, "replicas": strategy.num_replicas_in_sync,
                   "step": int(trainer.step.numpy()), "g_mse": values["g_mse"]}))
@@ -516,7 +523,7 @@ def test_train_py_quickstart_writes_checkpoint_events_and_export(tmp_path):
         "validation/tau6/ssim_restored",
     } <= tags
     assert any(tag.startswith("samples/") for tag in tags)
-    assert (logdir / "export" / train_lib.EXPORT_WEIGHTS_NAME).is_file()
+    assert (logdir / "export" / model_io.EXPORT_WEIGHTS_NAME).is_file()
 
 
 @pytest.mark.slow

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from linf_tf import train_lib
-from linf_tf.models import build_from_spec, build_unshuffle_generator
-from linf_tf.train_lib import TrainConfig, Trainer
+from linf_tf.learn import model_io, run
+from linf_tf.learn.config import TrainConfig
+from linf_tf.learn.models import build_from_spec, build_unshuffle_generator
+from linf_tf.learn.trainer import Trainer
 
 FLOAT32_PATH = ("pad", "unshuffle", "head_conv", "correction", "shuffle", "crop", "restored")
 TINY_UNSHUFFLE = {"channels": 3, "architecture": "unshuffle", "filters": 8, "num_res_units": 1}
@@ -86,10 +87,10 @@ def test_spec_rebuilds_the_same_network_from_exported_files(tmp_path):
     )
     generator = build_from_spec(config.generator_spec)
     randomise_output_layer(generator)
-    train_lib.export_generator_weights(generator, config, tmp_path)
-    spec = json.loads((tmp_path / train_lib.EXPORT_CONFIG_NAME).read_text())
+    run.export_generator_weights(generator, config, tmp_path)
+    spec = json.loads((tmp_path / model_io.EXPORT_CONFIG_NAME).read_text())
     assert spec["architecture"] == "unshuffle" and spec["unshuffle_factor"] == 2
-    rebuilt, _ = train_lib.load_exported_generator(tmp_path)
+    rebuilt, _ = model_io.load_saved_generator(tmp_path)
     decoded = np.random.default_rng(3).uniform(0, 1, (1, 10, 12, 3)).astype(np.float32)
     np.testing.assert_array_equal(
         np.asarray(generator([decoded, tau_input(1)])), np.asarray(rebuilt([decoded, tau_input(1)]))
@@ -138,10 +139,10 @@ def test_comma_joined_data_sources_concatenate(tmp_path):
     for folder in ("a", "b"):
         (tmp_path / folder).mkdir()
         cv2.imwrite(str(tmp_path / folder / "img.png"), np.zeros((8, 8), np.uint8))
-    files = train_lib.image_source(f"{tmp_path / 'a'},{tmp_path / 'b' / '*.png'}")
+    files = run.image_source(f"{tmp_path / 'a'},{tmp_path / 'b' / '*.png'}")
     assert [path.parent.name for path in files] == ["a", "b"]
     with pytest.raises(FileNotFoundError):
-        train_lib.image_source(f"{tmp_path / 'a'},{tmp_path / 'missing'}")
+        run.image_source(f"{tmp_path / 'a'},{tmp_path / 'missing'}")
 
 
 def test_unshuffle_generator_converts_to_builtin_tflite_and_matches_keras_on_odd_sizes(tmp_path):

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import keras
 
-from linf_tf.models.common import conv_bn_act, residual_unit
+from linf_tf.learn.models.common import conv_bn_act, residual_unit
 
 
 def build_discriminator(

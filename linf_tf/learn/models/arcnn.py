@@ -7,7 +7,12 @@ from collections.abc import Sequence
 
 import keras
 
-from linf_tf.models.common import activation_layer, add_global_residual, restoration_inputs, with_tau_plane
+from linf_tf.learn.models.common import (
+    activation_layer,
+    add_global_residual,
+    restoration_inputs,
+    with_tau_plane,
+)
 
 
 def build_arcnn(

@@ -48,7 +48,6 @@ sequence cannot be serialized (no tf.data service, no saving of the graph); it r
 
 from __future__ import annotations
 
-import glob
 import math
 import numbers
 from collections.abc import Sequence
@@ -61,7 +60,8 @@ import tifffile
 from numpy.lib.stride_tricks import sliding_window_view
 
 from linf_tf import codec
-from linf_tf.imageio import ImageData, read_image
+from linf_tf.imageio import ImageData, list_images, read_image
+from linf_tf.pixels import LUMA_WEIGHTS, max_value_for
 
 DEFAULT_TAUS: tuple[int, ...] = (6, 8, 10, 12, 14)  # paper §4.1/4.3
 DEFAULT_PATCH_SIZE = 64  # paper §4.2
@@ -80,8 +80,6 @@ SKIMAGE_SAMPLE_NAMES: tuple[str, ...] = (
     "colorwheel",
     "moon",
 )
-# ITU-R BT.601 luma weights, the convention of OpenCV's and PIL's RGB -> gray conversion.
-LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114])
 DIV2K_ZIPS = {
     "train": ("DIV2K_train_HR.zip", "DIV2K_train_LR_bicubic_X2.zip"),
     "validation": ("DIV2K_valid_HR.zip", "DIV2K_valid_LR_bicubic_X2.zip"),
@@ -100,9 +98,7 @@ def list_image_files(pattern_or_dir: str | Path) -> list[Path]:
 
     Raises FileNotFoundError when nothing matches, so that a typo does not train on zero images.
     """
-    location = Path(pattern_or_dir)
-    candidates = location.iterdir() if location.is_dir() else map(Path, glob.glob(str(pattern_or_dir)))
-    files = sorted(p for p in candidates if p.is_file() and p.suffix.lower() in TRAIN_SUFFIXES)
+    files = list_images(pattern_or_dir, accept=lambda path: path.suffix.lower() in TRAIN_SUFFIXES)
     if not files:
         raise FileNotFoundError(
             f"no training images ({', '.join(sorted(TRAIN_SUFFIXES))}) found at {pattern_or_dir!s}"
@@ -174,9 +170,7 @@ def _all_div2k_zips() -> list[str]:
 # --- per-image numpy helpers (run inside tf.numpy_function) --------------------------------------
 
 
-def max_value(bit_depth: int) -> int:
-    """Largest sample value at ``bit_depth`` bits: the divisor that scales samples to [0, 1]."""
-    return (1 << int(bit_depth)) - 1
+max_value = max_value_for  # the divisor that scales samples to [0, 1]
 
 
 def convert_channels(pixels: np.ndarray, channels: int) -> np.ndarray:

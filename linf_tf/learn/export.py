@@ -1,7 +1,7 @@
 """Deployment export of the l-inf CNN: a SavedModel for TF Serving and TFLite models for the edge.
 
 Both formats contain the *box projection*, so a deployed model keeps the guarantee of
-:func:`linf_tf.models.build_inference_model`: every output pixel lies in
+:func:`linf_tf.learn.models.build_inference_model`: every output pixel lies in
 [y - kappa*tau, y + kappa*tau] ∩ [0, max], hence within (1 + kappa) * tau of the original.
 
 SavedModel (``OUT/serving/<model_name>/<version>/``, the layout ``tensorflow_model_server`` scans)
@@ -30,10 +30,15 @@ dynamic: call ``resize_tensor_input`` then ``allocate_tensors``), ``tau`` float3
       they cost one DEQUANTIZE (of the correction) and read the float inputs directly.
       Done with the public selective-quantisation API (``tf.lite.experimental.QuantizationDebugger``
       with ``denylisted_nodes``). Every exported model is then checked numerically to keep the bound.
-    The TFLite graph cannot hold assertions without Flex ops, so :func:`run_tflite` validates
-    tau and slack in Python; an edge caller feeding the model directly must do the same. The
-    output is float: to get integers inside the bound, round and clip to y ± floor(kappa*tau)
-    as ``serving_default`` does.
+    Every file has one named signature, ``restore`` (``interpreter.get_signature_runner("restore")``
+    or ``get_signature_runner()``): inputs ``decoded``, ``tau``, ``slack`` as above, output
+    ``restored``. Input contract, enforced *inside* the graph with builtin MINIMUM/MAXIMUM (no Flex
+    ops; assertions would need Flex, clamps do not): ``decoded`` is clamped to [0, 1] (0-255 input
+    is therefore not silently scaled: it is clipped, the caller must divide by the maximum), ``tau``
+    to >= 0 and ``slack`` to [0, 1], so a direct caller cannot get more than slack * tau (hence at
+    most tau) away from the clamped input. :func:`run_tflite` still rejects such values with a
+    ValueError. The output is float: to get integers inside the bound, round and clip to
+    y ± floor(kappa*tau) as ``serving_default`` does (``linf_tf.runtime.box.to_integer_box``).
 
 Pitfalls met (TF 2.21 / Keras 3.15), and what the code does about them:
     * A Keras 3 model tracked as a child of the exported ``tf.Module`` saves fine and reloads with
@@ -60,12 +65,11 @@ import contextlib
 import functools
 import io
 import json
-import math
-import os
 import re
 import shutil
+import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -76,8 +80,10 @@ import tensorflow as tf
 from absl import logging as absl_logging
 
 from linf_tf import codec
-from linf_tf.models import build_from_spec
-from linf_tf.models.common import project_to_box
+from linf_tf.learn.model_io import build_from_config, load_generator  # noqa: F401  (export API)
+from linf_tf.learn.models.common import project_to_box
+from linf_tf.pixels import LUMA_WEIGHTS
+from linf_tf.runtime.litert import TFLiteSession, make_interpreter, run_tflite  # noqa: F401  (export API)
 
 INPUT_DTYPES: dict[str, tf.DType] = {"uint8": tf.uint8, "uint16": tf.uint16}
 TFLITE_VARIANTS: tuple[str, ...] = ("float32", "float16", "dynamic_int8", "full_int8")
@@ -87,16 +93,20 @@ FLOAT_SIGNATURE = "restore_float"
 OUTPUT_KEY = "restored"
 SERVING_INPUTS: tuple[str, ...] = ("image", "tau", "slack")
 TFLITE_INPUTS: tuple[str, ...] = ("decoded", "tau", "slack")
+TFLITE_SIGNATURE = "restore"
+GUARD_SCOPE = "input_guard"
 PROJECTION_SCOPE = "box_projection"
-# Kept float32 in the full-int8 model: the box projection and the global residual add y + correction
-# (layer "restored" of linf_tf.models.common.add_global_residual), matched on TFLite tensor names.
-FLOAT_NODE_PATTERN = re.compile(rf"(^|[/;]){PROJECTION_SCOPE}/|(^|/)restored(_\d+)?/Add|^Identity")
+# Kept float32 in the full-int8 model: the input guards, the box projection, the global residual add
+# y + correction (layer "restored" of linf_tf.learn.models.common.add_global_residual) and the output
+# (``StatefulPartitionedCall:0`` when converted from the SavedModel signature), matched on tensor names.
+FLOAT_NODE_PATTERN = re.compile(
+    rf"(^|[/;])({PROJECTION_SCOPE}|{GUARD_SCOPE})/|(^|/)restored(_\d+)?/Add|^Identity|^StatefulPartitionedCall:0$"
+)
 # Calibration and parity images: bundled with scikit-image (no download). Calibration uses images the
 # trainer trains on; the parity report uses its held-out validation images (chelsea, camera).
 CALIBRATION_IMAGES: tuple[str, ...] = ("astronaut", "coffee", "rocket", "immunohistochemistry", "moon")
 PARITY_IMAGES: tuple[str, ...] = ("chelsea", "camera")
 CALIBRATION_TAUS: tuple[int, ...] = (1, 2, 4, 8)
-LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114])
 # Float outputs are compared with the box up to float32 rounding of y ± kappa*tau in [0, 1].
 BOUND_TOLERANCE = 1e-6
 
@@ -104,19 +114,6 @@ GeneratorCall = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 
 
 # --- loading ------------------------------------------------------------------------------------
-
-
-def build_from_config(config: Mapping[str, Any]) -> keras.Model:
-    """A freshly initialised generator from its spec (:func:`linf_tf.models.build_from_spec`)."""
-    return build_from_spec(config)
-
-
-def load_generator(weights_path: str | Path, config_json_path: str | Path) -> keras.Model:
-    """Rebuild G from its builder-arguments JSON (:func:`build_from_config`) and load ``.weights.h5``."""
-    config = json.loads(Path(config_json_path).read_text())
-    model = build_from_config(config)
-    model.load_weights(str(weights_path))
-    return model
 
 
 def _check_channels(generator: keras.Model, channels: int) -> None:
@@ -185,18 +182,26 @@ class RestorationModule(tf.Module):
         assertions to run first.
         """
         image = tf.ensure_shape(image, [None, None, None, self.channels], name="check_image_shape")
-        batch = tf.shape(image)[0]
+        shape = tf.shape(image)
+        batch = shape[0]
         return image, [
-            tf.debugging.assert_equal(
-                tf.shape(tau)[0], batch, message="tau must hold one value per image (batch sizes differ)"
+            tf.debugging.assert_positive(
+                shape[1:3], message="image must have at least one pixel (height and width > 0)"
             ),
             tf.debugging.assert_equal(
-                tf.shape(slack)[0], batch, message="slack must hold one value per image (batch sizes differ)"
+                _leading_size(tau), batch,
+                message="tau must be a vector with one value per image (a scalar or a batch size that "
+                "differs from the image's)",
+            ),
+            tf.debugging.assert_equal(
+                _leading_size(slack), batch,
+                message="slack must be a vector with one value per image (a scalar or a batch size that "
+                "differs from the image's)",
             ),
             tf.debugging.assert_non_negative(tau, message="tau must be >= 0"),
             tf.debugging.assert_greater_equal(slack, 0.0, message="slack (kappa) must be in [0, 1]"),
             tf.debugging.assert_less_equal(slack, 1.0, message="slack (kappa) must be in [0, 1]"),
-        ]
+        ]  # fmt: skip
 
     def _restore_float(self, image: tf.Tensor, tau: tf.Tensor, slack: tf.Tensor) -> dict[str, tf.Tensor]:
         image, checks = self._checks(image, tau, slack)
@@ -211,6 +216,13 @@ class RestorationModule(tf.Module):
 
     def _restore_pixels(self, image: tf.Tensor, tau: tf.Tensor, slack: tf.Tensor) -> dict[str, tf.Tensor]:
         image, checks = self._checks(image, tau, slack)
+        max_tau = int(self.max_value) // 2  # the codec's own limit for this pixel range
+        checks.append(
+            tf.debugging.assert_less_equal(
+                tau, max_tau, message=f"tau must be <= {max_tau}, the codec limit for max_value "
+                f"{self.max_value:g} (a larger tau lets the output move further than the bound allows)",
+            )
+        )
         if self.max_value < self.input_dtype.max:  # e.g. 12-bit data in uint16
             checks.append(
                 tf.debugging.assert_less_equal(
@@ -231,6 +243,16 @@ class RestorationModule(tf.Module):
         upper = tf.minimum(pixels + half_width, self.max_value)
         clipped = tf.minimum(tf.maximum(rounded, lower), upper)
         return {OUTPUT_KEY: tf.cast(clipped, self.input_dtype)}
+
+
+def _leading_size(values: tf.Tensor) -> tf.Tensor:
+    """``values``' first dimension, or -1 for a scalar, read at run time.
+
+    ``tf.shape(values)[0]`` fails on a scalar with "slice index 0 of dimension 0 out of bounds";
+    TF Serving and ``saved_model_cli`` do not check fed shapes against the signature, so a scalar
+    tau reaches the graph. Appending -1 before slicing keeps the slice valid.
+    """
+    return tf.concat([tf.shape(values), [-1]], axis=0)[0]
 
 
 def _captured_variables(functions: Sequence[Any]) -> list[tf.Variable]:
@@ -336,6 +358,19 @@ def calibration_patches(
 # --- TFLite -------------------------------------------------------------------------------------
 
 
+def _guard_tflite_inputs(
+    decoded: tf.Tensor, tau: tf.Tensor, slack: tf.Tensor
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """The TFLite input contract, enforced with builtin MINIMUM/MAXIMUM (no Flex ops): decoded in
+    [0, 1], tau >= 0, slack in [0, 1]. Out-of-contract values are clamped, so whatever a direct
+    caller feeds, the output stays within slack * tau (at most tau) of the clamped input."""
+    with tf.name_scope(GUARD_SCOPE):
+        decoded = tf.minimum(tf.maximum(decoded, 0.0), 1.0)
+        tau = tf.maximum(tau, 0.0)
+        slack = tf.minimum(tf.maximum(slack, 0.0), 1.0)
+    return decoded, tau, slack
+
+
 def _tflite_function(generator: keras.Model, channels: int) -> tf.types.experimental.ConcreteFunction:
     signature = [
         tf.TensorSpec([1, None, None, channels], tf.float32, name="decoded"),
@@ -345,6 +380,7 @@ def _tflite_function(generator: keras.Model, channels: int) -> tf.types.experime
 
     @tf.function(input_signature=signature)
     def restore(decoded: tf.Tensor, tau: tf.Tensor, slack: tf.Tensor) -> dict[str, tf.Tensor]:
+        decoded, tau, slack = _guard_tflite_inputs(decoded, tau, slack)
         return {OUTPUT_KEY: _restore_projected(generator, decoded, tau, slack)}
 
     return restore.get_concrete_function()
@@ -360,12 +396,17 @@ def _representative_dataset(patches: Sequence[tuple[np.ndarray, float]]) -> Call
 
 
 def _converter(
-    function: tf.types.experimental.ConcreteFunction, variant: str, patches: Sequence | None
+    function: tf.types.experimental.ConcreteFunction, variant: str, patches: Sequence | None, workdir: Path
 ) -> tf.lite.TFLiteConverter:
-    # No trackable_obj: the converter then freezes the Keras 3 variables into constants. With it, the
-    # TF 2.21 converter keeps them as resource variables (VAR_HANDLE/READ_VARIABLE) that int8
-    # calibration cannot read ("read_variable.cc: variable != nullptr").
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([function])
+    # Through a SavedModel so that the flatbuffer carries the named signature ``restore``
+    # (``from_concrete_functions`` without ``trackable_obj`` writes none). The SavedModel converter
+    # freezes the Keras 3 variables into constants; ``from_concrete_functions(..., trackable_obj)``
+    # would keep them as resource variables (VAR_HANDLE/READ_VARIABLE) that int8 calibration cannot
+    # read ("read_variable.cc: variable != nullptr").
+    module = tf.Module()
+    module.model_variables = list(function.variables)  # tracked, as RestorationModule does
+    tf.saved_model.save(module, str(workdir), signatures={TFLITE_SIGNATURE: function})
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(workdir), signature_keys=[TFLITE_SIGNATURE])
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if variant == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -384,9 +425,7 @@ def _converter(
 
 
 def _tensor_names(model: bytes) -> list[str]:
-    from ai_edge_litert.interpreter import Interpreter
-
-    return [detail["name"] for detail in Interpreter(model_content=model).get_tensor_details()]
+    return [detail["name"] for detail in make_interpreter(model_content=model).get_tensor_details()]
 
 
 def _mixed_int8(converter: tf.lite.TFLiteConverter, patches: Sequence) -> bytes:
@@ -419,8 +458,8 @@ def convert_tflite(
     patches = list(patches) if patches is not None else None
     if variant == "full_int8" and not patches:
         raise ValueError("full_int8 needs representative patches for calibration (got none)")
-    with _quiet_absl_deprecation():
-        converter = _converter(_tflite_function(generator, channels), variant, patches)
+    with _quiet_absl_deprecation(), tempfile.TemporaryDirectory(prefix="linf_tflite_") as workdir:
+        converter = _converter(_tflite_function(generator, channels), variant, patches, Path(workdir))
         return _mixed_int8(converter, patches) if variant == "full_int8" else converter.convert()
 
 
@@ -460,6 +499,43 @@ def export_tflite(
     return out_path
 
 
+SHIPPED_TFLITE = {"float32": "linf_float32.tflite", "float16": "linf_float16.tflite"}
+
+
+def write_shipped_model(generator: keras.Model, folder: str | Path, *, default: str = "float16") -> Path:
+    """Write the LiteRT files of a shipped model (``linf_float32.tflite``, ``linf_float16.tflite``)
+    and its ``manifest.json`` into ``folder`` (e.g. ``linf_tf/weights/rgb``, beside the Keras
+    ``generator.weights.h5`` + ``generator.json``); each file is checked to keep the bound."""
+    from linf_tf.runtime.tf_loaders import receptive_radius
+
+    folder = Path(folder)
+    channels = int(generator.inputs[0].shape[-1])
+    for variant, name in SHIPPED_TFLITE.items():
+        export_tflite(generator, folder / name, variant=variant, channels=channels)
+    manifest = {
+        "channels": channels,
+        "receptive_radius": receptive_radius(generator),
+        "default": SHIPPED_TFLITE[default],
+        "files": {
+            "keras": ["generator.weights.h5", "generator.json"],
+            "litert": sorted(SHIPPED_TFLITE.values()),
+        },
+        "signature": {
+            "key": TFLITE_SIGNATURE,
+            "inputs": {
+                "decoded": f"float32 [1, H, W, {channels}], pixels / max_value, clamped to [0, 1]",
+                "tau": "float32 [1], tau / max_value, clamped to >= 0",
+                "slack": "float32 [1], kappa, clamped to [0, 1]",
+            },
+            "outputs": {
+                OUTPUT_KEY: f"float32 [1, H, W, {channels}] in [0, 1], within slack * tau of decoded"
+            },
+        },
+    }
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return folder
+
+
 def analyze_tflite(model: bytes) -> str:
     """The TFLite analyzer's text dump (op list, tensors) of a flatbuffer."""
     buffer = io.StringIO()
@@ -491,235 +567,15 @@ def _check_tflite_bound(model_path: Path, channels: int) -> None:
             )
 
 
-def run_tflite(
-    model_path: str | Path, decoded: np.ndarray, tau: float, slack: float, *, num_threads: int | None = None
-) -> np.ndarray:
-    """Restore one image with a TFLite model: ``decoded`` float32 in [0, 1], H x W x C or 1 x H x W x C;
-    ``tau`` scaled like the image (tau / max_value); ``slack`` kappa in [0, 1]. Returns the same shape."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    if not tau >= 0:
-        raise ValueError(f"tau must be >= 0, got {tau}")
-    if not 0 <= slack <= 1:
-        raise ValueError(f"slack (kappa) must be in [0, 1], got {slack}")
-    decoded = np.asarray(decoded, np.float32)
-    batched = decoded if decoded.ndim == 4 else decoded[None]
-    if batched.ndim != 4 or batched.shape[0] != 1:
-        raise ValueError(f"decoded must be H x W x C or 1 x H x W x C, got shape {decoded.shape}")
-    threads = num_threads or os.cpu_count() or 1  # LiteRT's own default is a single thread
-    interpreter = Interpreter(model_path=str(model_path), num_threads=threads)
-    inputs = {detail["name"]: detail for detail in interpreter.get_input_details()}
-    expected_channels = inputs["decoded"]["shape_signature"][-1]
-    if batched.shape[-1] != expected_channels:
-        raise ValueError(f"model takes {expected_channels}-channel images, got {batched.shape[-1]} channels")
-    # The model was converted with dynamic H x W (-1); the interpreter needs concrete sizes first.
-    interpreter.resize_tensor_input(inputs["decoded"]["index"], list(batched.shape))
-    interpreter.allocate_tensors()
-    interpreter.set_tensor(inputs["decoded"]["index"], batched)
-    interpreter.set_tensor(inputs["tau"]["index"], np.array([tau], np.float32))
-    interpreter.set_tensor(inputs["slack"]["index"], np.array([slack], np.float32))
-    interpreter.invoke()
-    restored = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
-    return restored.reshape(decoded.shape)
-
-
 def benchmark_tflite(model_path: str | Path, shape: Sequence[int], *, runs: int = 3) -> float:
     """Median milliseconds of one ``invoke`` on an H x W x C input (interpreter built and warmed up once,
     so that XNNPACK's weight packing at the first invoke is not counted)."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    # LiteRT uses one thread unless told otherwise; measure what a deployment would configure.
-    interpreter = Interpreter(model_path=str(model_path), num_threads=os.cpu_count() or 1)
-    inputs = {detail["name"]: detail for detail in interpreter.get_input_details()}
-    interpreter.resize_tensor_input(inputs["decoded"]["index"], [1, *shape])
-    interpreter.allocate_tensors()
-    interpreter.set_tensor(inputs["decoded"]["index"], np.full((1, *shape), 0.5, np.float32))
-    interpreter.set_tensor(inputs["tau"]["index"], np.array([0.01], np.float32))
-    interpreter.set_tensor(inputs["slack"]["index"], np.ones(1, np.float32))
-    interpreter.invoke()
+    session = TFLiteSession(model_path)  # every core: what a deployment would configure
+    decoded = np.full((1, *shape), 0.5, np.float32)
+    session.run(decoded, 0.01, 1.0)
     timings = []
     for _ in range(runs):
         start = time.perf_counter()
-        interpreter.invoke()
+        session.interpreter.invoke()
         timings.append(1000.0 * (time.perf_counter() - start))
     return float(np.median(timings))
-
-
-# --- parity report ------------------------------------------------------------------------------
-
-
-def keras_reference(generator: keras.Model, decoded: np.ndarray, tau: float, slack: float) -> np.ndarray:
-    """The Keras model plus :func:`project_to_box` on one float image (the parity reference)."""
-    batch = decoded[None].astype(np.float32)
-    restored = generator([batch, np.array([[tau]], np.float32)], training=False)
-    projected = project_to_box(restored, batch, np.array([tau], np.float32), np.array([slack], np.float32))
-    return np.asarray(projected)[0]
-
-
-def psnr(reference: np.ndarray, test: np.ndarray, max_value: float = 255.0) -> float:
-    mse = float(np.mean((reference.astype(np.float64) - test.astype(np.float64)) ** 2))
-    return math.inf if mse == 0 else 10.0 * math.log10(max_value**2 / mse)
-
-
-def _to_uint8(image: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
-
-
-def _directory_size(path: Path) -> int:
-    return sum(item.stat().st_size for item in path.rglob("*") if item.is_file())
-
-
-def _saved_model_parity(
-    generator: keras.Model, saved_model_dir: Path, cases: Sequence[dict[str, Any]], slack: float
-) -> dict[str, Any]:
-    loaded = tf.saved_model.load(str(saved_model_dir))
-    float_fn, pixel_fn = loaded.signatures[FLOAT_SIGNATURE], loaded.signatures[SERVING_SIGNATURE]
-    # The pixel-level check feeds the uint8 test images; a uint16 module is checked in float only.
-    pixel_dtype = pixel_fn.structured_input_signature[1]["image"].dtype
-    max_float_diff, max_level_diff = 0.0, 0 if pixel_dtype == tf.uint8 else None
-    for case in cases:
-        decoded, tau = case["decoded"], case["tau"]
-        scaled = decoded.astype(np.float32) / 255.0
-        restored = float_fn(
-            image=tf.constant(scaled[None]), tau=tf.constant([tau / 255.0]), slack=tf.constant([slack])
-        )[OUTPUT_KEY].numpy()[0]
-        max_float_diff = max(max_float_diff, float(np.max(np.abs(restored - case["keras"]))))
-        if max_level_diff is None:
-            continue
-        pixels = pixel_fn(
-            image=tf.constant(decoded[None]), tau=tf.constant([tau], tf.int32), slack=tf.constant([slack])
-        )[OUTPUT_KEY].numpy()[0]
-        level_diff = np.abs(pixels.astype(np.int32) - _to_uint8(case["keras"]).astype(np.int32))
-        max_level_diff = max(max_level_diff, int(level_diff.max()))
-    return {
-        "restore_float_max_abs_diff": max_float_diff,
-        "serving_default_max_level_diff": max_level_diff,
-        "size_bytes": _directory_size(saved_model_dir),
-    }
-
-
-def _tflite_parity(model_path: Path, cases: Sequence[dict[str, Any]], slack: float) -> dict[str, Any]:
-    within, total, max_level, bound_excess = 0, 0, 0, -math.inf
-    psnrs = []
-    for case in cases:
-        scaled = case["decoded"].astype(np.float32) / 255.0
-        restored = run_tflite(model_path, scaled, case["tau"] / 255.0, slack)
-        level_diff = np.abs(_to_uint8(restored).astype(np.int32) - _to_uint8(case["keras"]).astype(np.int32))
-        within += int(np.count_nonzero(level_diff <= 1))
-        total += level_diff.size
-        max_level = max(max_level, int(level_diff.max()))
-        excess = float(np.max(np.abs(restored - scaled))) - slack * case["tau"] / 255.0
-        bound_excess = max(bound_excess, excess * 255.0)
-        psnrs.append(psnr(case["original"], _to_uint8(restored)))
-    return {
-        "fraction_within_1_level": within / total,
-        "max_level_diff_vs_keras": max_level,
-        "bound_holds": bound_excess <= BOUND_TOLERANCE * 255.0,
-        "max_box_excess_levels": bound_excess,
-        "mean_psnr_db": float(np.mean(psnrs)),
-        "size_bytes": model_path.stat().st_size,
-        "latency_ms": benchmark_tflite(model_path, cases[0]["decoded"].shape),
-        "latency_shape": list(cases[0]["decoded"].shape),
-    }
-
-
-def parity_report(
-    generator: keras.Model,
-    saved_model_dir: str | Path,
-    tflite_paths: Mapping[str, str | Path],
-    test_images: Iterable[np.ndarray],
-    *,
-    taus: Sequence[int] = (2, 4),
-    slack: float = 1.0,
-    output_dir: str | Path | None = None,
-) -> dict[str, Any]:
-    """Compare every exported model with the Keras model on real codec output; write report.json/.md.
-
-    ``test_images`` are uint8 H x W x C originals; each is encoded at every tau of ``taus`` and the
-    decoded image restored with ``slack``. Reported: SavedModel vs Keras max abs diff; for each TFLite
-    variant the fraction of uint8 pixels within 1 grey level of Keras (target >= 99.9 % for float32
-    and float16), whether the box bound held, PSNR, and for int8 variants the PSNR loss vs float32;
-    parameter count and file sizes. ``output_dir`` defaults to the first TFLite file's directory (or
-    the SavedModel's parent when there is none).
-    """
-    cases = []
-    for original in test_images:
-        for tau in taus:
-            decoded = codec_round_trip(original, tau)
-            keras_out = keras_reference(generator, decoded.astype(np.float32) / 255.0, tau / 255.0, slack)
-            cases.append({"original": original, "decoded": decoded, "tau": tau, "keras": keras_out})
-    report: dict[str, Any] = {
-        "parameters": int(generator.count_params()),
-        "test_cases": [{"shape": list(c["original"].shape), "tau": c["tau"]} for c in cases],
-        "slack": slack,
-        "codec_psnr_db": float(np.mean([psnr(c["original"], c["decoded"]) for c in cases])),
-        "keras_psnr_db": float(np.mean([psnr(c["original"], _to_uint8(c["keras"])) for c in cases])),
-        "saved_model": _saved_model_parity(generator, Path(saved_model_dir), cases, slack),
-        "tflite": {name: _tflite_parity(Path(path), cases, slack) for name, path in tflite_paths.items()},
-    }
-    _add_verdicts(report)
-    if output_dir is None:
-        first = next(iter(tflite_paths.values()), None)
-        output_dir = Path(first).parent if first is not None else Path(saved_model_dir).parent
-    write_report(report, output_dir)
-    return report
-
-
-def _add_verdicts(report: dict[str, Any]) -> None:
-    tflite = report["tflite"]
-    reference = tflite.get("float32", {}).get("mean_psnr_db", report["keras_psnr_db"])
-    for variant, entry in tflite.items():
-        if variant in FLOAT_VARIANTS:
-            entry["meets_parity_target"] = entry["fraction_within_1_level"] >= 0.999
-        else:
-            entry["psnr_loss_vs_float32_db"] = reference - entry["mean_psnr_db"]
-
-
-def write_report(report: Mapping[str, Any], output_dir: str | Path) -> tuple[Path, Path]:
-    """Write ``report.json`` and a human-readable ``report.md`` into ``output_dir``."""
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = output_dir / "report.json", output_dir / "report.md"
-    json_path.write_text(json.dumps(report, indent=2) + "\n")
-    md_path.write_text(_markdown(report))
-    return json_path, md_path
-
-
-def _levels(value: int | None) -> str:
-    return "not checked (uint16 signature, 8-bit test images)" if value is None else f"{value} levels"
-
-
-def _markdown(report: Mapping[str, Any]) -> str:
-    saved = report["saved_model"]
-    lines = [
-        "# linf export parity report",
-        "",
-        f"- generator parameters: {report['parameters']:,}",
-        f"- test cases: {len(report['test_cases'])} (slack kappa = {report['slack']})",
-        f"- PSNR codec output: {report['codec_psnr_db']:.3f} dB; "
-        f"Keras + projection: {report['keras_psnr_db']:.3f} dB",
-        f"- SavedModel `{FLOAT_SIGNATURE}` vs Keras max abs diff: {saved['restore_float_max_abs_diff']:.3g} "
-        f"(scaled [0, 1]); `{SERVING_SIGNATURE}` max diff: "
-        f"{_levels(saved['serving_default_max_level_diff'])}; "
-        f"size {saved['size_bytes']:,} bytes",
-        "",
-        "| TFLite variant | size (bytes) | within 1 level of Keras | max diff (levels) | bound holds "
-        "| PSNR (dB) | PSNR loss vs fp32 (dB) | invoke (ms) |",
-        "|---|---:|---:|---:|---|---:|---:|---:|",
-    ]
-    for variant, entry in report["tflite"].items():
-        loss = entry.get("psnr_loss_vs_float32_db")
-        lines.append(
-            f"| {variant} | {entry['size_bytes']:,} | {100 * entry['fraction_within_1_level']:.3f} % "
-            f"| {entry['max_level_diff_vs_keras']} | {'yes' if entry['bound_holds'] else 'NO'} "
-            f"| {entry['mean_psnr_db']:.3f} | {'' if loss is None else f'{loss:.3f}'} "
-            f"| {entry['latency_ms']:.1f} |"
-        )
-    shape = next(iter(report["tflite"].values()), {}).get("latency_shape")
-    lines += [
-        "",
-        "Target: float32/float16 >= 99.9 % of uint8 pixels within 1 grey level of Keras.",
-        f"Invoke: median of 3 single-image runs on a {shape} input, default CPU threads, this machine.",
-        "",
-    ]
-    return "\n".join(lines)

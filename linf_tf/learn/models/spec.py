@@ -15,8 +15,8 @@ from typing import Any
 
 import keras
 
-from linf_tf.models.arcnn import build_arcnn
-from linf_tf.models.generator import ARCHITECTURES, build_generator, build_unshuffle_generator
+from linf_tf.learn.models.arcnn import build_arcnn
+from linf_tf.learn.models.generator import ARCHITECTURES, build_generator, build_unshuffle_generator
 
 
 def build_from_spec(spec: Mapping[str, Any]) -> keras.Model:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import keras
 
-from linf_tf.models.common import (
+from linf_tf.learn.models.common import (
     BoxProjection,
     CropLike,
     PadToMultiple,

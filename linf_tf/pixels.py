@@ -1,0 +1,41 @@
+"""Pixel arithmetic every layer shares (NumPy only): the peak value of a bit depth, BT.601 luma
+weights and PSNR. One implementation each; the codec, runtime, learn and evaluation layers import
+them from here."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+# ITU-R BT.601 luma weights, the convention of OpenCV's and PIL's RGB -> gray conversion.
+LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114])
+
+
+def max_value_for(bit_depth: int) -> int:
+    """Largest sample value at ``bit_depth`` bits: the peak for PSNR and the network's 1.0."""
+    return (1 << int(bit_depth)) - 1
+
+
+def as_float_pair(original: np.ndarray, restored: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both arrays in float64, after checking their shapes agree.
+
+    float64 because uint8/uint16 differences would wrap around, and float32 loses precision in the
+    sums of squared errors of large 16-bit images.
+    """
+    original = np.asarray(original)
+    restored = np.asarray(restored)
+    if original.shape != restored.shape:
+        raise ValueError(f"shapes differ: original {original.shape}, restored {restored.shape}")
+    if original.ndim not in (2, 3):
+        raise ValueError(f"images must be HxW or HxWxC, got shape {original.shape}")
+    return original.astype(np.float64), restored.astype(np.float64)
+
+
+def psnr(original: np.ndarray, restored: np.ndarray, max_value: float) -> float:
+    """Peak signal-to-noise ratio in dB over all pixels and channels; ``inf`` for identical images."""
+    x, x_hat = as_float_pair(original, restored)
+    mse = float(np.mean((x - x_hat) ** 2))
+    if mse == 0.0:
+        return math.inf
+    return 10.0 * math.log10(float(max_value) ** 2 / mse)
