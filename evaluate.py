@@ -64,6 +64,12 @@ flags.DEFINE_multi_string(
     "results.json of an earlier run to merge into this report: its per-image records are kept "
     "unless this run redoes them (same set, method, tau, image). Repeatable.",
 )
+flags.DEFINE_boolean(
+    "gray",
+    False,
+    "The paper's protocol: code and restore the BT.601 luma of every image (one channel), so the "
+    "tables compare gray with gray; without it, colour images are coded as RGB (the product's view).",
+)
 flags.DEFINE_boolean("progress", True, "Show a progress bar (only ever on a terminal).")
 
 MAX_TAU = 32767  # (2**16 - 1) // 2: the codec's limit at 16 bits; each image's own limit is checked too
@@ -125,7 +131,8 @@ def main(argv: list[str]) -> None:
         raise app.UsageError("two --data_dir share a directory name; set names must be unique")
     overlap = _overlap(models)
     settings = dict(
-        default_slack=FLAGS.default_slack, tile=FLAGS.tile, overlap=overlap, references=FLAGS.references
+        default_slack=FLAGS.default_slack, tile=FLAGS.tile, overlap=overlap, references=FLAGS.references,
+        gray=FLAGS.gray,
     )
     # No bars in a redirected log: tqdm's \r redraws would fill it with half-lines.
     show_progress = FLAGS.progress and stderr_is_terminal()

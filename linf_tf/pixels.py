@@ -39,3 +39,26 @@ def psnr(original: np.ndarray, restored: np.ndarray, max_value: float) -> float:
     if mse == 0.0:
         return math.inf
     return 10.0 * math.log10(float(max_value) ** 2 / mse)
+
+
+def convert_channels(pixels: np.ndarray, channels: int) -> np.ndarray:
+    """Return ``pixels`` as HxWx``channels`` (1 or 3), same dtype.
+
+    * gray -> RGB: the gray plane repeated three times;
+    * RGB -> gray: BT.601 luma (0.299 R + 0.587 G + 0.114 B), rounded to the nearest integer;
+    * an alpha plane (gray+alpha, RGBA) is dropped first.
+    Other channel counts (stacks, multispectral data) raise ValueError.
+    """
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels}")
+    planes = pixels[:, :, np.newaxis] if pixels.ndim == 2 else pixels
+    if planes.shape[2] in (2, 4):  # drop alpha: it is not part of the picture to restore
+        planes = planes[:, :, : planes.shape[2] - 1]
+    if planes.shape[2] not in (1, 3):
+        raise ValueError(f"cannot convert {planes.shape[2]} channels to {channels}; expected gray or RGB")
+    if planes.shape[2] == channels:
+        return np.ascontiguousarray(planes)
+    if channels == 3:
+        return np.repeat(planes, 3, axis=2)
+    luma = np.rint(planes.astype(np.float64) @ LUMA_WEIGHTS)
+    return luma.astype(pixels.dtype)[:, :, np.newaxis]

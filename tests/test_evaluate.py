@@ -338,3 +338,23 @@ def test_line_plots_draw_references_and_default_slack_networks_only() -> None:
     lines, and with matplotlib's ten colours recycled two methods shared a colour."""
     methods = ["net@1", "webp", "codec", "net", "other", "other@0.25", "jpegls", "jpeg2000"]
     assert evaluate_lib.line_plot_methods(methods) == ["codec", "jpeg2000", "webp", "jpegls", "net", "other"]
+
+
+def test_gray_protocol_codes_the_luma_of_colour_images(two_image_set, gray_model) -> None:
+    colour = two_image_set["tiny"][1]
+    luma = evaluate_lib.read_test_image(colour, gray=True)
+    expected = np.rint(imageio.read_image(colour).pixels.astype(np.float64) @ [0.299, 0.587, 0.114])
+    assert luma.pixels.ndim == 2 and luma.pixels.dtype == np.uint8
+    np.testing.assert_array_equal(luma.pixels, expected.astype(np.uint8))
+    # A gray model restores every image of the set under the gray protocol, bound kept.
+    gray_records = evaluate_lib.evaluate(
+        two_image_set, [6], {"net": KerasRestorer(gray_model)}, progress=False, references=(), tile=32,
+        overlap=TINY_RADIUS, gray=True,
+    )
+    nets = [r for r in gray_records if r.method == "net"]
+    assert len(nets) == 2 and all(r.linf <= 6 + 3 for r in nets)
+    codec_bpp = {r.image: r.bpp for r in gray_records if r.method == "codec"}
+    rgb_bpp = {r.image: r.bpp for r in evaluate_lib.evaluate(two_image_set, [6], {}, progress=False,
+                                                             references=()) if r.method == "codec"}
+    assert codec_bpp["a_gray.png"] == rgb_bpp["a_gray.png"]
+    assert codec_bpp["b_rgb.png"] != rgb_bpp["b_rgb.png"]

@@ -64,6 +64,7 @@ from linf_tf.evaluation.report import (  # noqa: F401
     write_json,
     write_plots,
 )
+from linf_tf.pixels import convert_channels
 from linf_tf.runtime import WEIGHTS_DIR as DEFAULT_WEIGHTS_DIR  # noqa: F401  (re-exported)
 from linf_tf.runtime.box import check_slacks, max_value_for, to_integer_box  # noqa: F401
 from linf_tf.runtime.litert import TFLiteRestorer  # noqa: F401
@@ -256,10 +257,13 @@ def evaluate(
     overlap: int = 16,
     progress: bool = True,
     references: Sequence[str] = REFERENCE_CODECS,
+    gray: bool = False,
 ) -> list[Record]:
     """Run every method on every image of every set at every tau; one Record each.
 
-    Taus too large for an image's bit depth are skipped with a warning.
+    ``gray``: code and restore the BT.601 luma of each image (the paper's protocol: CALIC is a gray
+    coder), so every method sees one channel. Taus too large for an image's bit depth are skipped
+    with a warning.
     """
     check_slacks([*slacks, default_slack])
     check_references(references)
@@ -267,7 +271,7 @@ def evaluate(
     records: list[Record] = []
     bar = tqdm(total=len(jobs) * len(taus), desc="evaluate", unit="image·tau", disable=not progress)
     for set_name, path in jobs:
-        data = imageio.read_image(path)
+        data = read_test_image(path, gray)
         for tau in taus:
             bar.set_postfix_str(f"{set_name}/{path.name} tau={tau}")
             if tau > max_value_for(data.bit_depth) // 2:
@@ -280,6 +284,15 @@ def evaluate(
             bar.update()
     bar.close()
     return records
+
+
+def read_test_image(path: str | Path, gray: bool = False) -> imageio.ImageData:
+    """An evaluation image as the codec takes it; with ``gray``, its BT.601 luma (HxW)."""
+    data = imageio.read_image(path)
+    if not gray or data.channels == 1:
+        return data
+    luma = convert_channels(data.pixels, 1)[:, :, 0]
+    return dataclasses.replace(data, pixels=luma)
 
 
 def check_references(references: Iterable[str]) -> None:
@@ -341,6 +354,7 @@ def write_report(
     tile: int = 256,
     overlap: int = 16,
     references: Sequence[str] = REFERENCE_CODECS,
+    gray: bool = False,
 ) -> dict[str, Path]:
     """Write results.json/.csv, summary.csv, results.md, the plots and one crops figure per set
     (the set's first image at the largest tau, recomputed: keeping every output in memory would not
@@ -361,7 +375,7 @@ def write_report(
     for index, plot in enumerate(write_plots(summary, plot_dir)):
         paths[f"plot{index}"] = plot
     for set_name, image_paths in datasets.items():
-        data = imageio.read_image(image_paths[0])
+        data = read_test_image(image_paths[0], gray)
         tau = max(t for t in taus if t <= max_value_for(data.bit_depth) // 2)
         outputs = method_outputs(
             data.pixels, data.bit_depth, tau, models, slacks, default_slack, tile, overlap, references

@@ -61,7 +61,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from linf_tf import codec
 from linf_tf.imageio import ImageData, list_images, read_image
-from linf_tf.pixels import LUMA_WEIGHTS, max_value_for
+from linf_tf.pixels import convert_channels, max_value_for
 
 DEFAULT_TAUS: tuple[int, ...] = (6, 8, 10, 12, 14)  # paper §4.1/4.3
 DEFAULT_PATCH_SIZE = 64  # paper §4.2
@@ -171,29 +171,6 @@ def _all_div2k_zips() -> list[str]:
 
 
 max_value = max_value_for  # the divisor that scales samples to [0, 1]
-
-
-def convert_channels(pixels: np.ndarray, channels: int) -> np.ndarray:
-    """Return ``pixels`` as HxWx``channels`` (1 or 3), same dtype.
-
-    * gray -> RGB: the gray plane repeated three times;
-    * RGB -> gray: BT.601 luma (0.299 R + 0.587 G + 0.114 B), rounded to the nearest integer;
-    * an alpha plane (gray+alpha, RGBA) is dropped first.
-    Other channel counts (stacks, multispectral data) raise ValueError.
-    """
-    if channels not in (1, 3):
-        raise ValueError(f"channels must be 1 or 3, got {channels}")
-    planes = pixels[:, :, np.newaxis] if pixels.ndim == 2 else pixels
-    if planes.shape[2] in (2, 4):  # drop alpha: it is not part of the picture to restore
-        planes = planes[:, :, : planes.shape[2] - 1]
-    if planes.shape[2] not in (1, 3):
-        raise ValueError(f"cannot convert {planes.shape[2]} channels to {channels}; expected gray or RGB")
-    if planes.shape[2] == channels:
-        return np.ascontiguousarray(planes)
-    if channels == 3:
-        return np.repeat(planes, 3, axis=2)
-    luma = np.rint(planes.astype(np.float64) @ LUMA_WEIGHTS)
-    return luma.astype(pixels.dtype)[:, :, np.newaxis]
 
 
 def compress_roundtrip(image: np.ndarray, tau: int, bit_depth: int | None = None) -> np.ndarray:
