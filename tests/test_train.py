@@ -524,6 +524,9 @@ def test_train_py_quickstart_writes_checkpoint_events_and_export(tmp_path):
     } <= tags
     assert any(tag.startswith("samples/") for tag in tags)
     assert (logdir / "export" / model_io.EXPORT_WEIGHTS_NAME).is_file()
+    # A 3-step run says it is a smoke test (issue 15 item 10), a long one does not.
+    assert "is a smoke test of the training pipeline" in result.stdout
+    assert run.short_run_note(3) and run.short_run_note(run.SHORT_RUN_STEPS) is None
 
 
 @pytest.mark.slow
@@ -557,3 +560,11 @@ def test_train_py_resumes_after_sigkill(tmp_path):
     assert result.returncode == 0, result.stderr[-4000:]
     assert f"at step {killed_at}" in result.stdout
     assert tf.train.latest_checkpoint(str(checkpoints)).endswith("ckpt-60")
+
+
+def test_native_bf16_is_read_from_the_cpu_flags() -> None:
+    from linf_tf.learn.config import cpu_has_native_bf16
+
+    assert cpu_has_native_bf16("processor: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16 amx_tile\n") is True
+    assert cpu_has_native_bf16("processor: 0\nflags\t\t: fpu sse2 avx2\n") is False
+    assert cpu_has_native_bf16("Processor: ARMv8\nFeatures: fp asimd\n") is None

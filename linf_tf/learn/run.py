@@ -116,4 +116,26 @@ def run_training(
             trainer.generator, config, export_dir or os.path.join(config.logdir, "export")
         )
         tqdm.write(f"generator weights exported to {exported}")
+        note = short_run_note(trainer.total_steps)
+        if note:
+            tqdm.write(note)
     return trainer, results
+
+
+SHORT_RUN_STEPS = 1000
+
+
+def short_run_note(total_steps: int) -> str | None:
+    """What a run of a few hundred steps proves (the quick start's 360): that the pipeline works.
+
+    Its validation gains are noise around zero and can be negative at some tau; saying so beats a
+    README that promises a gain such a run does not reliably give (issue 15, item 10).
+    """
+    if total_steps >= SHORT_RUN_STEPS:
+        return None
+    return (
+        f"note: {total_steps} steps is a smoke test of the training pipeline (codec in the input, "
+        "G/D steps, checkpoints, validation, export), not a trained model: its gains are noise and "
+        "may be negative. A useful model takes thousands of steps: configs/cpu_small.flags "
+        "(6,400 steps, the shipped model) or configs/cpu_v2_*.flags."
+    )

@@ -47,6 +47,7 @@ from linf_tf.learn.config import (
     DatasetFn,
     NonFiniteLossError,
     TrainConfig,
+    cpu_has_native_bf16,
 )
 from linf_tf.learn.distribute import count_batches, is_chief
 from linf_tf.learn.models import build_discriminator, build_from_spec, build_inference_model
@@ -128,6 +129,12 @@ class Trainer:
         config = self.config
         previous_policy = keras.mixed_precision.dtype_policy()
         policy = PRECISION_POLICIES[config.mixed_precision]
+        emulated = cpu_has_native_bf16() is False and not tf.config.list_physical_devices("GPU")
+        if policy == "mixed_bfloat16" and emulated:
+            tqdm.write(
+                "warning: --mixed_precision=bfloat16 on a CPU without AVX512-BF16/AMX: TensorFlow emulates "
+                "bfloat16 here and steps run several times slower than float32; use --mixed_precision=none"
+            )
         if policy is not None:
             # Layers read the global policy when they are created; it is restored right after so
             # that building a Trainer does not change the dtype of models built later elsewhere.
