@@ -113,8 +113,10 @@ class TFLiteRestorer:
         scale = float(max_value_for(bit_depth))
         # An integer tau input is in pixel units; a float one is scaled like the image.
         tau_value = tau if np.issubdtype(self._session.tau["dtype"], np.integer) else tau / scale
-        restored = self._session.run((decoded.astype(np.float32) / scale)[None], tau_value, slack)
-        return restored[0].astype(np.float64) * scale
+        planes = decoded[:, :, None] if decoded.ndim == 2 else decoded  # HxW gray, as KerasRestorer takes
+        restored = self._session.run((planes.astype(np.float32) / scale)[None], tau_value, slack)
+        restored = restored[0].astype(np.float64) * scale
+        return restored[:, :, 0] if decoded.ndim == 2 else restored
 
 
 def run_tflite(

@@ -32,14 +32,16 @@ class KerasRestorer:
         import keras  # lazy: keeps TF out of baseline-only runs
 
         scale = float(self.max_value or max_value_for(bit_depth))
-        y = (decoded.astype(np.float32) / scale)[None]
+        planes = decoded[:, :, None] if decoded.ndim == 2 else decoded  # HxW gray: one channel
+        y = (planes.astype(np.float32) / scale)[None]
         tau_in = np.array([[tau / scale]], np.float32)
         slack_in = np.array([[slack]], np.float32)
         inputs = [y, tau_in, slack_in] if self._takes_slack else [y, tau_in]
         restored = keras.ops.convert_to_numpy(self.model(inputs, training=False))
         # Project here too: a bare generator is unclipped, and re-projecting a projected output is a no-op.
         projected = project_to_float_box(restored, y, np.float32(slack) * tau_in[0, 0], np.float32(1.0))
-        return projected[0].astype(np.float64) * scale
+        projected = projected[0].astype(np.float64) * scale
+        return projected[:, :, 0] if decoded.ndim == 2 else projected
 
 
 class SavedModelRestorer:
