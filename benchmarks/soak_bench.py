@@ -47,7 +47,7 @@ class Sample:
     path: Path
     outcome: str  # "valid", "bad" (must fail, named) or "skipped" (not an image by its name)
     stack: bool = False  # a ZYX stack: a sidecar is written, decompress gives the axes back
-    signed: bool = False  # declared signed: sidecar, decompressed to an int16 TIFF
+    signed: bool = False  # declared signed: stored signed in the stream (format 3), back as int16 TIFF
 
 
 class Maker:
@@ -269,7 +269,8 @@ def soak(work: Path, count: int, tau: int, seed: int) -> int:
     if counts != expected or sum(counts) != len(samples):
         problems.append(f"compress summary {counts}, expected {expected} (sum {len(samples)})")
     stream_files = expected_outputs(valid, tree, lambda s: ".nlc")
-    sidecars = {s.path.relative_to(tree).with_suffix(".nlc.json") for s in valid if s.stack or s.signed}
+    # Format 3 records signed samples in the stream itself: only stacks still need a sidecar.
+    sidecars = {s.path.relative_to(tree).with_suffix(".nlc.json") for s in valid if s.stack}
     written = listing(streams)
     if written != stream_files | sidecars:
         wanted = stream_files | sidecars
