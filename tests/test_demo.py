@@ -80,3 +80,9 @@ def test_demo_ends_with_the_shipped_network(tmp_path: Path, capsys: pytest.Captu
     assert demo.max_abs_error(original, decoded) <= 10
     assert demo.max_abs_error(original, restored) <= 15  # tau + floor(0.5 * tau)
     assert demo.psnr(original, restored, 8) > demo.psnr(original, decoded, 8) + 0.5
+    # The gray image goes through the shipped gray model.
+    gray = skdata.camera()
+    decoded = demo.codec.decode((tmp_path / "camera_tau10.nlc").read_bytes())
+    restored = read_image(tmp_path / "camera_tau10_restored.png").pixels
+    assert restored.shape == gray.shape and demo.max_abs_error(gray, restored) <= 15
+    assert demo.psnr(gray, restored, 8) > demo.psnr(gray, decoded, 8) + 0.5
