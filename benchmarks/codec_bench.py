@@ -435,15 +435,22 @@ def _thread_summary(group: list[ThreadRow], first: list[ThreadRow]) -> dict[str,
     }
 
 
-def run_thread_study(args: argparse.Namespace, files: list[Path]) -> int:
-    rows: list[ThreadRow] = []
+def readable_images(files: list[Path], dtype_depth: bool):
+    """(path, image, bit depth) for every file that reads; the others are reported and skipped.
+    ``dtype_depth`` codes at the container's depth (8/16) instead of the file's declared one."""
     for path in tqdm(files, desc="images", unit="img"):
         try:
             image = read_image(path, allow_signed=True)
         except (OSError, ValueError) as exc:
             tqdm.write(f"skipped {path}: {exc}")
             continue
-        depth = (8 if image.pixels.dtype == np.uint8 else 16) if args.dtype_depth else image.bit_depth
+        depth = (8 if image.pixels.dtype == np.uint8 else 16) if dtype_depth else image.bit_depth
+        yield path, image, depth
+
+
+def run_thread_study(args: argparse.Namespace, files: list[Path]) -> int:
+    rows: list[ThreadRow] = []
+    for path, image, depth in readable_images(files, args.dtype_depth):
         rows.extend(thread_study(str(path), image.pixels, depth, args.taus, args.threads, args.repeats,
                                  args.stripe_height))
     if not rows:
@@ -529,13 +536,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         return run_thread_study(args, files)
     rows: list[Measurement] = []
-    for path in tqdm(files, desc="images", unit="img"):
-        try:
-            image = read_image(path, allow_signed=True)
-        except (OSError, ValueError) as exc:
-            tqdm.write(f"skipped {path}: {exc}")
-            continue
-        depth = (8 if image.pixels.dtype == np.uint8 else 16) if args.dtype_depth else image.bit_depth
+    for path, image, depth in readable_images(files, args.dtype_depth):
         rows.extend(measure(str(path), image, depth, args.taus, args.repeats))
         if args.luma and image_class(image) == "colour 8-bit":
             gray = ImageData(pixels=luma(image.pixels), bit_depth=8)
