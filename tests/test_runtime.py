@@ -17,7 +17,7 @@ from linf_tf.runtime import guaranteed_bound, load_restorer, to_integer_box
 from linf_tf.runtime.litert import TFLiteRestorer
 from linf_tf.runtime.registry import load_shipped, pick_shipped_model, shipped_models
 from linf_tf.runtime.tf_loaders import KerasRestorer, SavedModelRestorer, receptive_radius
-from linf_tf.runtime.tiling import _window, restore_tiled
+from linf_tf.runtime.tiling import MIN_SPLIT_TILE, _window, restore_tiled, tile_shape
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +118,12 @@ def test_model_paths_are_checked(tmp_path: Path) -> None:
         load_shipped(3, tmp_path / "no_weights")
 
 
+def skimage_camera() -> np.ndarray:
+    import skimage.data
+
+    return skimage.data.camera()
+
+
 def test_tiling_windows_have_one_size_and_enough_context() -> None:
     for size, tile, overlap in ((1500, 512, 11), (2000, 512, 11), (40, 24, 5), (20, 24, 5), (537, 512, 11)):
         windows = [(_window(start, size, tile, overlap), start) for start in range(0, size, tile)]
@@ -126,6 +132,45 @@ def test_tiling_windows_have_one_size_and_enough_context() -> None:
             stop = min(start + tile, size)
             assert begin == 0 or begin <= start - overlap
             assert end == size or end >= stop + overlap
+
+
+def test_tiles_are_equal_parts_and_split_for_parallel_restorers() -> None:
+    assert tile_shape(1500, 2000, 512) == (500, 500)  # 3 x 4 equal tiles, no thin remainder
+    assert tile_shape(537, 512, 512) == (269, 512)
+    assert tile_shape(512, 512, 512) == (512, 512)
+    assert tile_shape(512, 512, 512, workers=2) == (256, 512)  # split along the longer side
+    assert tile_shape(300, 600, 512, workers=4) == (150, 300)
+    small = 2 * MIN_SPLIT_TILE - 1
+    assert tile_shape(small, small, 512, workers=2) == (small, small)  # overlap would dominate
+
+
+def test_parallel_litert_windows_equal_one_interpreter(tmp_path: Path, gray_model) -> None:
+    from linf_tf.learn import export as export_lib
+
+    path = tmp_path / "tiny.tflite"
+    path.write_bytes(export_lib.convert_tflite(gray_model, variant="float32", channels=1))
+    image = np.ascontiguousarray(skimage_camera()[100:400, 50:350])  # 300 x 300: two windows
+    parallel = TFLiteRestorer(path, receptive_radius=TINY_RADIUS, workers=2)
+    assert parallel.parallel_windows == 2
+    tiled = restore_tiled(parallel, image, 10, 0.5, tile=512, overlap=TINY_RADIUS)
+    assert parallel._created == 2  # both interpreters ran
+    whole = TFLiteRestorer(path, num_threads=1).restore(image, 10, 0.5, 8)
+    assert np.abs(whole - image).max() > 1.0
+    np.testing.assert_allclose(tiled, whole, atol=1e-3)
+
+
+def test_integer_box_holds_for_any_network_output() -> None:
+    rng = np.random.default_rng(3)
+    for dtype, max_value, tau in ((np.uint8, 255, 6), (np.uint16, 65535, 60)):
+        decoded = rng.integers(0, max_value + 1, (32, 32), dtype=dtype)
+        restored = decoded + rng.normal(0, 4 * tau, decoded.shape)
+        restored.flat[:6] = [np.nan, np.inf, -np.inf, 1e30, -1e30, -5]
+        result = to_integer_box(restored, decoded, tau, 0.5, max_value)
+        assert result.dtype == decoded.dtype
+        moved = np.abs(result.astype(np.int64) - decoded.astype(np.int64))
+        assert moved.max() == tau // 2  # the box is full width, never wider
+        inside = np.abs(restored - decoded) < tau // 2 - 0.5
+        np.testing.assert_array_equal(result[inside], np.rint(restored[inside]))
 
 
 def test_parse_model_specs() -> None:

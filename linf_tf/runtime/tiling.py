@@ -4,6 +4,8 @@ adaptation between a model's channel count and the image's."""
 from __future__ import annotations
 
 import logging
+import math
+from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 import numpy as np
@@ -12,6 +14,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TILE = 512
 DEFAULT_OVERLAP = 16  # used when a model's receptive radius is unknown
+MIN_SPLIT_TILE = 128  # tiles are not split below this side for parallelism: overlap would dominate
 
 
 class Restorer(Protocol):
@@ -21,6 +24,8 @@ class Restorer(Protocol):
     (float, HxWxC), already projected into y ± slack*tau. ``channels`` is the channel count the
     network takes; ``receptive_radius`` is how many pixels of context the network sees on each
     side, or None when unknown (then tiling may not reproduce whole-image inference exactly).
+    A restorer whose ``restore`` may run on several threads at once says how many with an optional
+    ``parallel_windows`` attribute (absent: 1); the tiler then runs that many windows at a time.
     """
 
     channels: int
@@ -45,13 +50,15 @@ def restore_tiled(
 ) -> np.ndarray:
     """Restore ``decoded`` (HxW or HxWxC) tile by tile so memory stays bounded on large images.
 
-    Each ``tile`` x ``tile`` block is run with at least ``overlap`` extra pixels of context on every
-    side (or up to the image border, where whole-image inference sees the same zero padding), and
-    only its centre is kept. With ``overlap >= restorer.receptive_radius`` the result equals
-    whole-image inference up to float rounding. Every window has the same size,
-    ``min(tile + 2 * overlap, side)``: windows at the far border are shifted inward (more context,
-    never less) instead of shrinking, so an engine with static shapes (LiteRT) allocates its
-    tensors once per image instead of once per distinct border size. Returns float pixel values,
+    The image is cut into equal tiles of at most ``tile`` a side (:func:`tile_shape`); each is run
+    with at least ``overlap`` extra pixels of context on every side (or up to the image border,
+    where whole-image inference sees the same zero padding), and only its centre is kept. With
+    ``overlap >= restorer.receptive_radius`` the result equals whole-image inference up to float
+    rounding. Every window has the same size, ``min(tile side + 2 * overlap, image side)``: windows
+    at the far border are shifted inward (more context, never less) instead of shrinking, so an
+    engine with static shapes (LiteRT) allocates its tensors once per image instead of once per
+    distinct border size. A restorer with ``parallel_windows`` > 1 gets that many windows at once,
+    from a thread pool. Returns float pixel values,
     shape of ``decoded``.
     """
     if tile < 1 or overlap < 0:
@@ -65,16 +72,48 @@ def restore_tiled(
             radius,
         )
     image = as_hwc(decoded)
-    restored = np.empty(image.shape, np.float64)
     height, width = image.shape[:2]
-    for top in range(0, height, tile):
-        for left in range(0, width, tile):
-            bottom, right = min(top + tile, height), min(left + tile, width)
-            y0, y1 = _window(top, height, tile, overlap)
-            x0, x1 = _window(left, width, tile, overlap)
-            block = restore_channels(restorer, image[y0:y1, x0:x1], tau, slack, bit_depth)
-            restored[top:bottom, left:right] = block[top - y0 : bottom - y0, left - x0 : right - x0]
+    workers = max(1, int(getattr(restorer, "parallel_windows", 1)))
+    tile_height, tile_width = tile_shape(height, width, tile, workers)
+    placements = []
+    for top in range(0, height, tile_height):
+        for left in range(0, width, tile_width):
+            bottom, right = min(top + tile_height, height), min(left + tile_width, width)
+            y0, y1 = _window(top, height, tile_height, overlap)
+            x0, x1 = _window(left, width, tile_width, overlap)
+            placements.append((top, bottom, left, right, y0, y1, x0, x1))
+
+    def run(placement: tuple[int, ...]) -> np.ndarray:
+        top, bottom, left, right, y0, y1, x0, x1 = placement
+        block = restore_channels(restorer, image[y0:y1, x0:x1], tau, slack, bit_depth)
+        return block[top - y0 : bottom - y0, left - x0 : right - x0]
+
+    restored = np.empty(image.shape, np.float64)
+    if workers > 1 and len(placements) > 1:
+        with ThreadPoolExecutor(max_workers=min(workers, len(placements))) as pool:
+            blocks = list(pool.map(run, placements))
+    else:
+        blocks = [run(placement) for placement in placements]
+    for (top, bottom, left, right, *_), block in zip(placements, blocks, strict=True):
+        restored[top:bottom, left:right] = block
     return restored.reshape(decoded.shape)
+
+
+def tile_shape(height: int, width: int, tile: int, workers: int = 1) -> tuple[int, int]:
+    """(rows, columns) of one tile: at most ``tile`` a side, the image cut into equal parts (so no
+    thin remainder tile pays a full window of overlap), and, for parallel restorers, cut further
+    along its longer side until there are ``workers`` tiles, as long as tiles stay at least
+    ``MIN_SPLIT_TILE`` a side."""
+    rows, columns = math.ceil(height / tile), math.ceil(width / tile)
+    while rows * columns < workers:
+        tile_height, tile_width = math.ceil(height / rows), math.ceil(width / columns)
+        if max(tile_height, tile_width) < 2 * MIN_SPLIT_TILE:
+            break
+        if tile_height >= tile_width:
+            rows += 1
+        else:
+            columns += 1
+    return math.ceil(height / rows), math.ceil(width / columns)
 
 
 def _window(start: int, size: int, tile: int, overlap: int) -> tuple[int, int]:
