@@ -84,3 +84,17 @@ def test_bits_per_sample_counts_channels() -> None:
 def test_shape_mismatch_is_an_error() -> None:
     with pytest.raises(ValueError, match="shapes differ"):
         metrics.psnr(np.zeros((4, 4)), np.zeros((4, 5)), 255)
+
+
+def test_patch_linf_errors_are_block_maxima() -> None:
+    from linf_tf.evaluation.metrics import patch_linf_errors
+
+    original = np.zeros((70, 130), np.uint8)  # 1 x 2 whole 64-blocks; the remainders are dropped
+    restored = original.copy()
+    restored[5, 5], restored[10, 100], restored[68, 128] = 3, 7, 200
+    np.testing.assert_array_equal(patch_linf_errors(original, restored, 64), [3, 7])
+    colour = np.repeat(restored[..., None], 3, axis=-1)
+    colour[0, 70, 2] = 9  # the worst channel counts
+    np.testing.assert_array_equal(patch_linf_errors(np.zeros_like(colour), colour, 64), [3, 9])
+    with pytest.raises(ValueError, match="smaller than one"):
+        patch_linf_errors(original, restored, 128)

@@ -40,3 +40,18 @@ def bits_per_sample(num_bytes: int, image: np.ndarray) -> float:
     if samples == 0:
         raise ValueError("image has no samples")
     return 8.0 * num_bytes / samples
+
+
+def patch_linf_errors(original: np.ndarray, restored: np.ndarray, patch: int = 64) -> np.ndarray:
+    """max |x_hat - x| of every whole ``patch`` x ``patch`` block (row-major grid from the top-left,
+    border remainders dropped): the l-inf error as a patch-based evaluation would see it."""
+    if patch < 1:
+        raise ValueError(f"patch must be >= 1, got {patch}")
+    x, x_hat = as_float_pair(original, restored)
+    error = np.abs(x_hat - x)
+    error = error.max(axis=-1) if error.ndim == 3 else error
+    rows, columns = error.shape[0] // patch, error.shape[1] // patch
+    if rows == 0 or columns == 0:
+        raise ValueError(f"image {error.shape[:2]} is smaller than one {patch}x{patch} patch")
+    blocks = error[: rows * patch, : columns * patch].reshape(rows, patch, columns, patch)
+    return blocks.max(axis=(1, 3)).ravel()
