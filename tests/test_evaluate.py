@@ -222,7 +222,7 @@ def test_evaluate_script_end_to_end(tmp_path: Path, two_image_set, gray_model) -
     assert (out / "results.csv").read_text().count("\n") == 1 + 7 * 2 * 2
     assert "| τ=8 | PSNR |" in (out / "results.md").read_text()
     set_name = two_image_set["tiny"][0].parent.name
-    for kind in ("psnr_vs_tau", "linf_vs_tau", "psnr_vs_bpp", "tradeoff", "crops"):
+    for kind in ("psnr_vs_tau", "linf_vs_tau", "psnr_vs_bpp", "tradeoff", "linf_frontier", "crops"):
         png = out / "plots" / f"{set_name}_{kind}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
 

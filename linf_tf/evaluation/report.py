@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from linf_tf.evaluation.paper_tables import PAPER_LINF, PAPER_METHODS, PAPER_PSNR
 from linf_tf.evaluation.records import (  # noqa: F401
     BASELINE_METHODS,
     MethodOutput,
@@ -117,7 +118,8 @@ def _pyplot() -> Any:
 
 
 def write_plots(summary: Sequence[Mapping[str, Any]], directory: Path) -> list[Path]:
-    """Per set: PSNR vs tau, l-inf vs tau, PSNR vs bits per sample and the slack trade-off."""
+    """Per set: PSNR vs tau, l-inf vs tau, PSNR vs bits per sample, the slack trade-off and the
+    l-inf frontier."""
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     for set_name in sorted({row["set"] for row in summary}):
@@ -134,6 +136,7 @@ def write_plots(summary: Sequence[Mapping[str, Any]], directory: Path) -> list[P
             )
         )
         written.append(_tradeoff_plot(rows, directory / f"{set_name}_tradeoff.png"))
+        written.append(_frontier_plot(rows, directory / f"{set_name}_linf_frontier.png"))
     return written
 
 
@@ -215,6 +218,43 @@ def _tradeoff_plot(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
     axes.set(
         xlabel="guaranteed ℓ∞ error (1+κ)τ", ylabel="PSNR (dB)", title=f"{rows[0]['set']}: PSNR vs guarantee"
     )
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize="small")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def _frontier_plot(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
+    """PSNR against the *measured* l-inf error (mean over images of each image's worst sample): per
+    network and tau one curve through its slacks, from the codec's point; the paper's l-inf-CNN
+    and MSE points (its Tables 3-4) where it reports the set. A better loss moves a network's
+    curves up and to the left."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(6.5, 4.5))
+    codec_rows = {row["tau"]: row for row in rows if row["method"] == "codec"}
+    for network, color in _network_colors(row["method"] for row in rows).items():
+        for tau in sorted(codec_rows):
+            variants = [row for row in rows if row["tau"] == tau and row["method"].split("@")[0] == network]
+            points = sorted(
+                [(codec_rows[tau]["linf"], codec_rows[tau]["psnr"])]
+                + [(row["linf"], row["psnr"]) for row in variants if math.isfinite(row["linf"])]
+            )
+            label = network if tau == min(codec_rows) else None
+            axes.plot(*zip(*points, strict=True), color=color, marker="o", markersize=3, label=label)
+    set_name = str(rows[0]["set"]).lower()
+    for method, marker in (("ℓ∞-CNN", "*"), ("MSE", "D")):
+        column = PAPER_METHODS.index(method)
+        paper = [
+            (PAPER_LINF[set_name][tau][column], PAPER_PSNR[set_name][tau][column])
+            for tau in sorted(codec_rows)
+            if tau in PAPER_PSNR.get(set_name, {})
+        ]
+        if paper:
+            axes.plot(*zip(*paper, strict=True), linestyle="none", marker=marker, color="black",
+                      markerfacecolor="none", label=f"paper {method}")
+    axes.set(xlabel="mean per-image ℓ∞ error", ylabel="PSNR (dB)", title=f"{rows[0]['set']}: ℓ∞ frontier")
     axes.grid(alpha=0.3)
     axes.legend(fontsize="small")
     figure.tight_layout()
