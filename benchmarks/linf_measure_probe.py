@@ -12,6 +12,13 @@ models and slacks, and reports, per set, tau and slack, the mean over images of:
 * ``p99.9``: the 99.9th percentile of |x_hat - x|;
 plus PSNR, for the codec output and each restoration. Writes ``out/linf_measure_probe/results.{csv,json}``.
 
+``--planes`` is for high-bit-depth data (microscopy, DICOM): every channel / slice plane is its own
+gray image (at most ``--max-planes`` per file, signed files skipped) and each tau is scaled by
+2**(bit_depth - 8), so tau = 6 means 6/255 of the range at every bit depth, as the network sees it:
+
+    .venv/bin/python benchmarks/linf_measure_probe.py ../shared/data/highbit/neubias \
+        ../shared/data/highbit/imagecompression_info_16bit --planes --taus 2,6,10 --slacks 0.5
+
     .venv/bin/python benchmarks/linf_measure_probe.py ../shared/data/eval/set14 \\
         --models gray_v2=default --taus 6,10,14 --slacks 1,0.25
 """
@@ -30,6 +37,7 @@ from linf_tf import codec
 from linf_tf.evaluation.evaluate import list_images, parse_model_specs, read_test_image
 from linf_tf.evaluation.metrics import linf_error, patch_linf_errors
 from linf_tf.evaluation.paper_tables import PAPER_LINF, PAPER_METHODS, PAPER_PSNR
+from linf_tf.imageio import read_image
 from linf_tf.pixels import max_value_for, psnr
 from linf_tf.runtime.restorer import NetworkRestorer
 
@@ -45,22 +53,36 @@ def measures(original: np.ndarray, restored: np.ndarray, max_value: int) -> dict
     }
 
 
+def gray_images(path: Path, planes: bool, max_planes: int) -> list[tuple[np.ndarray, int]]:
+    """(HxW pixels, bit depth) to code: the luma of the image, or with ``planes`` its first planes."""
+    if not planes:
+        data = read_test_image(path, gray=True)
+        return [(data.pixels, data.bit_depth)]
+    data = read_image(path)
+    if data.signed:
+        return []
+    pixels = data.pixels[..., None] if data.pixels.ndim == 2 else data.pixels
+    count = min(max_planes, pixels.shape[-1])
+    return [(np.ascontiguousarray(pixels[..., c]), data.bit_depth) for c in range(count)]
+
+
 def probe(folders: list[Path], models: dict[str, str], taus: list[int], slacks: list[float],
-          limit: int | None) -> list[dict]:
+          limit: int | None, planes: bool = False, max_planes: int = 2) -> list[dict]:
     restorers = {name: NetworkRestorer(path) for name, path in models.items()}
     rows = []
     for folder in folders:
         sums: dict[tuple, list[dict]] = defaultdict(list)
         for path in list_images(folder, limit):
-            data = read_test_image(path, gray=True)
-            max_value = max_value_for(data.bit_depth)
-            for tau in taus:
-                _, decoded = codec.encode_with_decoded(data.pixels, tau, data.bit_depth)
-                sums[("codec", tau, 0.0)].append(measures(data.pixels, decoded, max_value))
-                for name, restorer in restorers.items():
-                    for slack in slacks:
-                        restored = restorer.restore(decoded, tau, slack, data.bit_depth)
-                        sums[(name, tau, slack)].append(measures(data.pixels, restored, max_value))
+            for pixels, bit_depth in gray_images(path, planes, max_planes):
+                max_value = max_value_for(bit_depth)
+                scale = 2 ** (bit_depth - 8) if planes else 1
+                for tau in taus:
+                    _, decoded = codec.encode_with_decoded(pixels, tau * scale, bit_depth)
+                    sums[("codec", tau, 0.0)].append(measures(pixels, decoded, max_value))
+                    for name, restorer in restorers.items():
+                        for slack in slacks:
+                            restored = restorer.restore(decoded, tau * scale, slack, bit_depth)
+                            sums[(name, tau, slack)].append(measures(pixels, restored, max_value))
         order = sorted(sums.items(), key=lambda item: (item[0][1], item[0][0], -item[0][2]))
         for (method, tau, slack), values in order:
             row = {"set": folder.name, "method": method, "tau": tau, "slack": slack, "images": len(values)}
@@ -102,10 +124,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--taus", default="6,10,14", help="comma-separated taus (default 6,10,14)")
     parser.add_argument("--slacks", default="1,0.5,0.25", help="comma-separated kappas (default 1,0.5,0.25)")
     parser.add_argument("--limit", type=int, default=None, metavar="N", help="first N images of each folder")
+    parser.add_argument("--planes", action="store_true",
+                        help="high-bit data: each plane a gray image, tau scaled by 2**(bit_depth-8)")
+    parser.add_argument("--max-planes", type=int, default=2, metavar="N",
+                        help="planes per file with --planes (default 2)")
     parser.add_argument("--output", type=Path, default=Path("out/linf_measure_probe"))
     args = parser.parse_args(argv)
     rows = probe(args.folders, parse_model_specs(args.models), [int(t) for t in args.taus.split(",")],
-                 [float(k) for k in args.slacks.split(",")], args.limit)
+                 [float(k) for k in args.slacks.split(",")], args.limit, args.planes, args.max_planes)
     print_table(rows)
     args.output.mkdir(parents=True, exist_ok=True)
     with open(args.output / "results.csv", "w", newline="") as handle:
