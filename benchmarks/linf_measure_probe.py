@@ -13,7 +13,7 @@ models and slacks, and reports, per set, tau and slack, the mean over images of:
 plus PSNR, for the codec output and each restoration. Writes ``out/linf_measure_probe/results.{csv,json}``.
 
 ``--planes`` is for high-bit-depth data (microscopy, DICOM): every channel / slice plane is its own
-gray image (at most ``--max-planes`` per file, signed files skipped) and each tau is scaled by
+gray image (at most ``--max-planes`` per file; signed data offset to unsigned) and each tau is scaled by
 2**(bit_depth - 8), so tau = 6 means 6/255 of the range at every bit depth, as the network sees it:
 
     .venv/bin/python benchmarks/linf_measure_probe.py ../shared/data/highbit/neubias \
@@ -58,9 +58,7 @@ def gray_images(path: Path, planes: bool, max_planes: int) -> list[tuple[np.ndar
     if not planes:
         data = read_test_image(path, gray=True)
         return [(data.pixels, data.bit_depth)]
-    data = read_image(path)
-    if data.signed:
-        return []
+    data = read_image(path, allow_signed=True)  # signed CT: offset to unsigned, as the CLI codes it
     pixels = data.pixels[..., None] if data.pixels.ndim == 2 else data.pixels
     count = min(max_planes, pixels.shape[-1])
     return [(np.ascontiguousarray(pixels[..., c]), data.bit_depth) for c in range(count)]
