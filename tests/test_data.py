@@ -17,7 +17,8 @@ import skimage.data
 import tensorflow as tf
 
 from linf_tf import codec
-from linf_tf.imageio import ImageData, read_image, write_image
+from linf_tf.image_samples import ImageData
+from linf_tf.imageio import read_image, write_image
 from linf_tf.learn import data
 
 TOLERANCE = 1e-6  # float32 rounding of values divided by 255

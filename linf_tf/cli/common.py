@@ -15,7 +15,8 @@ import numpy as np
 from tqdm import tqdm
 
 from linf_tf import codec
-from linf_tf.imageio import WRITE_SUFFIXES, StackLayout
+from linf_tf.image_samples import StackLayout
+from linf_tf.imageio import WRITE_SUFFIXES
 from linf_tf.runtime import guaranteed_bound
 from linf_tf.sidecar import SIDECAR_SUFFIX, Sidecar
 

@@ -19,7 +19,8 @@ from linf_tf.cli.common import (
     print_facts,
     refuse_overwrite,
 )
-from linf_tf.imageio import READ_SUFFIXES, ImageData, is_supported_image, read_image
+from linf_tf.image_samples import ImageData
+from linf_tf.imageio import READ_SUFFIXES, is_supported_image, read_image
 from linf_tf.sidecar import Sidecar, from_image, sidecar_path, write_sidecar
 
 

@@ -25,7 +25,8 @@ from linf_tf.cli.common import (
     to_signed,
 )
 from linf_tf.cli.restore import check_network_options, make_network
-from linf_tf.imageio import TIFF_SUFFIXES, StackLayout, write_image
+from linf_tf.image_samples import StackLayout
+from linf_tf.imageio import TIFF_SUFFIXES, write_image
 from linf_tf.runtime import DEFAULT_SLACK, NetworkRestorer
 from linf_tf.sidecar import Sidecar, read_sidecar, sidecar_path
 

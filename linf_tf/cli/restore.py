@@ -19,7 +19,8 @@ from linf_tf.cli.common import (
     to_signed,
     warn,
 )
-from linf_tf.imageio import TIFF_SUFFIXES, ImageData, is_supported_image, read_image, write_image
+from linf_tf.image_samples import ImageData
+from linf_tf.imageio import TIFF_SUFFIXES, is_supported_image, read_image, write_image
 from linf_tf.runtime import NetworkRestorer, check_slack, guaranteed_bound
 from linf_tf.sidecar import Sidecar
 

@@ -60,7 +60,8 @@ import tifffile
 from numpy.lib.stride_tricks import sliding_window_view
 
 from linf_tf import codec
-from linf_tf.imageio import ImageData, list_images, read_image
+from linf_tf.image_samples import ImageData
+from linf_tf.imageio import list_images, read_image
 from linf_tf.pixels import convert_channels, max_value_for
 
 DEFAULT_TAUS: tuple[int, ...] = (6, 8, 10, 12, 14)  # paper §4.1/4.3
