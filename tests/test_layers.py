@@ -78,7 +78,8 @@ def test_learn_and_evaluation_import_alone() -> None:
     loaded = _loaded_after((
         "linf_tf.learn.trainer", "linf_tf.learn.export", "linf_tf.learn.serving", "linf_tf.learn.tflite",
         "linf_tf.learn.calibration", "linf_tf.learn.parity", "linf_tf.learn.sources", "linf_tf.learn.patches",
-        "linf_tf.learn.data", "linf_tf.evaluation.evaluate",
+        "linf_tf.learn.data", "linf_tf.learn.checkpoints", "linf_tf.learn.networks",
+        "linf_tf.evaluation.evaluate",
     ))
     assert "tensorflow" in loaded
 

@@ -55,7 +55,7 @@ class RestorationModule(tf.Module):
         # G is reached through a closure, not tracked as a child: a Keras 3 model saved as a child
         # gives a SavedModel whose TF1-style loading (TF Serving, saved_model_cli run) fails with
         # "Could not find variable head_conv/bias". Tracking the tf.Variables the signatures
-        # capture (as keras.export.ExportArchive does) restores correctly in both loaders.
+        # capture (as keras.export.ExportArchive does) loads correctly in both loaders.
         self._restore = functools.partial(restore_projected, generator)
         self.channels = channels
         self.input_dtype = input_dtype
