@@ -10,7 +10,8 @@ or, naming the files the trainer exported:
 
 Writes ``OUT/serving/<model_name>/<version>/`` (serve it with the commands in serving/README.md),
 ``OUT/tflite/<model_name>_<variant>.tflite`` and ``OUT/report.json`` + ``OUT/report.md``.
-Flags only; the work is done by ``linf_tf.learn.export``.
+Flags only; the work is done by ``linf_tf.learn.serving``, ``linf_tf.learn.tflite`` and
+``linf_tf.learn.parity``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from absl import app, flags
 from linf_tf.quiet import quiet_script_logs
 
 FLAGS = flags.FLAGS
-# = export_lib.TFLITE_VARIANTS, repeated so that flag errors need no TensorFlow import.
+# = linf_tf.learn.tflite.TFLITE_VARIANTS, repeated so that flag errors need no TensorFlow import.
 VARIANTS = ("float32", "float16", "dynamic_int8", "full_int8")
 
 flags.DEFINE_string(
@@ -96,22 +97,25 @@ flags.register_validator(
 )
 
 
-def _generator(export_lib):
+def _generator():
     """Load the trained generator, or build an untrained one when that is explicitly allowed."""
+    from linf_tf.learn.model_io import build_from_config, load_generator
     from linf_tf.learn.models import build_generator
 
     if FLAGS.weights:
-        return export_lib.load_generator(FLAGS.weights, FLAGS.config)
+        return load_generator(FLAGS.weights, FLAGS.config)
     if FLAGS.config:
-        return export_lib.build_from_config(json.loads(Path(FLAGS.config).read_text()))
+        return build_from_config(json.loads(Path(FLAGS.config).read_text()))
     return build_generator(FLAGS.channels, **TINY_UNTRAINED)
 
 
-def _report_images(export_lib, channels: int) -> list:
+def _report_images(channels: int) -> list:
+    from linf_tf.learn.calibration import PARITY_IMAGES, sample_image
+
     crop = FLAGS.report_crop
     images = []
-    for name in export_lib.PARITY_IMAGES:
-        image = export_lib.sample_image(name, channels)
+    for name in PARITY_IMAGES:
+        image = sample_image(name, channels)
         top, left = max(0, (image.shape[0] - crop) // 2), max(0, (image.shape[1] - crop) // 2)
         images.append(image[top : top + crop, left : left + crop].copy())
     return images
@@ -168,40 +172,40 @@ def main(argv: list[str]) -> int:
     quiet_script_logs()
     Path(FLAGS.output_dir).mkdir(parents=True, exist_ok=True)
 
-    from linf_tf.learn import export as export_lib  # TensorFlow loads only after the flags are valid
-    from linf_tf.learn import parity
+    # TensorFlow loads only after the flags are valid.
+    from linf_tf.learn import calibration, parity, serving, tflite
 
-    generator = _generator(export_lib)
+    generator = _generator()
     channels = generator.inputs[0].shape[-1]
     if channels != FLAGS.channels:
         raise app.UsageError(f"--channels={FLAGS.channels} but the generator takes {channels} channels")
-    module = export_lib.make_serving_module(
+    module = serving.make_serving_module(
         generator, channels=channels, input_dtype=FLAGS.input_dtype, max_value=FLAGS.max_value or None
     )
-    saved = export_lib.export_saved_model(
+    saved = serving.export_saved_model(
         module, FLAGS.output_dir, FLAGS.model_name, FLAGS.version, overwrite=FLAGS.overwrite
     )
     print(f"SavedModel: {saved}")
     patches = None
     if "full_int8" in FLAGS.tflite_variants:
-        patches = export_lib.calibration_patches(
+        patches = calibration.calibration_patches(
             channels, patches_per_image=FLAGS.calibration_patches_per_image
         )
     tflite_paths = {}
     for variant in FLAGS.tflite_variants:
         path = Path(FLAGS.output_dir) / "tflite" / f"{FLAGS.model_name}_{variant}.tflite"
-        tflite_paths[variant] = export_lib.export_tflite(
+        tflite_paths[variant] = tflite.export_tflite(
             generator, path, variant=variant, channels=channels, representative_patches=patches
         )
         print(f"TFLite {variant}: {path} ({path.stat().st_size:,} bytes)")
     if FLAGS.ship_dir:
-        print(f"shipped model: {export_lib.write_shipped_model(generator, FLAGS.ship_dir)}")
+        print(f"shipped model: {tflite.write_shipped_model(generator, FLAGS.ship_dir)}")
     if FLAGS.report:
         parity.parity_report(
             generator,
             saved,
             tflite_paths,
-            _report_images(export_lib, channels),
+            _report_images(channels),
             taus=[int(tau) for tau in FLAGS.report_taus],
             slack=FLAGS.report_slack,
             output_dir=FLAGS.output_dir,

@@ -23,7 +23,7 @@ flags.DEFINE_string(
     "skimage",
     "Training images: 'skimage' (bundled samples), a directory or glob of PNG/TIFF/BMP "
     "files (several, comma-separated, are joined), or 'div2k:MANUAL_DIR' (DIV2K zips placed by "
-    "hand, see linf_tf.learn.data.div2k_source).",
+    "hand, see linf_tf.learn.sources.div2k_source).",
 )
 flags.DEFINE_string(
     "val_data",

@@ -60,7 +60,8 @@ import numpy as np
 from tqdm import tqdm
 
 from linf_tf import codec, pixels
-from linf_tf.imageio import ImageData, is_supported_image, read_image
+from linf_tf.image_samples import ImageData
+from linf_tf.imageio import is_supported_image, read_image
 
 DEFAULT_TAUS = (0, 1, 2, 4, 6, 8, 10, 12, 14)
 CODECS = ("linf", "jpegls")

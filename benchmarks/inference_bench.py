@@ -1,8 +1,9 @@
 """Inference speed of the l-inf CNN generator on CPU: Keras vs SavedModel vs the four TFLite variants.
 
 One generator (built, or loaded with --weights/--config) is exported to a temporary directory as a
-SavedModel and as every requested TFLite variant (``linf_tf.learn.export``), then each format restores
-real decoded images of each size and its throughput is measured in megapixels per second:
+SavedModel and as every requested TFLite variant (``linf_tf.learn.serving`` / ``tflite``), then each
+format restores real decoded images of each size and its throughput is measured in megapixels per
+second:
 
     keras         the projected inference model (``build_inference_model``) called through a
                   ``tf.function`` on a float32 [0, 1] image (output copied back to NumPy);
@@ -181,11 +182,11 @@ def configure_threads(threads: int) -> None:
 def make_generator(args: argparse.Namespace) -> tuple[Any, str]:
     import keras
 
-    from linf_tf.learn import export as export_lib
+    from linf_tf.learn import model_io
     from linf_tf.learn.models import build_generator
 
     if args.weights is not None:
-        generator = export_lib.load_generator(args.weights, args.config)
+        generator = model_io.load_generator(args.weights, args.config)
         return generator, f"loaded {args.weights}"
     keras.utils.set_random_seed(args.seed)
     generator = build_generator(
@@ -213,7 +214,7 @@ def export_all(generator: Any, args: argparse.Namespace, workdir: Path) -> dict[
     """Write every requested format under ``workdir``: {variant: {"path", "size_bytes", "export_s"}}."""
     from tqdm import tqdm
 
-    from linf_tf.learn import export as export_lib
+    from linf_tf.learn import calibration, serving, tflite
 
     exports: dict[str, dict[str, Any]] = {}
     patches = None
@@ -224,15 +225,15 @@ def export_all(generator: Any, args: argparse.Namespace, workdir: Path) -> dict[
             generator.save_weights(str(path))
             size = path.stat().st_size
         elif variant == "savedmodel":
-            module = export_lib.make_serving_module(generator, channels=args.channels)
-            path = export_lib.export_saved_model(module, workdir, "linf", 1)
+            module = serving.make_serving_module(generator, channels=args.channels)
+            path = serving.export_saved_model(module, workdir, "linf", 1)
             size = directory_size(path)
         else:
             if variant == "full_int8" and patches is None:
-                patches = export_lib.calibration_patches(
+                patches = calibration.calibration_patches(
                     args.channels, patches_per_image=args.calibration_patches
                 )
-            path = export_lib.export_tflite(
+            path = tflite.export_tflite(
                 generator,
                 workdir / f"linf_{variant}.tflite",
                 variant=variant,
@@ -249,7 +250,7 @@ def test_image(size: int, channels: int) -> tuple[np.ndarray, np.ndarray]:
     from skimage.transform import resize
 
     from linf_tf import codec
-    from linf_tf.learn.export import sample_image
+    from linf_tf.learn.calibration import sample_image
 
     source = sample_image(SOURCE_IMAGE, channels)
     resized = resize(source, (size, size, channels), order=3, preserve_range=True, anti_aliasing=True)

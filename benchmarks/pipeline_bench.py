@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from linf_tf.learn import data
+from linf_tf.learn import data, sources
 
 FIRST_EPOCH_TARGET = 2_000  # patches/s on the 2-core dev machine: reported, not asserted
 CACHED_EPOCH_TARGET = 10_000
@@ -71,9 +71,9 @@ def parse_args() -> argparse.Namespace:
 
 def select_images(args: argparse.Namespace) -> tuple[list, str]:
     if args.images:
-        images, name = data.list_image_files(args.images), str(args.images)
+        images, name = sources.list_image_files(args.images), str(args.images)
     else:
-        images, name = data.skimage_sample_images(), "skimage"
+        images, name = sources.skimage_sample_images(), "skimage"
     return images[: args.limit], name
 
 

@@ -19,11 +19,11 @@ import numpy as np
 from linf_tf import codec, imageio
 from linf_tf.evaluation.evaluate import load_restorer, restore_tiled, to_integer_box
 from linf_tf.evaluation.metrics import psnr
-from linf_tf.learn.data import dihedral_transform
+from linf_tf.learn.patches import dihedral_transform
 
 
 def inverse_symmetry(index: int) -> int:
-    """The index of ``data.dihedral_transform`` that undoes ``index``: rotations invert to the
+    """The index of ``patches.dihedral_transform`` that undoes ``index``: rotations invert to the
     opposite rotation, and the four reflections are their own inverses."""
     return (4 - index) % 4 if index < 4 else index
 

@@ -2,7 +2,8 @@
 
 Layers (each importable alone; a lower one never imports a higher one):
 
-* codec       ``codec``, ``imageio``, ``sidecar``, ``cli``, ``progress``: numpy + the C extension
+* codec       ``codec``, ``imageio`` (+ ``image_formats``, ``image_samples``), ``sidecar``, ``cli``,
+              ``progress``, ``pixels``, ``quiet``: numpy + the C extension
 * runtime     ``linf_tf.runtime``: restoration through LiteRT (TensorFlow only for Keras/SavedModel)
 * learn       ``linf_tf.learn``: data, models, losses, trainer, model I/O, export (TensorFlow)
 * evaluation  ``linf_tf.evaluation``: reference codecs, tables, plots (may import all of the above)

@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from linf_tf.imageio import ImageData, StackLayout
+from linf_tf.image_samples import ImageData, StackLayout
 
 SIDECAR_SUFFIX = ".json"
 SIDECAR_VERSION = 1

@@ -530,16 +530,16 @@ def test_every_declared_signed_file_is_stored_signed(
 
 
 def test_read_for_codec_passes_int16_when_the_codec_takes_it(tmp_path: Path, monkeypatch) -> None:
-    from linf_tf import cli
+    from linf_tf.cli import compress
 
     source = tmp_path / "ct.dcm"
     write_dicom(source, np.array([[0, 5], [7, 2047]], np.int16), bits_stored=12)
-    assert isinstance(cli.codec_stores_signed(), bool)
-    monkeypatch.setattr(cli, "codec_stores_signed", lambda: True)
-    native = cli.read_for_codec(source, signed_offset=False)
+    assert isinstance(compress.codec_stores_signed(), bool)
+    monkeypatch.setattr(compress, "codec_stores_signed", lambda: True)
+    native = compress.read_for_codec(source, signed_offset=False)
     assert (native.pixels.dtype, native.offset) == (np.int16, 0)
-    monkeypatch.setattr(cli, "codec_stores_signed", lambda: False)
-    shifted = cli.read_for_codec(source, signed_offset=True)
+    monkeypatch.setattr(compress, "codec_stores_signed", lambda: False)
+    shifted = compress.read_for_codec(source, signed_offset=True)
     assert (shifted.pixels.dtype, shifted.offset) == (np.uint16, 2048)
 
 

@@ -76,9 +76,9 @@ def test_signed_raw_fallback_decodes_exactly() -> None:
 
 
 def test_cli_hook_sees_native_signed_storage() -> None:
-    from linf_tf import cli
+    from linf_tf.cli.compress import codec_stores_signed
 
-    assert cli.codec_stores_signed()
+    assert codec_stores_signed()
 
 
 # ------------------------------------------------------------------ stripes and threads

@@ -1,4 +1,6 @@
-"""Training input pipeline: sources, codec round trip, patches, augmentation, cache, sharding.
+"""Training input pipeline (linf_tf.learn.data): codec round trip, patches, augmentation, cache, sharding.
+
+The sources alone are tested in test_sources.py, the patch reference functions in test_patches.py.
 
 Tiny crops of skimage.data images keep every test fast; the codec is the real C codec.
 """
@@ -7,7 +9,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import zipfile
 from collections import Counter
 
 import cv2
@@ -17,8 +18,10 @@ import skimage.data
 import tensorflow as tf
 
 from linf_tf import codec
-from linf_tf.imageio import ImageData, read_image, write_image
+from linf_tf.image_samples import ImageData
 from linf_tf.learn import data
+from linf_tf.learn.patches import count_patches, dihedral_transform, extract_patches
+from linf_tf.pixels import convert_channels
 
 TOLERANCE = 1e-6  # float32 rounding of values divided by 255
 PATCH, STRIDE = 64, 32
@@ -51,37 +54,6 @@ def training(images, **overrides) -> tf.data.Dataset:
 # --- sources -------------------------------------------------------------------------------------
 
 
-def test_list_image_files_filters_and_sorts(tmp_path):
-    for name in ("b.png", "a.tif", "c.BMP", "d.tiff", "notes.txt", "e.jpg"):
-        (tmp_path / name).write_bytes(b"x")
-    (tmp_path / "sub.png").mkdir()
-    names = [path.name for path in data.list_image_files(tmp_path)]
-    assert names == ["a.tif", "b.png", "c.BMP", "d.tiff"]
-    assert [p.name for p in data.list_image_files(str(tmp_path / "*.png"))] == ["b.png"]
-
-
-def test_list_image_files_empty_is_a_clear_error(tmp_path):
-    (tmp_path / "readme.txt").write_text("no images")
-    with pytest.raises(FileNotFoundError, match="no training images"):
-        data.list_image_files(tmp_path)
-    with pytest.raises(FileNotFoundError, match="no training images"):
-        data.list_image_files(str(tmp_path / "missing" / "*.png"))
-
-
-def test_skimage_sample_images_mix_gray_and_rgb():
-    images = data.skimage_sample_images()
-    assert len(images) >= 5
-    assert all(image.pixels.dtype == np.uint8 and image.bit_depth == 8 for image in images)
-    assert {image.channels for image in images} == {1, 3}
-
-
-def test_div2k_source_missing_manual_dir_is_a_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        data.div2k_source(tmp_path / "nowhere")
-    with pytest.raises(FileNotFoundError, match="DIV2K_train_HR.zip"):
-        data.div2k_source(tmp_path)
-
-
 def test_files_are_read_like_arrays(tmp_path):
     path = tmp_path / "crop.png"
     image = rgb_crop(64, 96)
@@ -101,47 +73,7 @@ def test_a_dataset_of_image_tensors_is_a_source():
         np.testing.assert_array_equal(dataset_values, list_values)
 
 
-# --- numpy building blocks -----------------------------------------------------------------------
-
-
-def test_convert_channels():
-    rgb = rgb_crop(8, 8)
-    gray = gray_crop(8, 8)
-    np.testing.assert_array_equal(data.convert_channels(gray, 3), np.repeat(gray[:, :, None], 3, axis=2))
-    luma = np.rint(rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114).astype(np.uint8)
-    np.testing.assert_array_equal(data.convert_channels(rgb, 1)[:, :, 0], luma)
-    rgba = np.concatenate([rgb, np.full((8, 8, 1), 7, np.uint8)], axis=2)
-    np.testing.assert_array_equal(data.convert_channels(rgba, 3), rgb)
-    assert data.convert_channels(rgb.astype(np.uint16) * 16, 1).dtype == np.uint16
-    with pytest.raises(ValueError, match="5 channels"):
-        data.convert_channels(np.zeros((4, 4, 5), np.uint8), 3)
-    with pytest.raises(ValueError, match="channels must be 1 or 3"):
-        data.convert_channels(rgb, 2)
-
-
-def test_sample_dtype_is_uint8_only_when_every_image_is_known_8_bit(tmp_path):
-    rgb, twelve_bit = rgb_crop(8, 8), ImageData(pixels=gray_crop(8, 8).astype(np.uint16) * 16, bit_depth=12)
-    assert data.sample_dtype([rgb, ImageData(pixels=rgb, bit_depth=8)]) == tf.uint8
-    assert data.sample_dtype([rgb, twelve_bit]) == tf.uint16
-    assert data.sample_dtype([rgb.astype(np.uint16)]) == tf.uint16
-    assert data.sample_dtype(tf.data.Dataset.from_tensors(rgb)) == tf.uint8
-    assert data.sample_dtype(tf.data.Dataset.from_tensors(rgb.astype(np.uint16))) == tf.uint16
-    files = {  # name: (pixels, dtype the probe must find)
-        "8.png": (rgb, tf.uint8),
-        "16.png": (rgb.astype(np.uint16) * 257, tf.uint16),
-        "8.tif": (rgb, tf.uint8),
-        "16.tif": (rgb.astype(np.uint16), tf.uint16),
-        "8.bmp": (rgb, tf.uint8),
-    }
-    for name, (pixels, dtype) in files.items():
-        if name.endswith(".bmp"):
-            cv2.imwrite(str(tmp_path / name), pixels)
-        else:
-            write_image(tmp_path / name, pixels)
-        assert data.sample_dtype([tmp_path / name]) == dtype, name
-        assert (read_image(tmp_path / name).bit_depth <= 8) == (dtype == tf.uint8)  # the probe agrees
-    (tmp_path / "odd.png").write_bytes(b"not a png")
-    assert data.sample_dtype([tmp_path / "odd.png", tmp_path / "8.png"]) == tf.uint16  # unknown: safe
+# --- codec round trip ---------------------------------------------------------------------------
 
 
 def test_cache_holds_uint8_for_8_bit_sources_and_uint16_otherwise():
@@ -162,7 +94,7 @@ def test_mixed_bit_depths_are_each_scaled_by_their_max_value():
     np.testing.assert_allclose(np.sort(scaled_tau), [6 / 4095, 6 / 255], rtol=1e-6)
     for value, peak in ((6 / 4095, 4095), (6 / 255, 255)):
         mine = np.isclose(tau, value)
-        assert mine.sum() == data.count_patches(96, 128, PATCH, STRIDE)
+        assert mine.sum() == count_patches(96, 128, PATCH, STRIDE)
         np.testing.assert_array_equal(x[mine], to_ints(x[mine], peak).astype(np.float32) / np.float32(peak))
         assert np.all(np.abs(x[mine] - y[mine]).max(axis=(1, 2, 3)) <= value + TOLERANCE)
 
@@ -184,40 +116,12 @@ def test_compress_roundtrip_12_bit():
     assert np.abs(decoded.astype(int) - image.astype(int)).max() <= 40
 
 
-@pytest.mark.parametrize("height,width", [(128, 160), (64, 64), (100, 130), (63, 200)])
-def test_extract_patches_matches_tf(height, width):
-    images = np.random.default_rng(0).integers(0, 4096, (2, height, width, 3)).astype(np.int32)
-    expected = tf.image.extract_patches(
-        images, [1, PATCH, PATCH, 1], [1, STRIDE, STRIDE, 1], [1, 1, 1, 1], "VALID"
-    ).numpy()
-    expected = expected.reshape(2, -1, PATCH, PATCH, 3)
-    patches = data.extract_patches(images, PATCH, STRIDE)
-    np.testing.assert_array_equal(patches, expected)
-    assert patches.shape[1] == data.count_patches(height, width, PATCH, STRIDE)
-
-
-def test_count_patches():
-    assert data.count_patches(128, 160, 64, 32) == 3 * 4
-    assert data.count_patches(64, 64, 64, 32) == 1
-    assert data.count_patches(63, 500, 64, 32) == 0
-    assert data.count_patches(2040, 1356, 64, 32) == 62 * 41
-
-
-def test_dihedral_transforms_are_the_eight_symmetries():
-    patch = np.arange(4 * 4 * 2).reshape(4, 4, 2)
-    results = [data.dihedral_transform(patch, index) for index in range(8)]
-    assert len({result.tobytes() for result in results}) == 8
-    np.testing.assert_array_equal(results[0], patch)
-    np.testing.assert_array_equal(results[1], np.rot90(patch))
-    np.testing.assert_array_equal(results[4], patch[:, ::-1])
-
-
 # --- training dataset ----------------------------------------------------------------------------
 
 
 def test_patch_shapes_counts_and_dtypes():
     images = [rgb_crop(128, 160), rgb_crop(96, 96)]
-    per_tau = data.count_patches(128, 160, PATCH, STRIDE) + data.count_patches(96, 96, PATCH, STRIDE)
+    per_tau = count_patches(128, 160, PATCH, STRIDE) + count_patches(96, 96, PATCH, STRIDE)
     x, y, tau = collect(training(images, taus=(6, 10), batch_size=1))
     assert x.shape == y.shape == (2 * per_tau, PATCH, PATCH, 3)
     assert tau.shape == (2 * per_tau,)
@@ -226,7 +130,7 @@ def test_patch_shapes_counts_and_dtypes():
 
 
 def test_batches_drop_the_remainder():
-    per_tau = data.count_patches(128, 160, PATCH, STRIDE)  # 12 patches, x2 taus = 24
+    per_tau = count_patches(128, 160, PATCH, STRIDE)  # 12 patches, x2 taus = 24
     batches = [x.shape[0] for x, _, _ in training([rgb_crop()], batch_size=5)]
     assert batches == [5] * (2 * per_tau // 5)
 
@@ -239,7 +143,7 @@ def test_without_augmentation_every_patch_comes_exactly_once_per_tau(patch, stri
     expected = Counter()
     for image in images:
         decoded = np.stack([data.compress_roundtrip(image, tau) for tau in taus])
-        cut = data.extract_patches(np.concatenate([image[None], decoded]), patch, stride)
+        cut = extract_patches(np.concatenate([image[None], decoded]), patch, stride)
         for t, tau in enumerate(taus):
             expected.update((cut[0, i].tobytes(), cut[1 + t, i].tobytes(), tau) for i in range(cut.shape[1]))
     arrays = training(images, taus=taus, batch_size=1, patch_size=patch, stride=stride, augment=False)
@@ -252,8 +156,8 @@ def test_without_augmentation_every_patch_comes_exactly_once_per_tau(patch, stri
 
 def test_augmentation_uses_all_eight_symmetries():
     image = rgb_crop(256, 256)
-    patches = data.extract_patches(image[None], PATCH, STRIDE)[0]
-    symmetry_of = {data.dihedral_transform(p, k).tobytes(): k for p in patches for k in range(8)}
+    patches = extract_patches(image[None], PATCH, STRIDE)[0]
+    symmetry_of = {dihedral_transform(p, k).tobytes(): k for p in patches for k in range(8)}
     x, _, _ = collect(training([image], taus=(6,), batch_size=7, seed=1))
     used = Counter(symmetry_of[to_ints(patch).astype(np.uint8).tobytes()] for patch in x)
     assert sum(used.values()) == len(x) and set(used) == set(range(8))
@@ -283,7 +187,7 @@ def test_augmentation_is_a_symmetry_applied_to_x_and_y_alike():
     taus = (6, 12)
     # Every (original patch, decoded patch, tau) the pipeline can emit before augmentation.
     decoded = np.stack([data.compress_roundtrip(image, tau) for tau in taus])
-    patches = data.extract_patches(np.concatenate([image[None], decoded]), PATCH, STRIDE)
+    patches = extract_patches(np.concatenate([image[None], decoded]), PATCH, STRIDE)
     allowed = {
         (patches[0, i].tobytes(), patches[1 + t, i].tobytes(), tau)
         for t, tau in enumerate(taus)
@@ -294,7 +198,7 @@ def test_augmentation_is_a_symmetry_applied_to_x_and_y_alike():
     untransformed = 0
     for i in range(len(x)):
         # The inverse of a symmetry is a symmetry: some index maps the example back.
-        undone = [(data.dihedral_transform(x[i], k), data.dihedral_transform(y[i], k)) for k in range(8)]
+        undone = [(dihedral_transform(x[i], k), dihedral_transform(y[i], k)) for k in range(8)]
         matches = [k for k, (a, b) in enumerate(undone) if (a.tobytes(), b.tobytes(), tau[i]) in allowed]
         assert matches, f"example {i} is not a symmetry of any (x, y) patch pair"
         untransformed += 0 in matches
@@ -333,7 +237,7 @@ def patch_multiset(arrays: tuple[np.ndarray, np.ndarray, np.ndarray]) -> Counter
     canonical = Counter()
     for i in range(len(x)):
         pair = np.concatenate([x[i], y[i]], axis=2)
-        canonical[(min(data.dihedral_transform(pair, k).tobytes() for k in range(8)), tau[i])] += 1
+        canonical[(min(dihedral_transform(pair, k).tobytes() for k in range(8)), tau[i])] += 1
     return canonical
 
 
@@ -437,7 +341,7 @@ def test_validation_whole_images_and_crops():
         assert float(tf.reduce_max(tf.abs(x - y))) <= float(tau[0]) + TOLERANCE
     cropped = list(data.make_validation_dataset(images, taus=(6,), crop_size=100, channels=1))
     assert [tuple(x.shape) for x, _, _ in cropped] == [(1, 100, 100, 1), (1, 96, 100, 1)]
-    centre = data.convert_channels(images[0], 1)[14:114, 30:130, 0]
+    centre = convert_channels(images[0], 1)[14:114, 30:130, 0]
     np.testing.assert_array_equal(to_ints(cropped[0][0].numpy()[0, :, :, 0]), centre)
 
 
@@ -466,35 +370,3 @@ def test_same_seed_same_epochs_across_processes():
         for _ in range(3)
     }
     assert len(digests) == 1
-
-
-def write_fake_div2k_zips(directory) -> None:
-    """The four zips the div2k builder reads, with the real layout but two tiny images."""
-    layout = {
-        "DIV2K_train_HR.zip": ("DIV2K_train_HR", {"0001.png": (96, 128)}),
-        "DIV2K_valid_HR.zip": ("DIV2K_valid_HR", {"0801.png": (80, 100)}),
-        "DIV2K_train_LR_bicubic_X2.zip": ("DIV2K_train_LR_bicubic/X2", {"0001x2.png": (48, 64)}),
-        "DIV2K_valid_LR_bicubic_X2.zip": ("DIV2K_valid_LR_bicubic/X2", {"0801x2.png": (40, 50)}),
-    }
-    for zip_name, (folder, images) in layout.items():
-        with zipfile.ZipFile(directory / zip_name, "w") as archive:
-            for name, (height, width) in images.items():
-                encoded = cv2.imencode(".png", rgb_crop(height, width))[1].tobytes()
-                archive.writestr(f"{folder}/{name}", encoded)
-
-
-@pytest.mark.slow
-def test_div2k_source_reads_manual_zips_offline(tmp_path):
-    """tfds finds the zips in manual_dir without any network access and checks them; fake zips
-    (right names and layout, wrong content) must be rejected by that checksum check."""
-    manual_dir = tmp_path / "manual"
-    manual_dir.mkdir()
-    write_fake_div2k_zips(manual_dir)
-    try:
-        data.div2k_source(manual_dir, split="train", data_dir=tmp_path / "tfds")
-    except ModuleNotFoundError as exc:
-        pytest.skip(f"tensorflow-datasets is incomplete in this environment: {exc}")
-    except Exception as exc:  # tfds's NonMatchingChecksumError; its module path is not public API
-        assert "wrong checksum" in str(exc) and str(manual_dir) in str(exc)
-    else:
-        pytest.fail("fake DIV2K zips were accepted")

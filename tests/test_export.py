@@ -22,9 +22,10 @@ import pytest
 import tensorflow as tf
 
 from linf_tf import codec
+from linf_tf.learn import calibration, model_io, parity, serving, tflite
 from linf_tf.learn import export as export_lib
-from linf_tf.learn import parity
 from linf_tf.learn.models import build_generator, build_inference_model
+from linf_tf.runtime.litert import run_tflite
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -47,8 +48,8 @@ def _perturbed_generator(seed: int = 0) -> object:
 
 def _decoded(name: str, tau: int, height: int = 40, width: int = 48, top: int = 100) -> np.ndarray:
     """A real decoded crop: uint8 H x W x 3 codec output at ``tau``."""
-    crop = export_lib.sample_image(name, CHANNELS)[top : top + height, 100 : 100 + width].copy()
-    return export_lib.codec_round_trip(crop, tau)
+    crop = calibration.sample_image(name, CHANNELS)[top : top + height, 100 : 100 + width].copy()
+    return calibration.codec_round_trip(crop, tau)
 
 
 def _keras(generator, decoded01: np.ndarray, tau01: np.ndarray, slack: np.ndarray) -> np.ndarray:
@@ -75,10 +76,10 @@ def saved_models(generator, tmp_path_factory):
     out = tmp_path_factory.mktemp("export")
     loaded = {}
     for version, (name, (dtype, max_value, _)) in enumerate(DTYPES.items(), start=1):
-        module = export_lib.make_serving_module(
+        module = serving.make_serving_module(
             generator, channels=CHANNELS, input_dtype=dtype, max_value=max_value
         )
-        path = export_lib.export_saved_model(module, out, "linf", version)
+        path = serving.export_saved_model(module, out, "linf", version)
         assert path == out / "serving" / "linf" / str(version) and (path / "saved_model.pb").is_file()
         loaded[name] = tf.saved_model.load(str(path))
         loaded[f"{name}_path"] = path
@@ -88,15 +89,15 @@ def saved_models(generator, tmp_path_factory):
 @pytest.fixture(scope="module")
 def tflite_models(generator, tmp_path_factory):
     out = tmp_path_factory.mktemp("tflite")
-    patches = export_lib.calibration_patches(
+    patches = calibration.calibration_patches(
         CHANNELS, patch_size=32, patches_per_image=2, taus=(2, 6), names=("astronaut", "coffee")
     )
     return {
-        variant: export_lib.export_tflite(
+        variant: tflite.export_tflite(
             generator, out / f"{variant}.tflite", variant=variant, channels=CHANNELS,
             representative_patches=patches,
         )  # fmt: skip
-        for variant in export_lib.TFLITE_VARIANTS
+        for variant in tflite.TFLITE_VARIANTS
     }
 
 
@@ -108,13 +109,13 @@ def test_load_generator_round_trip(generator, tmp_path):
     generator.save_weights(str(weights))
     # The trainer's JSON carries extra keys (taus, pixel_max, ...): they must be ignored.
     config.write_text(json.dumps({"channels": CHANNELS, **TINY, "tau_conditioning": True, "taus": [2, 4]}))
-    loaded = export_lib.load_generator(weights, config)
+    loaded = model_io.load_generator(weights, config)
     batch = _decoded("chelsea", 4)[None].astype(np.float32) / 255
     tau = np.array([[4 / 255]], np.float32)
     np.testing.assert_array_equal(loaded([batch, tau]), generator([batch, tau]))
     config.write_text(json.dumps(TINY))
     with pytest.raises(ValueError, match="channels"):
-        export_lib.load_generator(weights, config)
+        model_io.load_generator(weights, config)
 
 
 # --- SavedModel ----------------------------------------------------------------------------------
@@ -124,7 +125,7 @@ def test_saved_model_float_signature_matches_keras(generator, saved_models):
     decoded = np.stack([_decoded("chelsea", 4), _decoded("coffee", 2)]).astype(np.float32) / 255
     tau, slack = np.array([4, 2], np.float32) / 255, np.array([1.0, 0.5], np.float32)
     expected = _keras(generator, decoded, tau, slack)
-    restored = _call(saved_models["uint8"].signatures[export_lib.FLOAT_SIGNATURE], decoded, tau, slack)
+    restored = _call(saved_models["uint8"].signatures[serving.FLOAT_SIGNATURE], decoded, tau, slack)
     assert restored.dtype == np.float32
     np.testing.assert_allclose(restored, expected, rtol=0, atol=2e-6)
     assert np.abs(restored - decoded).max() > 1 / 255  # G really changed the image
@@ -177,7 +178,7 @@ def test_kappa_zero_returns_input_exactly(saved_models, name):
     restored = _call(saved_models[name].signatures["serving_default"], image, np.array([5, 3]) * factor, zero)
     np.testing.assert_array_equal(restored, image)
     scaled = image.astype(np.float32) / np.float32(max_value)
-    float_out = _call(saved_models[name].signatures[export_lib.FLOAT_SIGNATURE], scaled, [0.02, 0.01], zero)
+    float_out = _call(saved_models[name].signatures[serving.FLOAT_SIGNATURE], scaled, [0.02, 0.01], zero)
     np.testing.assert_array_equal(float_out, scaled)
 
 
@@ -212,7 +213,7 @@ def test_bad_inputs_give_clear_errors_in_saved_model(saved_models, case):
 
 
 def test_bad_inputs_rejected_by_module_signature_and_range_checks(generator, saved_models):
-    module = export_lib.make_serving_module(generator, channels=CHANNELS)
+    module = serving.make_serving_module(generator, channels=CHANNELS)
     good = {"tau": tf.constant([2]), "slack": tf.constant([0.5])}
     with pytest.raises(TypeError, match="Can not cast TensorSpec.*uint16.*uint8"):
         module.serving_default(image=tf.zeros((1, 8, 8, 3), tf.uint16), **good)
@@ -221,20 +222,20 @@ def test_bad_inputs_rejected_by_module_signature_and_range_checks(generator, sav
     twelve_bit = saved_models["uint12"].signatures["serving_default"]
     with pytest.raises(tf.errors.InvalidArgumentError, match="image values must be <= max_value=4095"):
         _call(twelve_bit, np.full((1, 8, 8, 3), 5000, np.uint16), [16], [1.0])
-    float_sig = saved_models["uint8"].signatures[export_lib.FLOAT_SIGNATURE]
+    float_sig = saved_models["uint8"].signatures[serving.FLOAT_SIGNATURE]
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"image must be scaled to \[0, 1\]"):
         _call(float_sig, np.full((1, 8, 8, 3), 2.0, np.float32), [0.01], [1.0])
     with pytest.raises(ValueError, match="channels=1 but the generator takes 3"):
-        export_lib.make_serving_module(generator, channels=1)
+        serving.make_serving_module(generator, channels=1)
     with pytest.raises(ValueError, match="input_dtype"):
-        export_lib.make_serving_module(generator, channels=CHANNELS, input_dtype="float32")
+        serving.make_serving_module(generator, channels=CHANNELS, input_dtype="float32")
 
 
 def test_export_refuses_to_overwrite_a_version(generator, saved_models):
     path = saved_models["uint8_path"]
-    module = export_lib.make_serving_module(generator, channels=CHANNELS)
+    module = serving.make_serving_module(generator, channels=CHANNELS)
     with pytest.raises(FileExistsError, match="new --version"):
-        export_lib.export_saved_model(module, path.parents[2], "linf", int(path.name))
+        serving.export_saved_model(module, path.parents[2], "linf", int(path.name))
 
 
 def test_saved_model_cli_runs_the_signature(saved_models, tmp_path):
@@ -311,7 +312,7 @@ class _FakeServing(BaseHTTPRequestHandler):
 
 def test_client_restores_nlc_stream_over_rest(saved_models, tmp_path):
     client = _client()
-    original = export_lib.sample_image("chelsea", CHANNELS)[100:140, 100:148].copy()
+    original = calibration.sample_image("chelsea", CHANNELS)[100:140, 100:148].copy()
     stream = tmp_path / "x.nlc"
     stream.write_bytes(codec.encode(original, 3))
     _FakeServing.loaded = saved_models["uint8"]
@@ -347,7 +348,7 @@ def test_grpc_path_explains_missing_dependency():
 
 def _tflite_vs_keras(generator, model_path, decoded, tau, slack):
     scaled = decoded.astype(np.float32) / 255
-    restored = export_lib.run_tflite(model_path, scaled, tau / 255, slack)
+    restored = run_tflite(model_path, scaled, tau / 255, slack)
     tau01, slack01 = np.array([tau / 255], np.float32), np.array([slack], np.float32)
     reference = _keras(generator, scaled[None], tau01, slack01)[0]
     return scaled, restored, reference
@@ -366,7 +367,7 @@ def test_tflite_float_parity(generator, tflite_models, variant):
         np.testing.assert_allclose(restored, reference, atol=1e-5)
 
 
-@pytest.mark.parametrize("variant", export_lib.TFLITE_VARIANTS)
+@pytest.mark.parametrize("variant", tflite.TFLITE_VARIANTS)
 def test_tflite_keeps_the_bound(generator, tflite_models, variant):
     for tau, slack in ((4, 1.0), (6, 0.3), (2, 0.0)):
         decoded = _decoded("rocket", tau)
@@ -378,7 +379,7 @@ def test_tflite_keeps_the_bound(generator, tflite_models, variant):
 
 
 def test_tflite_dynamic_input_sizes(generator, tflite_models):
-    batched = export_lib.run_tflite(tflite_models["float32"], np.zeros((1, 32, 48, 3)), 0.01, 1.0)
+    batched = run_tflite(tflite_models["float32"], np.zeros((1, 32, 48, 3)), 0.01, 1.0)
     assert batched.shape == (1, 32, 48, 3)
     for height, width in ((32, 48), (40, 40)):
         decoded = _decoded("coffee", 3, height, width)
@@ -388,28 +389,28 @@ def test_tflite_dynamic_input_sizes(generator, tflite_models):
 
 
 def _tensor_types(model: bytes) -> dict[str, str]:
-    return dict(re.findall(r"T#\d+\((.*?)\) shape.*?type:(\w+)", export_lib.analyze_tflite(model)))
+    return dict(re.findall(r"T#\d+\((.*?)\) shape.*?type:(\w+)", tflite.analyze_tflite(model)))
 
 
-@pytest.mark.parametrize("variant", export_lib.TFLITE_VARIANTS)
+@pytest.mark.parametrize("variant", tflite.TFLITE_VARIANTS)
 def test_tflite_uses_builtin_ops_only(tflite_models, variant):
     from ai_edge_litert.interpreter import Interpreter
 
     model = tflite_models[variant].read_bytes()
-    ops = export_lib.tflite_ops(model)
-    assert "CONV_2D" in ops and export_lib.flex_ops(model) == []
+    ops = tflite.tflite_ops(model)
+    assert "CONV_2D" in ops and tflite.flex_ops(model) == []
     assert all(op.isupper() for op in ops), ops  # custom ops would appear under their own names
     Interpreter(model_content=model).allocate_tensors()  # the plain builtin interpreter loads it
     interpreter = Interpreter(model_content=model)
-    signature = interpreter.get_signature_list()[export_lib.TFLITE_SIGNATURE]
-    assert sorted(signature["inputs"]) == sorted(export_lib.TFLITE_INPUTS)
+    signature = interpreter.get_signature_list()[tflite.TFLITE_SIGNATURE]
+    assert sorted(signature["inputs"]) == sorted(tflite.TFLITE_INPUTS)
     assert signature["outputs"] == [export_lib.OUTPUT_KEY]
     inputs = interpreter.get_signature_runner().get_input_details()
     assert inputs["decoded"]["shape_signature"].tolist() == [1, -1, -1, CHANNELS]
     assert all(d["dtype"] == np.float32 for d in inputs.values())
 
 
-@pytest.mark.parametrize("variant", export_lib.TFLITE_VARIANTS)
+@pytest.mark.parametrize("variant", tflite.TFLITE_VARIANTS)
 def test_tflite_clamps_out_of_contract_inputs_in_the_graph(tflite_models, variant):
     """Issue 15 item 5: a caller of the .tflite file gets the guards too (builtin MINIMUM/MAXIMUM).
 
@@ -445,18 +446,18 @@ def test_full_int8_is_quantised_but_projection_stays_float(tflite_models):
 def test_run_tflite_validates_inputs(tflite_models):
     image = np.zeros((16, 16, 3), np.float32)
     with pytest.raises(ValueError, match="tau must be >= 0"):
-        export_lib.run_tflite(tflite_models["float32"], image, -0.1, 1.0)
+        run_tflite(tflite_models["float32"], image, -0.1, 1.0)
     with pytest.raises(ValueError, match=r"slack \(kappa\) must be in \[0, 1\]"):
-        export_lib.run_tflite(tflite_models["float32"], image, 0.1, 2.0)
+        run_tflite(tflite_models["float32"], image, 0.1, 2.0)
     with pytest.raises(ValueError, match="3-channel"):
-        export_lib.run_tflite(tflite_models["float32"], np.zeros((16, 16, 1), np.float32), 0.1, 1.0)
+        run_tflite(tflite_models["float32"], np.zeros((16, 16, 1), np.float32), 0.1, 1.0)
 
 
 def test_full_int8_needs_patches_and_known_variant(generator):
     with pytest.raises(ValueError, match="variant must be one of"):
-        export_lib.convert_tflite(generator, variant="int4", channels=CHANNELS)
+        tflite.convert_tflite(generator, variant="int4", channels=CHANNELS)
     with pytest.raises(ValueError, match="representative patches"):
-        export_lib.convert_tflite(
+        tflite.convert_tflite(
             generator, variant="full_int8", channels=CHANNELS, representative_patches=[]
         )
 
@@ -465,7 +466,7 @@ def test_full_int8_needs_patches_and_known_variant(generator):
 
 
 def test_parity_report(generator, saved_models, tflite_models, tmp_path):
-    crops = [export_lib.sample_image(name, CHANNELS)[100:140, 100:148] for name in ("chelsea", "moon")]
+    crops = [calibration.sample_image(name, CHANNELS)[100:140, 100:148] for name in ("chelsea", "moon")]
     images = [crop.copy() for crop in crops]
     report = parity.parity_report(
         generator, saved_models["uint8_path"], tflite_models, images, taus=(3,), output_dir=tmp_path
@@ -475,7 +476,7 @@ def test_parity_report(generator, saved_models, tflite_models, tmp_path):
     for variant in ("float32", "float16"):
         assert report["tflite"][variant]["fraction_within_1_level"] >= 0.999
         assert report["tflite"][variant]["meets_parity_target"]
-    for variant in export_lib.TFLITE_VARIANTS:
+    for variant in tflite.TFLITE_VARIANTS:
         assert report["tflite"][variant]["bound_holds"]
     for variant in ("dynamic_int8", "full_int8"):
         assert np.isfinite(report["tflite"][variant]["psnr_loss_vs_float32_db"])
@@ -493,10 +494,10 @@ def test_export_cli_end_to_end(tmp_path):
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (out / "serving" / "linf" / "3" / "saved_model.pb").is_file()
-    for variant in export_lib.TFLITE_VARIANTS:
+    for variant in tflite.TFLITE_VARIANTS:
         assert (out / "tflite" / f"linf_{variant}.tflite").stat().st_size > 1000
     report = json.loads((out / "report.json").read_text())
-    assert set(report["tflite"]) == set(export_lib.TFLITE_VARIANTS)
+    assert set(report["tflite"]) == set(tflite.TFLITE_VARIANTS)
     assert (out / "report.md").is_file()
 
 
@@ -542,13 +543,13 @@ def test_export_cli_exports_the_shipped_default_model(tmp_path):
 
 def test_gray_generator_exports(tmp_path):
     gray = build_generator(1, **TINY)
-    module = export_lib.make_serving_module(gray, channels=1)
-    image = export_lib.codec_round_trip(export_lib.sample_image("camera", 1)[:32, :40].copy(), 3)[None]
+    module = serving.make_serving_module(gray, channels=1)
+    image = calibration.codec_round_trip(calibration.sample_image("camera", 1)[:32, :40].copy(), 3)[None]
     restored = module.serving_default(tf.constant(image), tf.constant([3]), tf.constant([1.0]))
     np.testing.assert_array_equal(restored[export_lib.OUTPUT_KEY], image)  # a fresh G is the identity
-    path = export_lib.export_tflite(gray, tmp_path / "gray.tflite", variant="float32", channels=1)
+    path = tflite.export_tflite(gray, tmp_path / "gray.tflite", variant="float32", channels=1)
     scaled = image[0].astype(np.float32) / 255
-    np.testing.assert_allclose(export_lib.run_tflite(path, scaled, 3 / 255, 1.0), scaled, atol=1e-6)
+    np.testing.assert_allclose(run_tflite(path, scaled, 3 / 255, 1.0), scaled, atol=1e-6)
 
 
 @pytest.mark.slow
@@ -558,19 +559,19 @@ def test_paper_size_generator_parity(tmp_path):
     layer = model.get_layer("correction")  # small random correction: a few grey levels, like a trained G
     rng = np.random.default_rng(0)
     layer.set_weights([rng.normal(0, 1.5e-4, w.shape).astype(np.float32) for w in layer.get_weights()])
-    module = export_lib.make_serving_module(model, channels=CHANNELS)
-    saved = export_lib.export_saved_model(module, tmp_path, "linf", 1)
+    module = serving.make_serving_module(model, channels=CHANNELS)
+    saved = serving.export_saved_model(module, tmp_path, "linf", 1)
     paths = {
-        name: export_lib.export_tflite(model, tmp_path / f"{name}.tflite", variant=name, channels=CHANNELS)
-        for name in export_lib.TFLITE_VARIANTS
+        name: tflite.export_tflite(model, tmp_path / f"{name}.tflite", variant=name, channels=CHANNELS)
+        for name in tflite.TFLITE_VARIANTS
     }
-    crops = [export_lib.sample_image(name, CHANNELS)[150:214, 150:214] for name in export_lib.PARITY_IMAGES]
+    crops = [calibration.sample_image(name, CHANNELS)[150:214, 150:214] for name in calibration.PARITY_IMAGES]
     images = [crop.copy() for crop in crops]
     report = parity.parity_report(model, saved, paths, images, taus=(2, 6), output_dir=tmp_path)
     assert report["saved_model"]["restore_float_max_abs_diff"] < 1e-5
     for variant, entry in report["tflite"].items():
         assert entry["bound_holds"], variant
-        if variant in export_lib.FLOAT_VARIANTS:
+        if variant in tflite.FLOAT_VARIANTS:
             assert entry["fraction_within_1_level"] >= 0.999, variant
     sizes = {variant: entry["size_bytes"] for variant, entry in report["tflite"].items()}
     assert sizes["full_int8"] < sizes["float16"] < sizes["float32"]
@@ -590,7 +591,7 @@ def test_export_cli_loads_trained_weights(generator, tmp_path):
     loaded = tf.saved_model.load(str(tmp_path / "out" / "serving" / "linf" / "1"))
     image = _decoded("coffee", 4)[None]
     restored = _call(loaded.signatures["serving_default"], image, [4], [1.0])
-    module = export_lib.make_serving_module(generator, channels=CHANNELS)
+    module = serving.make_serving_module(generator, channels=CHANNELS)
     expected = module.serving_default(tf.constant(image), tf.constant([4]), tf.constant([1.0]))
     expected = expected[export_lib.OUTPUT_KEY].numpy()
     np.testing.assert_array_equal(restored, expected)

@@ -12,7 +12,8 @@ import tifffile
 from _dicom import write_dicom
 from pydicom.uid import JPEGLSLossless
 
-from linf_tf.imageio import ImageData, is_supported_image, read_image, unfold_channels, write_image
+from linf_tf.image_samples import ImageData, unfold_channels
+from linf_tf.imageio import is_supported_image, read_image, write_image
 
 
 def _random_image(shape: tuple[int, ...], dtype: type, seed: int = 0) -> np.ndarray:

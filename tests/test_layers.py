@@ -21,8 +21,10 @@ from linf_tf.imageio import write_image
 REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("tensorflow", "keras", "linf_tf.learn", "linf_tf.evaluation", "absl", "matplotlib", "tensorboard")
 CODEC_LAYER = (
-    "linf_tf", "linf_tf.codec", "linf_tf.imageio", "linf_tf.sidecar", "linf_tf.cli", "linf_tf.progress",
-    "linf_tf.pixels",
+    "linf_tf", "linf_tf.codec", "linf_tf.imageio", "linf_tf.image_formats", "linf_tf.image_samples",
+    "linf_tf.sidecar", "linf_tf.progress", "linf_tf.pixels", "linf_tf.quiet",
+    "linf_tf.cli", "linf_tf.cli.parser", "linf_tf.cli.common", "linf_tf.cli.batch", "linf_tf.cli.compress",
+    "linf_tf.cli.decompress", "linf_tf.cli.restore", "linf_tf.cli.info",
 )
 RUNTIME_LAYER = (
     "linf_tf.runtime", "linf_tf.runtime.litert", "linf_tf.runtime.registry", "linf_tf.runtime.tiling",
@@ -73,7 +75,12 @@ def test_default_restoration_runs_without_tensorflow() -> None:
 
 
 def test_learn_and_evaluation_import_alone() -> None:
-    loaded = _loaded_after(("linf_tf.learn.trainer", "linf_tf.learn.export", "linf_tf.evaluation.evaluate"))
+    loaded = _loaded_after((
+        "linf_tf.learn.trainer", "linf_tf.learn.export", "linf_tf.learn.serving", "linf_tf.learn.tflite",
+        "linf_tf.learn.calibration", "linf_tf.learn.parity", "linf_tf.learn.sources", "linf_tf.learn.patches",
+        "linf_tf.learn.data", "linf_tf.learn.checkpoints", "linf_tf.learn.networks",
+        "linf_tf.evaluation.evaluate",
+    ))
     assert "tensorflow" in loaded
 
 

@@ -71,10 +71,10 @@ def test_one_channel_model_restores_each_channel_of_a_colour_image(gray_model) -
 
 def test_saved_model_restorer_matches_keras(tmp_path: Path, gray_model) -> None:
     # The exporter's SavedModel returns integer pixels, rounded into the integer box.
-    from linf_tf.learn import export as export_lib
+    from linf_tf.learn import serving
 
-    module = export_lib.make_serving_module(gray_model, channels=1, input_dtype="uint8")
-    path = export_lib.export_saved_model(module, tmp_path, "tiny", 1)
+    module = serving.make_serving_module(gray_model, channels=1, input_dtype="uint8")
+    path = serving.export_saved_model(module, tmp_path, "tiny", 1)
     restorer = load_restorer(path)
     assert isinstance(restorer, SavedModelRestorer) and restorer.channels == 1
     image = gray_crop()[..., None]
@@ -86,9 +86,9 @@ def test_saved_model_restorer_matches_keras(tmp_path: Path, gray_model) -> None:
 
 
 def test_tflite_restorer_matches_keras(tmp_path: Path, gray_model) -> None:
-    from linf_tf.learn import export as export_lib
+    from linf_tf.learn import tflite
 
-    model = export_lib.convert_tflite(gray_model, variant="float32", channels=1)
+    model = tflite.convert_tflite(gray_model, variant="float32", channels=1)
     (tmp_path / "tiny.tflite").write_bytes(model)
     restorer = load_restorer(tmp_path / "tiny.tflite")
     assert isinstance(restorer, TFLiteRestorer)
@@ -185,14 +185,14 @@ def test_parse_model_specs() -> None:
 def model_zoo(tmp_path_factory, gray_model) -> Path:
     """A weights folder like linf_tf/weights/: the shipped rgb model plus a gray one given only as
     files (no manifest): a LiteRT file and generator.json."""
-    from linf_tf.learn import export as export_lib
+    from linf_tf.learn import tflite
     from linf_tf.runtime import WEIGHTS_DIR
 
     zoo = tmp_path_factory.mktemp("weights")
     shutil.copytree(WEIGHTS_DIR / "rgb", zoo / "rgb")
     (zoo / "gray").mkdir()
     (zoo / "gray" / "linf_float32.tflite").write_bytes(
-        export_lib.convert_tflite(gray_model, variant="float32", channels=1)
+        tflite.convert_tflite(gray_model, variant="float32", channels=1)
     )
     (zoo / "gray" / "generator.json").write_text(json.dumps({"model": "linf_cnn", "channels": 1, **TINY}))
     return zoo

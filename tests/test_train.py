@@ -209,12 +209,12 @@ def test_overfitting_one_batch_beats_the_decoded_input(tmp_path):
 # --- checkpoints ----------------------------------------------------------------------------------
 
 
-def test_resume_restores_step_and_reaches_the_target_exactly(tmp_path):
+def test_resume_loads_step_and_reaches_the_target_exactly(tmp_path):
     options = {"epochs": 2, "steps_per_epoch": 3, "checkpoint_every_steps": 2}
     first = make_trainer(tmp_path, "mse", **options)
     first.train(until_step=4)
     weights = weights_of(first.generator)
-    assert first.manager.latest_checkpoint.endswith("ckpt-4")
+    assert first.checkpoints.latest.endswith("ckpt-4")
 
     second = make_trainer(tmp_path, "mse", **options)
     assert second.resumed_from is not None
@@ -224,8 +224,8 @@ def test_resume_restores_step_and_reaches_the_target_exactly(tmp_path):
     second.train()
     assert int(second.step.numpy()) == second.total_steps == 6
     assert int(second.g_optimizer.iterations.numpy()) == 6
-    assert second.manager.latest_checkpoint.endswith("ckpt-6")
-    assert len(second.manager.checkpoints) <= 3
+    assert second.checkpoints.latest.endswith("ckpt-6")
+    assert len(second.checkpoints.manager.checkpoints) <= 3
 
 
 def test_time_budget_checkpoints_and_stops_then_a_rerun_resumes(tmp_path):
@@ -233,7 +233,7 @@ def test_time_budget_checkpoints_and_stops_then_a_rerun_resumes(tmp_path):
     first = make_trainer(tmp_path, "mse", **options)
     first.train()
     assert int(first.step.numpy()) == 1  # the budget is spent after the first step
-    assert first.manager.latest_checkpoint.endswith("ckpt-1")
+    assert first.checkpoints.latest.endswith("ckpt-1")
     second = make_trainer(tmp_path, "mse", **{**options, "max_train_minutes": 0.0})
     assert int(second.step.numpy()) == 1
     second.train()
@@ -276,10 +276,10 @@ def test_nan_loss_stops_before_the_poisoned_state_is_saved(tmp_path):
     with pytest.raises(NonFiniteLossError, match=r"step 3: .*g_mse=nan"):
         trainer.train()
     assert int(trainer.step.numpy()) == 2
-    assert trainer.manager.latest_checkpoint.endswith("ckpt-2")
-    restored = Trainer(config, dataset_fn)
-    assert int(restored.step.numpy()) == 2
-    assert all(np.isfinite(w).all() for w in weights_of(restored.generator))
+    assert trainer.checkpoints.latest.endswith("ckpt-2")
+    resumed = Trainer(config, dataset_fn)
+    assert int(resumed.step.numpy()) == 2
+    assert all(np.isfinite(w).all() for w in weights_of(resumed.generator))
 
 
 def test_export_round_trip(tmp_path):
@@ -303,7 +303,7 @@ def test_mixed_precision_runs_one_step_on_cpu(tmp_path):
     assert isinstance(trainer.g_optimizer, keras.optimizers.LossScaleOptimizer)
     assert isinstance(trainer.d_optimizer, keras.optimizers.LossScaleOptimizer)
     assert trainer.generator.get_layer("head_conv").compute_dtype == "float16"
-    assert keras.mixed_precision.dtype_policy().name == "float32"  # the global policy is restored
+    assert keras.mixed_precision.dtype_policy().name == "float32"  # the global policy is set back
     values = trainer.train(until_step=1)
     assert "d_loss" in values and all(np.isfinite(v) for v in values.values())
 

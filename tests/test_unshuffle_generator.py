@@ -128,7 +128,7 @@ def test_bfloat16_trainer_steps_without_loss_scaling(tmp_path):
     trainer.train()
     assert not isinstance(trainer.g_optimizer, keras.optimizers.LossScaleOptimizer)
     assert trainer.generator.get_layer("res0_a_conv").compute_dtype == "bfloat16"
-    assert keras.mixed_precision.dtype_policy().name == "float32"  # the global policy is restored
+    assert keras.mixed_precision.dtype_policy().name == "float32"  # the global policy is set back
     after = trainer.generator.get_weights()
     assert any(not np.array_equal(b, a) for b, a in zip(before, after, strict=True))
 

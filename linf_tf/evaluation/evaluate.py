@@ -64,6 +64,7 @@ from linf_tf.evaluation.report import (  # noqa: F401
     write_json,
     write_plots,
 )
+from linf_tf.image_samples import ImageData
 from linf_tf.pixels import convert_channels
 from linf_tf.runtime import WEIGHTS_DIR as DEFAULT_WEIGHTS_DIR  # noqa: F401  (re-exported)
 from linf_tf.runtime.box import check_slacks, max_value_for, to_integer_box  # noqa: F401
@@ -286,7 +287,7 @@ def evaluate(
     return records
 
 
-def read_test_image(path: str | Path, gray: bool = False) -> imageio.ImageData:
+def read_test_image(path: str | Path, gray: bool = False) -> ImageData:
     """An evaluation image as the codec takes it; with ``gray``, its BT.601 luma (HxW)."""
     data = imageio.read_image(path)
     if not gray or data.channels == 1:

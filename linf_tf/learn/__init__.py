@@ -1,7 +1,8 @@
 """The learning layer (needs the ``[train]`` extra: TensorFlow, Keras): the tf.data pipeline
-(``data``), the networks (``models``), ``losses``, the GAN ``trainer`` with its ``validation`` and
+(``data``, from ``sources``, cut by ``patches``), the networks (``models``), ``losses``, the GAN
+``trainer`` (built by ``networks``, checkpointed by ``checkpoints``) with its ``validation`` and
 ``summaries``, ``model_io`` (the one way to save and rebuild a generator) and the deployment
-``export`` (SavedModel for TF Serving, TFLite for LiteRT)."""
+``export`` (``serving``: SavedModel for TF Serving, ``tflite``: LiteRT, ``calibration``, ``parity``)."""
 
 from linf_tf.quiet import import_tensorflow as _import_tensorflow
 

@@ -40,134 +40,30 @@ uint16 (e.g. any 12/16-bit image in the set). Memory:
 Channels: images with different channel counts cannot share a batch, so every image is
 converted to the requested ``channels`` (1 or 3) before compression, see ``convert_channels``.
 
-Sources: a sequence whose items are file paths, ``ImageData`` or uint8/uint16 arrays (HxW or
-HxWxC), or a ``tf.data.Dataset`` of uint8/uint16 image tensors (e.g. ``div2k_source``).
-Sequence items are loaded inside ``tf.numpy_function`` by index, so a dataset built from a
-sequence cannot be serialized (no tf.data service, no saving of the graph); it runs in-process.
+Modules: the images (file lists, scikit-image samples, DIV2K, ``sample_dtype``) and their loading
+into ``tf.data`` are :mod:`linf_tf.learn.sources`; the cutting of patches in their symmetries is
+:mod:`linf_tf.learn.patches`; this module builds the pipelines from them (codec round trip, cache,
+shuffles, batches, scaling).
 """
 
 from __future__ import annotations
 
-import math
 import numbers
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
-import skimage.data
 import tensorflow as tf
-import tifffile
-from numpy.lib.stride_tricks import sliding_window_view
 
 from linf_tf import codec
-from linf_tf.imageio import ImageData, list_images, read_image
-from linf_tf.pixels import convert_channels, max_value_for
+from linf_tf.learn.patches import image_examples
+from linf_tf.learn.sources import ImageSource, load_images
+from linf_tf.pixels import max_value_for
 
 DEFAULT_TAUS: tuple[int, ...] = (6, 8, 10, 12, 14)  # paper §4.1/4.3
 DEFAULT_PATCH_SIZE = 64  # paper §4.2
 DEFAULT_STRIDE = 32  # paper §4.2
 # Images whose shuffled examples are interleaved into the batches: each batch mixes this many.
 DEFAULT_INTERLEAVE_IMAGES = 8
-TRAIN_SUFFIXES = frozenset({".png", ".tif", ".tiff", ".bmp"})
-# RGB and gray images from skimage.data that ship inside the wheel (no download needed).
-SKIMAGE_SAMPLE_NAMES: tuple[str, ...] = (
-    "astronaut",
-    "camera",
-    "coffee",
-    "chelsea",
-    "rocket",
-    "immunohistochemistry",
-    "colorwheel",
-    "moon",
-)
-DIV2K_ZIPS = {
-    "train": ("DIV2K_train_HR.zip", "DIV2K_train_LR_bicubic_X2.zip"),
-    "validation": ("DIV2K_valid_HR.zip", "DIV2K_valid_LR_bicubic_X2.zip"),
-}
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-ImageItem = str | Path | np.ndarray | ImageData
-ImageSource = Sequence[ImageItem] | tf.data.Dataset
-
-
-# --- sources -------------------------------------------------------------------------------------
-
-
-def list_image_files(pattern_or_dir: str | Path) -> list[Path]:
-    """PNG/TIFF/BMP files in a directory (not recursive) or matching a glob pattern, sorted.
-
-    Raises FileNotFoundError when nothing matches, so that a typo does not train on zero images.
-    """
-    files = list_images(pattern_or_dir, accept=lambda path: path.suffix.lower() in TRAIN_SUFFIXES)
-    if not files:
-        raise FileNotFoundError(
-            f"no training images ({', '.join(sorted(TRAIN_SUFFIXES))}) found at {pattern_or_dir!s}"
-        )
-    return files
-
-
-def skimage_sample_images(names: Sequence[str] = SKIMAGE_SAMPLE_NAMES) -> list[ImageData]:
-    """The embedded default training set: images bundled with scikit-image (works offline).
-
-    Gray and RGB images are mixed; ``make_training_dataset(channels=...)`` unifies them.
-    """
-    images = []
-    for name in names:
-        pixels = getattr(skimage.data, name)()
-        if pixels.dtype != np.uint8:
-            raise ValueError(f"skimage.data.{name} is {pixels.dtype}, expected uint8")
-        images.append(ImageData(pixels=np.ascontiguousarray(pixels), bit_depth=8))
-    return images
-
-
-def div2k_source(
-    manual_dir: str | Path, split: str = "train", data_dir: str | Path | None = None
-) -> tf.data.Dataset:
-    """DIV2K high-resolution images (uint8 HxWx3) through tensorflow-datasets, fully offline.
-
-    The ``div2k`` builder cannot download here, so it is prepared from zips placed by hand in
-    ``manual_dir`` (tfds looks them up there by file name). Download from
-    https://data.vision.ee.ethz.ch/cvl/DIV2K/ into ``manual_dir``:
-
-        DIV2K_train_HR.zip, DIV2K_valid_HR.zip (the originals used for training/validation), and
-        DIV2K_train_LR_bicubic_X2.zip, DIV2K_valid_LR_bicubic_X2.zip (the builder's default
-        ``bicubic_x2`` config requires its low-resolution pairs even though only ``hr`` is used).
-
-    The first call extracts and converts them into ``data_dir`` (tfds default ~/tensorflow_datasets;
-    several GB, about the size of the zips); later calls reuse it. Pass the result as ``images``
-    to make_training_dataset / make_validation_dataset (split="validation").
-    """
-    manual_dir = Path(manual_dir).expanduser()
-    if split not in DIV2K_ZIPS:
-        raise ValueError(f"split must be one of {sorted(DIV2K_ZIPS)}, got {split!r}")
-    if not manual_dir.is_dir():
-        raise FileNotFoundError(f"DIV2K manual_dir {manual_dir} does not exist; see div2k_source's docstring")
-    missing = [name for name in _all_div2k_zips() if not (manual_dir / name).is_file()]
-    if missing:
-        raise FileNotFoundError(
-            f"DIV2K zips missing from {manual_dir}: {', '.join(missing)}; download them from "
-            "https://data.vision.ee.ethz.ch/cvl/DIV2K/ (this machine cannot download them)"
-        )
-    import tensorflow_datasets as tfds  # lazy: slow to import and only needed for DIV2K
-
-    builder = tfds.builder("div2k/bicubic_x2", data_dir=None if data_dir is None else str(data_dir))
-    config = tfds.download.DownloadConfig(manual_dir=str(manual_dir))
-    try:
-        builder.download_and_prepare(download_config=config)
-    except ModuleNotFoundError as exc:  # tfds imports some of its dependencies lazily
-        raise ModuleNotFoundError(
-            f"tensorflow-datasets cannot prepare DIV2K: its dependency {exc.name!r} is not installed",
-            name=exc.name,
-        ) from exc
-    return builder.as_dataset(split=split, shuffle_files=False).map(lambda example: example["hr"])
-
-
-def _all_div2k_zips() -> list[str]:
-    # The builder prepares both splits at once, so it needs all four zips whatever the split.
-    return [name for names in DIV2K_ZIPS.values() for name in names]
-
-
-# --- per-image numpy helpers (run inside tf.numpy_function) --------------------------------------
 
 
 max_value = max_value_for  # the divisor that scales samples to [0, 1]
@@ -189,120 +85,6 @@ def _roundtrip(image: np.ndarray, tau: np.int32, bit_depth: np.int32) -> np.ndar
     # 8-bit data goes through the codec as uint8, its natural input, even in a uint16 pipeline.
     narrow = image.astype(np.uint8, copy=False) if bit_depth <= 8 else image
     return compress_roundtrip(narrow, int(tau), int(bit_depth)).astype(image.dtype, copy=False)
-
-
-def _as_image_data(item: ImageItem) -> ImageData:
-    if isinstance(item, ImageData):
-        return item
-    if isinstance(item, np.ndarray):
-        if item.dtype not in (np.uint8, np.uint16):
-            raise ValueError(f"image arrays must be uint8 or uint16, got {item.dtype}")
-        return ImageData(pixels=item, bit_depth=8 if item.dtype == np.uint8 else 16)
-    return read_image(item)
-
-
-def sample_dtype(images: ImageSource) -> tf.DType:
-    """The integer dtype the pipeline carries samples in: uint8 when every image is known to have
-    at most 8 bits, else uint16 (always correct, twice the memory).
-
-    Known without decoding: arrays by dtype, ``ImageData`` by bit depth, a dataset by its element
-    dtype, PNG/TIFF files by their headers, BMP files (always 8-bit when read). Other files count
-    as 16-bit.
-    """
-    if isinstance(images, tf.data.Dataset):
-        return tf.uint8 if images.element_spec.dtype == tf.uint8 else tf.uint16
-    return tf.uint8 if all(_at_most_8_bits(item) for item in images) else tf.uint16
-
-
-def _at_most_8_bits(item: ImageItem) -> bool:
-    if isinstance(item, ImageData):
-        return item.bit_depth <= 8
-    if isinstance(item, np.ndarray):
-        return item.dtype == np.uint8
-    path = Path(item)
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".bmp":  # OpenCV reads every BMP as uint8
-            return True
-        if suffix == ".png":
-            with path.open("rb") as handle:
-                head = handle.read(26)
-            # Bit depth is byte 24 (in the IHDR chunk); 1-8 bits are read as uint8.
-            return head[:8] == PNG_SIGNATURE and head[12:16] == b"IHDR" and head[24] <= 8
-        if suffix in (".tif", ".tiff"):
-            with tifffile.TiffFile(path) as tif:  # reads the header, not the pixels
-                return tif.series[0].dtype in (np.uint8, np.bool_)
-    except (OSError, IndexError, ValueError, tifffile.TiffFileError):
-        pass  # unreadable here: read_image reports it properly at load time
-    return False
-
-
-# --- tf.data stages ------------------------------------------------------------------------------
-
-
-def count_patches(height: int, width: int, patch_size: int, stride: int) -> int:
-    """Number of patch_size x patch_size patches, stride apart, that fit inside HxW (VALID)."""
-    rows = (height - patch_size) // stride + 1 if height >= patch_size else 0
-    cols = (width - patch_size) // stride + 1 if width >= patch_size else 0
-    return rows * cols
-
-
-def load_images(
-    images: ImageSource,
-    channels: int,
-    input_context: tf.distribute.InputContext | None = None,
-    dtype: tf.DType | None = None,
-) -> tf.data.Dataset:
-    """Dataset of ``(pixels HxWxchannels, bit_depth int32)``, sharded per input pipeline.
-
-    ``pixels`` are ``dtype`` (uint8 or uint16; None: ``sample_dtype(images)``). Sharding happens
-    before loading, on the image level, so each pipeline reads only its images.
-    """
-    if isinstance(images, tf.data.Dataset):
-        dtype = sample_dtype(images) if dtype is None else dtype
-        return _load_tensor_images(_shard(images, input_context), channels, dtype)
-    items = list(images)
-    if not items:
-        raise ValueError("no training images given")
-    dtype = sample_dtype(items) if dtype is None else dtype
-
-    def load(index: np.int64) -> tuple[np.ndarray, np.int32]:
-        item = items[int(index)]
-        image = _as_image_data(item)
-        if image.bit_depth > 8 and dtype == tf.uint8:  # the header probe was wrong
-            raise ValueError(f"{item}: {image.bit_depth}-bit image in a pipeline built for 8-bit images")
-        pixels = convert_channels(image.pixels, channels).astype(dtype.as_numpy_dtype, copy=False)
-        return pixels, np.int32(image.bit_depth)
-
-    indices = _shard(tf.data.Dataset.range(len(items)), input_context)
-    return indices.map(
-        lambda index: _set_image_shape(tf.numpy_function(load, [index], (dtype, tf.int32)), channels),
-        num_parallel_calls=tf.data.AUTOTUNE,
-    )
-
-
-def _load_tensor_images(images: tf.data.Dataset, channels: int, dtype: tf.DType) -> tf.data.Dataset:
-    def load(pixels: np.ndarray) -> tuple[np.ndarray, np.int32]:
-        depth = 8 if pixels.dtype == np.uint8 else 16
-        return convert_channels(pixels, channels).astype(dtype.as_numpy_dtype, copy=False), np.int32(depth)
-
-    return images.map(
-        lambda pixels: _set_image_shape(tf.numpy_function(load, [pixels], (dtype, tf.int32)), channels),
-        num_parallel_calls=tf.data.AUTOTUNE,
-    )
-
-
-def _set_image_shape(loaded: list[tf.Tensor], channels: int) -> tuple[tf.Tensor, tf.Tensor]:
-    pixels, bit_depth = loaded
-    pixels.set_shape([None, None, channels])
-    bit_depth.set_shape([])
-    return pixels, bit_depth
-
-
-def _shard(dataset: tf.data.Dataset, input_context: tf.distribute.InputContext | None) -> tf.data.Dataset:
-    if input_context is None or input_context.num_input_pipelines == 1:
-        return dataset
-    return dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
 
 
 def center_crop(pixels: tf.Tensor, crop_size: int | None) -> tf.Tensor:
@@ -373,123 +155,6 @@ def compressed_images(
     # that is kept (and cached).
     grouped = per_tau.batch(num_taus)
     return grouped.map(lambda x, y, tau, depth: (x[0], y, tau, depth[0]))
-
-
-def extract_patches(images: np.ndarray, patch_size: int, stride: int) -> np.ndarray:
-    """(N, H, W, C) -> (N, P, p, p, C): every p x p window ``stride`` apart (VALID), row-major.
-
-    Same result as ``tf.image.extract_patches`` reshaped. A numpy reference for the patches that
-    the training pipeline cuts (by ``tf.gather``, see ``_image_examples``).
-    """
-    count, height, width, channels = images.shape
-    if height < patch_size or width < patch_size:  # too small for one patch: contributes nothing
-        return np.empty((count, 0, patch_size, patch_size, channels), images.dtype)
-    windows = sliding_window_view(images, (patch_size, patch_size), axis=(1, 2))[:, ::stride, ::stride]
-    patches = np.ascontiguousarray(windows.transpose(0, 1, 2, 4, 5, 3))  # (N, rows, cols, p, p, C)
-    return patches.reshape(count, -1, patch_size, patch_size, channels)
-
-
-def dihedral_transform(patches: np.ndarray, index: int) -> np.ndarray:
-    """Symmetry ``index`` (0-7) of square patches (..., H, W, C): rot90 by index % 4, then a
-    left-right flip when index >= 4. The 8 indices are the 4 rotations and 4 reflections."""
-    rotated = np.rot90(patches, index % 4, axes=(-3, -2))
-    return np.flip(rotated, axis=-2) if index >= 4 else rotated
-
-
-def _image_examples(
-    x: tf.Tensor,
-    y: tf.Tensor,
-    taus: tf.Tensor,
-    bit_depth: tf.Tensor,
-    seed: tf.Tensor,
-    patch_size: int,
-    stride: int,
-    chunk: int,
-    augment: bool,
-) -> tf.data.Dataset:
-    """The T x N examples of one image in random order, as ``(x, y, tau, max_value)`` chunks of up to
-    ``chunk`` examples; x, y integer (chunk, p, p, C), each example in a random symmetry (of 8;
-    none when ``augment`` is False).
-
-    Per-example rotations and flips in TF ops (transpose, reverse, select) cost several times the
-    cutting itself, so the image is turned instead, once per epoch: its 4 orientations (as is,
-    mirrored, transposed, transposed and mirrored) are stacked into one table of row segments
-    (gcd(patch, stride) pixels long), and a patch in any of the 8 symmetries is then one
-    ``tf.gather`` of contiguous segments from one orientation, its rows read top-down or
-    bottom-up. x and y (plane 0 and planes 1..T of the table) are gathered with the same indices,
-    so their symmetry is identical by construction. The table holds 4 (1 + T) samples per pixel
-    while the image is being cut; no per-image patch stack (4x the image) is ever built.
-    """
-    channels = x.shape[-1]
-    segment = math.gcd(patch_size, stride)  # patch corners and sides are multiples of this
-    segments_per_row = patch_size // segment
-    shape = tf.shape(x, out_type=tf.int64)
-    rows = tf.maximum((shape[0] - patch_size) // stride + 1, 0)
-    cols = tf.maximum((shape[1] - patch_size) // stride + 1, 0)
-    per_tau = rows * cols
-    count = per_tau * tf.size(taus, out_type=tf.int64)
-    # The area the patches cover, so that mirroring maps patch corners onto multiples of stride
-    # (none when no patch fits).
-    height = tf.where(per_tau > 0, (rows - 1) * stride + patch_size, 0)
-    width = tf.where(per_tau > 0, (cols - 1) * stride + patch_size, 0)
-    planes = tf.concat([x[tf.newaxis], y], 0)[:, :height, :width]
-    transposed = tf.transpose(planes, [0, 2, 1, 3])
-    orientations = (planes, _mirror(planes), transposed, _mirror(transposed))
-    table = tf.concat([tf.reshape(o, [-1, segment * channels]) for o in orientations], 0)
-    plane_segments = height * width // segment
-    peak = tf.cast(2**bit_depth - 1, tf.float32)  # max_value(bit_depth), in the graph
-
-    order = tf.random.experimental.stateless_shuffle(tf.range(count), seed=seed[:2])
-    if augment:
-        symmetry = tf.random.stateless_uniform([count], seed[2:], minval=0, maxval=8, dtype=tf.int64)
-    else:
-        symmetry = tf.zeros([count], tf.int64)
-    # Segment indices of every example at once (vectorised; a few bytes per example and row), so
-    # that each chunk costs only two gathers.
-    plane, patch = order // per_tau + 1, order % per_tau
-    row, col = patch // cols, patch % cols
-    orientation, bottom_up = symmetry % 4, symmetry >= 4
-    turned = orientation >= 2  # transposed: the patch's row and column swap roles
-    mirrored = orientation % 2 == 1  # columns counted from the right (of the turned image)
-    top = tf.where(turned, col, row) * stride
-    # Corner column in the orientation, in strides from its left edge.
-    across = tf.where(
-        turned, tf.where(mirrored, rows - 1 - row, row), tf.where(mirrored, cols - 1 - col, col)
-    )
-    line_segments = tf.where(turned, height, width) // segment  # segments per row of the orientation
-    steps = tf.range(patch_size, dtype=tf.int64)
-    lines = top[:, tf.newaxis] + tf.where(bottom_up[:, tf.newaxis], patch_size - 1 - steps, steps)
-    orientation_segments = (1 + tf.size(taus, out_type=tf.int64)) * plane_segments
-    first = orientation * orientation_segments + across * (stride // segment)
-    x_index = (
-        first[:, tf.newaxis, tf.newaxis]
-        + lines[:, :, tf.newaxis] * line_segments[:, tf.newaxis, tf.newaxis]
-        + tf.range(segments_per_row, dtype=tf.int64)
-    )  # (count, p, p / segment)
-    y_offset = plane * plane_segments  # y's segments are ``plane`` planes further than x's
-    example_tau = tf.gather(taus, plane - 1)
-
-    def cut(start: tf.Tensor) -> tuple[tf.Tensor, ...]:
-        # Gathers, not slices: a slice of a big tensor aliases it, which tf.data logs as an error.
-        examples = tf.range(start, tf.minimum(start + chunk, count))
-        x_segments = tf.gather(x_index, examples)
-        y_segments = x_segments + tf.gather(y_offset, examples)[:, tf.newaxis, tf.newaxis]
-        x_patches, y_patches = (
-            tf.reshape(tf.gather(table, index), [-1, patch_size, patch_size, channels])
-            for index in (x_segments, y_segments)
-        )
-        tau = tf.gather(example_tau, examples)
-        return x_patches, y_patches, tau, tf.fill(tf.shape(tau), peak)
-
-    return tf.data.Dataset.range(0, count, chunk).map(cut)
-
-
-def _mirror(images: tf.Tensor) -> tf.Tensor:
-    """Reverse the columns of (N, H, W, C) images. As (N * H, W, C), tf.reverse takes its
-    whole-pixel copy path: ~3x faster than reversing axis 2 of the 4-D tensor."""
-    shape = tf.shape(images)
-    rows = tf.reshape(images, [shape[0] * shape[1], shape[2], images.shape[-1]])
-    return tf.reshape(tf.reverse(rows, [1]), shape)
 
 
 def _shuffle_group(group: tuple[tf.Tensor, ...], seed: tf.Tensor) -> tuple[tf.Tensor, ...]:
@@ -581,7 +246,7 @@ def make_training_dataset(
     # in parallel; then groups of interleave_images such chunks are shuffled together so that
     # every batch mixes those images. Batch-sized elements keep tf.data's per-element cost low.
     chunks = tf.data.Dataset.zip(decoded, image_seeds).interleave(
-        lambda image, image_seed: _image_examples(
+        lambda image, image_seed: image_examples(
             *image,
             image_seed,
             patch_size=patch_size,

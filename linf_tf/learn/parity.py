@@ -13,16 +13,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from linf_tf.learn.export import (
-    BOUND_TOLERANCE,
-    FLOAT_SIGNATURE,
-    FLOAT_VARIANTS,
-    OUTPUT_KEY,
-    SERVING_SIGNATURE,
-    benchmark_tflite,
-    codec_round_trip,
-)
+from linf_tf.learn.calibration import codec_round_trip
+from linf_tf.learn.export import BOUND_TOLERANCE, OUTPUT_KEY
 from linf_tf.learn.models.common import project_to_box
+from linf_tf.learn.serving import FLOAT_SIGNATURE, SERVING_SIGNATURE
+from linf_tf.learn.tflite import FLOAT_VARIANTS, benchmark_tflite
 from linf_tf.pixels import psnr
 from linf_tf.runtime.litert import run_tflite
 

@@ -24,16 +24,16 @@ def image_source(spec: str, split: str = "train") -> Any:
     ``skimage`` trains on the scikit-image samples except :data:`SKIMAGE_VALIDATION_NAMES`, which
     it validates on (split ``validation``), so validation images are never trained on.
     """
-    from linf_tf.learn import data  # lazy: pulls in the codec and scikit-image
+    from linf_tf.learn import sources  # lazy: pulls in the codec and scikit-image
 
     if spec == "skimage":
         if split == "validation":
-            return data.skimage_sample_images(SKIMAGE_VALIDATION_NAMES)
-        names = [name for name in data.SKIMAGE_SAMPLE_NAMES if name not in SKIMAGE_VALIDATION_NAMES]
-        return data.skimage_sample_images(names)
+            return sources.skimage_sample_images(SKIMAGE_VALIDATION_NAMES)
+        names = [name for name in sources.SKIMAGE_SAMPLE_NAMES if name not in SKIMAGE_VALIDATION_NAMES]
+        return sources.skimage_sample_images(names)
     if spec.startswith("div2k:"):
-        return data.div2k_source(spec.removeprefix("div2k:"), split=split)
-    return [path for part in spec.split(",") if part for path in data.list_image_files(part)]
+        return sources.div2k_source(spec.removeprefix("div2k:"), split=split)
+    return [path for part in spec.split(",") if part for path in sources.list_image_files(part)]
 
 
 def export_generator_weights(generator: keras.Model, config: TrainConfig, directory: str | Path) -> Path:

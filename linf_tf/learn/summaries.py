@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import tensorflow as tf
@@ -37,3 +38,10 @@ def write_image(tag: str, image: tf.Tensor, step: int) -> None:
     height, width = pixels.shape[0], pixels.shape[1]
     tensor = tf.stack([tf.as_string(width), tf.as_string(height), tf.image.encode_png(pixels)])
     tf.summary.write(tag, tensor, step=step, metadata=_plugin_metadata("images"))
+
+
+def write_losses(values: Mapping[str, float], learning_rate: float, step: int) -> None:
+    """One training step's losses (``loss/<name>``) and the learning rate it ran at."""
+    for name, value in values.items():
+        write_scalar(f"loss/{name}", value, step)
+    write_scalar("learning_rate", float(learning_rate), step)

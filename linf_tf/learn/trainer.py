@@ -2,9 +2,11 @@
 
 One :class:`~linf_tf.learn.config.TrainConfig` (frozen, every option documented) drives one
 :class:`Trainer`, which owns G, D, their Adam optimizers, the checkpoint and the training loop.
-Validation (:mod:`linf_tf.learn.validation`), TensorBoard summaries (:mod:`linf_tf.learn.summaries`),
-strategies (:mod:`linf_tf.learn.distribute`), model files (:mod:`linf_tf.learn.model_io`) and the
-whole run as ``train.py`` drives it (:mod:`linf_tf.learn.run`) live in their own modules::
+Building G, D and the optimizers (:mod:`linf_tf.learn.networks`), the checkpoint and resuming
+(:mod:`linf_tf.learn.checkpoints`), validation (:mod:`linf_tf.learn.validation`), TensorBoard
+summaries (:mod:`linf_tf.learn.summaries`), strategies (:mod:`linf_tf.learn.distribute`), model files
+(:mod:`linf_tf.learn.model_io`) and the whole run as ``train.py`` drives it (:mod:`linf_tf.learn.run`)
+live in their own modules; this one is the training loop::
 
     strategy = make_strategy("default")
     trainer = Trainer(config, train_dataset_fn, val_dataset, strategy=strategy)
@@ -30,10 +32,8 @@ replicas would be a second, easy-to-get-wrong correction.
 from __future__ import annotations
 
 import math
-import shutil
-import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import keras
@@ -41,18 +41,12 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from linf_tf.learn import losses
-from linf_tf.learn.config import (
-    PRECISION_POLICIES,
-    Batch,
-    DatasetFn,
-    NonFiniteLossError,
-    TrainConfig,
-    cpu_has_native_bf16,
-)
+from linf_tf.learn.checkpoints import RunCheckpoint
+from linf_tf.learn.config import Batch, DatasetFn, NonFiniteLossError, TrainConfig
 from linf_tf.learn.distribute import count_batches, is_chief
-from linf_tf.learn.models import build_discriminator, build_from_spec, build_inference_model
-from linf_tf.learn.summaries import make_summary_writer, write_scalar
-from linf_tf.learn.validation import log_validation, validate
+from linf_tf.learn.networks import build_networks, scale_loss
+from linf_tf.learn.summaries import make_summary_writer, write_losses
+from linf_tf.learn.validation import log_validation, make_restore_function, validate
 
 # --- the trainer --------------------------------------------------------------------------------
 
@@ -91,7 +85,10 @@ class Trainer:
             raise ValueError("the training data yields no batch: lower batch_size/patch_size or add images")
         self.total_steps = config.epochs * self.steps_per_epoch
         keras.utils.set_random_seed(config.seed)
-        self._build_models_and_optimizers()
+        networks = build_networks(config, self.strategy)
+        self.generator, self.discriminator = networks.generator, networks.discriminator
+        self.g_optimizer, self.d_optimizer = networks.g_optimizer, networks.d_optimizer
+        self.restoration_model = networks.restoration_model
         # The optimizers' current rate, tracked in Python; None forces the first step to assign it,
         # which also overrides a rate loaded from a checkpoint written with other flags.
         self.learning_rate: float | None = None
@@ -105,113 +102,17 @@ class Trainer:
             "g_optimizer": self.g_optimizer,
             "d_optimizer": self.d_optimizer,
         }
-        # tf.train.Checkpoint rejects None: modes without D simply have no D entries.
-        self.checkpoint = tf.train.Checkpoint(
-            **{name: obj for name, obj in tracked.items() if obj is not None}
-        )
-        self._checkpoint_write_dir = self._make_checkpoint_write_dir()
-        self.manager = tf.train.CheckpointManager(
-            self.checkpoint, self._checkpoint_write_dir, max_to_keep=config.max_checkpoints
-        )
-        self.resumed_from = self._resume()
+        self.checkpoints = RunCheckpoint(tracked, config, self.strategy, self.chief)
+        self.resumed_from = self.checkpoints.resume()
         self._writer = make_summary_writer(self.chief, config.logdir)
         self._g_step = tf.function(self._distributed_generator_step)
         self._d_step = tf.function(self._distributed_discriminator_step)
         self._g_gradients = tf.function(self._generator_gradients, jit_compile=config.jit_compile)
         self._d_gradients = tf.function(self._discriminator_gradients, jit_compile=config.jit_compile)
-        self._restore_images = self._make_restore_function()
-        self.last_evaluation: tuple[int, dict[str, dict[str, float]]] | None = None  # (step, results)
-
-    # --- construction ---------------------------------------------------------------------------
-
-    def _build_models_and_optimizers(self) -> None:
-        """Models and optimizers inside the strategy scope, so their variables are mirrored."""
-        config = self.config
-        previous_policy = keras.mixed_precision.dtype_policy()
-        policy = PRECISION_POLICIES[config.mixed_precision]
-        emulated = cpu_has_native_bf16() is False and not tf.config.list_physical_devices("GPU")
-        if policy == "mixed_bfloat16" and emulated:
-            tqdm.write(
-                "warning: --mixed_precision=bfloat16 on a CPU without AVX512-BF16/AMX: TensorFlow emulates "
-                "bfloat16 here and steps run several times slower than float32; use --mixed_precision=none"
-            )
-        if policy is not None:
-            # Layers read the global policy when they are created; it is restored right after so
-            # that building a Trainer does not change the dtype of models built later elsewhere.
-            keras.mixed_precision.set_global_policy(policy)
-        try:
-            with self.strategy.scope():
-                self.generator = self._build_generator()
-                self.discriminator = (
-                    build_discriminator(
-                        config.channels,
-                        base_filters=config.disc_base_filters,
-                        dense_units=config.disc_dense_units,
-                        filter_multipliers=config.disc_filter_multipliers,
-                    )
-                    if config.has_discriminator
-                    else None
-                )
-                for model in (self.generator, self.discriminator):
-                    _set_batch_norm_momentum(model, config.batch_norm_momentum)
-                self.g_optimizer = self._make_optimizer(self.generator)
-                self.d_optimizer = (
-                    None if self.discriminator is None else self._make_optimizer(self.discriminator)
-                )
-                # The inference wrapper adds only the (weightless) box projection; G's weights are shared.
-                self.restoration_model = build_inference_model(self.generator, max_value=1.0)
-        finally:
-            keras.mixed_precision.set_global_policy(previous_policy)
-
-    def _build_generator(self) -> keras.Model:
-        return build_from_spec(self.config.generator_spec)
-
-    def _make_optimizer(self, model: keras.Model) -> keras.optimizers.Optimizer:
-        """Adam (beta1 from the config), wrapped for loss scaling under mixed precision, and *built*.
-
-        Created inside the strategy scope and built on the model's variables before the first
-        step: creating Adam's slot variables lazily inside the first distributed step fails in a
-        custom loop under a tf.distribute strategy (keras-team/keras#23085). Building first also
-        lets a resumed checkpoint load the slots directly instead of deferring them.
-        """
-        optimizer = keras.optimizers.Adam(
-            learning_rate=self.config.learning_rate, beta_1=self.config.adam_beta1
+        self._restore_images = make_restore_function(
+            self.restoration_model, config.channels, config.eval_slack
         )
-        if self.config.mixed_precision == "float16":
-            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-        optimizer.build(model.trainable_variables)
-        return optimizer
-
-    def _make_checkpoint_write_dir(self) -> str:
-        """The chief writes to the checkpoint dir; other workers to a scratch dir (they must still
-        save: under MultiWorkerMirroredStrategy, saving is a collective operation)."""
-        directory = self.config.resolved_checkpoint_dir
-        if self.chief:
-            return directory
-        return tempfile.mkdtemp(prefix=f"linf_ckpt_worker{self.strategy.cluster_resolver.task_id}_")
-
-    def _resume(self) -> str | None:
-        """Load the latest checkpoint of the (chief's) checkpoint dir, if any; return its path."""
-        latest = tf.train.latest_checkpoint(self.config.resolved_checkpoint_dir)
-        if latest is not None:
-            # expect_partial: a checkpoint from a mode without D loads into a Trainer with D.
-            self.checkpoint.restore(latest).expect_partial()
-        return latest
-
-    def _make_restore_function(self) -> Callable:
-        """G plus the box projection at kappa = eval_slack, for one image of any size."""
-        channels = self.config.channels
-        signature = [
-            tf.TensorSpec([None, None, None, channels], tf.float32),
-            tf.TensorSpec([None], tf.float32),
-        ]
-
-        @tf.function(input_signature=signature)
-        def restore(decoded: tf.Tensor, tau: tf.Tensor) -> tf.Tensor:
-            slack = tf.fill(tf.shape(tau), tf.constant(self.config.eval_slack, tf.float32))
-            return tf.cast(self.restoration_model([decoded, tau, slack], training=False), tf.float32)
-
-        return restore
+        self.last_evaluation: tuple[int, dict[str, dict[str, float]]] | None = None  # (step, results)
 
     # --- one step -------------------------------------------------------------------------------
 
@@ -238,7 +139,7 @@ class Trainer:
                 **self.config.loss_weights,
             )
             averaged = {name: self._average(value) for name, value in parts.items()}
-            scaled = _scale_loss(self.g_optimizer, averaged["total"])
+            scaled = scale_loss(self.g_optimizer, averaged["total"])
         gradients = tape.gradient(scaled, self.generator.trainable_variables)
         return gradients, averaged, tf.stop_gradient(tf.cast(restored, tf.float32))
 
@@ -271,7 +172,7 @@ class Trainer:
                 real_logits, fake_logits, real_label=self.config.real_label
             )
             loss = self._average(per_example)
-            scaled = _scale_loss(self.d_optimizer, loss)
+            scaled = scale_loss(self.d_optimizer, loss)
         return tape.gradient(scaled, self.discriminator.trainable_variables), loss
 
     def _discriminator_replica_step(self, x: tf.Tensor, restored: tf.Tensor) -> tf.Tensor:
@@ -298,7 +199,7 @@ class Trainer:
         values = {f"g_{name}": float(value) for name, value in g_losses.items()}
         if adversarial:
             values["d_loss"] = float(self._d_step(batch, restored))
-        self._check_finite(values)
+        _check_finite(values, int(self.step.numpy()) + 1, self.checkpoints.latest)
         self.step.assign_add(1)
         self.epoch.assign(int(self.step.numpy() - 1) // self.steps_per_epoch)
         return values
@@ -312,17 +213,6 @@ class Trainer:
             if optimizer is not None:
                 optimizer.learning_rate = rate  # assigns the existing variable: no retracing
         self.learning_rate = rate
-
-    def _check_finite(self, values: Mapping[str, float]) -> None:
-        bad = {name: value for name, value in values.items() if not math.isfinite(value)}
-        if bad:
-            step = int(self.step.numpy()) + 1
-            described = ", ".join(f"{name}={value}" for name, value in bad.items())
-            raise NonFiniteLossError(
-                f"non-finite loss at step {step}: {described}. Training stopped; the latest checkpoint "
-                f"({self.manager.latest_checkpoint}) predates this step. Check the data for NaN/inf and "
-                "lower the learning rate or the loss weights."
-            )
 
     # --- the loop -------------------------------------------------------------------------------
 
@@ -363,7 +253,7 @@ class Trainer:
             for _ in range(start, target):
                 values = self.train_step(next(iterator))
                 step = int(self.step.numpy())
-                self._write_scalars(values, step)
+                write_losses(values, self.learning_rate, step)
                 progress.update(1)
                 progress.set_postfix({name: f"{value:.4g}" for name, value in values.items()}, refresh=False)
                 self._after_step(step)
@@ -389,16 +279,8 @@ class Trainer:
             self.evaluate(log=True)
 
     def save(self) -> str:
-        """Checkpoint now (numbered by the step); non-chief workers' copies are deleted again."""
-        path = self.manager.save(checkpoint_number=self.step)
-        if not self.chief:
-            shutil.rmtree(self._checkpoint_write_dir, ignore_errors=True)
-        return path
-
-    def _write_scalars(self, values: Mapping[str, float], step: int) -> None:
-        for name, value in values.items():
-            write_scalar(f"loss/{name}", value, step)
-        write_scalar("learning_rate", float(self.learning_rate), step)
+        """Checkpoint now, numbered by the step (:meth:`RunCheckpoint.save`)."""
+        return self.checkpoints.save(self.step)
 
     # --- validation -----------------------------------------------------------------------------
 
@@ -424,21 +306,13 @@ class Trainer:
         return results
 
 
-def _set_batch_norm_momentum(model: keras.Model | None, momentum: float | None) -> None:
-    """Override the moving-statistics momentum of the model's BatchNormalization layers.
-
-    The builders take no momentum argument; the layers read ``momentum`` when they are called, so
-    setting it before the first (traced) call is enough.
-    """
-    if model is None or momentum is None:
-        return
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.momentum = float(momentum)
-
-
-def _scale_loss(optimizer: keras.optimizers.Optimizer, loss: tf.Tensor) -> tf.Tensor:
-    """Multiply by the dynamic loss scale under mixed precision; ``apply_gradients`` unscales."""
-    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-        return optimizer.scale_loss(loss)
-    return loss
+def _check_finite(values: Mapping[str, float], step: int, latest_checkpoint: str | None) -> None:
+    """Stop on a NaN/inf loss of ``step``, before the step counter moves or anything is saved."""
+    bad = {name: value for name, value in values.items() if not math.isfinite(value)}
+    if bad:
+        described = ", ".join(f"{name}={value}" for name, value in bad.items())
+        raise NonFiniteLossError(
+            f"non-finite loss at step {step}: {described}. Training stopped; the latest checkpoint "
+            f"({latest_checkpoint}) predates this step. Check the data for NaN/inf and "
+            "lower the learning rate or the loss weights."
+        )

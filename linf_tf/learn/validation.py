@@ -9,6 +9,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+import keras
 import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
@@ -18,6 +19,24 @@ from linf_tf.learn.summaries import write_image, write_scalar
 VALIDATION_LOG = "validation_log.csv"
 Results = dict[str, dict[str, float]]  # {tau label: {metric: value}}
 Samples = list[tuple[str, tf.Tensor]]  # (tau label, original | decoded | restored strip)
+
+
+def make_restore_function(
+    restoration_model: keras.Model, channels: int, eval_slack: float
+) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
+    """G plus the box projection at kappa = ``eval_slack``, for one image of any size: what
+    :func:`validate` runs (traced once, whatever the image sizes)."""
+    signature = [
+        tf.TensorSpec([None, None, None, channels], tf.float32),
+        tf.TensorSpec([None], tf.float32),
+    ]
+
+    @tf.function(input_signature=signature)
+    def restore(decoded: tf.Tensor, tau: tf.Tensor) -> tf.Tensor:
+        slack = tf.fill(tf.shape(tau), tf.constant(eval_slack, tf.float32))
+        return tf.cast(restoration_model([decoded, tau, slack], training=False), tf.float32)
+
+    return restore
 
 
 def validate(

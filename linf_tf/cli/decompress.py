@@ -1,0 +1,128 @@
+"""``linf decompress``: ``.nlc`` streams to PNG or TIFF, optionally restored by the l-inf CNN, with
+what the sidecar recorded (stack axes, signed values) given back."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from linf_tf import codec
+from linf_tf.cli.batch import execute, plan, thread_count
+from linf_tf.cli.common import (
+    CliError,
+    FileResult,
+    as_tiff,
+    check_image_target,
+    file_result,
+    is_stream_file,
+    make_parent,
+    needs_tiff,
+    print_facts,
+    read_stream,
+    refuse_overwrite,
+    to_signed,
+)
+from linf_tf.cli.restore import check_network_options, make_network
+from linf_tf.image_samples import StackLayout
+from linf_tf.imageio import TIFF_SUFFIXES, write_image
+from linf_tf.runtime import DEFAULT_SLACK, NetworkRestorer
+from linf_tf.sidecar import Sidecar, read_sidecar, sidecar_path
+
+
+def run_decompress(args: argparse.Namespace) -> int:
+    """The ``decompress`` command: one stream or a batch."""
+    if args.restore:
+        check_network_options(args)
+    jobs = plan(args.inputs, args.output, is_stream_file, "." + args.format, args.recursive)
+    network = make_network(args)
+    # The network (--restore) is shared and uses every core itself: files go one at a time.
+    return execute(
+        "decompress", jobs,
+        lambda src, dst, verbose, threads: decompress_file(
+            src, dst, args, verbose, not verbose, threads, network
+        ),
+        1 if args.restore else thread_count(args),
+    )
+
+
+def decompress_file(
+    source: Path,
+    target: Path,
+    args: argparse.Namespace,
+    verbose: bool = False,
+    fit_format: bool = False,
+    threads: int | None = None,
+    network: NetworkRestorer | None = None,
+) -> FileResult:
+    """Decode one stream and write it as an image; print the header's facts when ``verbose``.
+
+    ``fit_format`` (batch mode) switches a .png target to .tif when PNG cannot hold the image.
+    """
+    data = read_stream(source)
+    header = codec.info(data)
+    extra = read_sidecar(source) or Sidecar()
+    if fit_format and needs_tiff(header.channels, extra.layout, extra.signed or header.dtype.kind == "i"):
+        target = as_tiff(target)
+    check_image_target(target)
+    refuse_overwrite(target, args.force)
+    if args.restore and network is None:
+        network = make_network(args)
+    pixels = decoded_pixels(data, network, args.slack if args.restore else None, threads)
+    pixels, layout, note = _undo_sidecar(pixels, extra, target, source)
+    make_parent(target)
+    write_image(target, pixels, bit_depth=header.bit_depth, layout=layout)
+    if verbose:
+        slack = args.slack if args.restore else None
+        print_facts(f"{source} -> {target}", header, restored_slack=slack, note=note)
+    return file_result(header, note)
+
+
+def decoded_pixels(
+    data: bytes,
+    network: NetworkRestorer | None = None,
+    slack: float | None = None,
+    threads: int | None = None,
+) -> np.ndarray:
+    """The pixels to write: the decoded stream, restored by ``network`` at ``slack`` when given."""
+    pixels = codec.decode(data, threads=threads)
+    if network is None:
+        return pixels
+    header = codec.info(data)
+    return network.restore(pixels, header.tau, DEFAULT_SLACK if slack is None else slack, header.bit_depth)
+
+
+def _undo_sidecar(
+    pixels: np.ndarray, extra: Sidecar, target: Path, source: Path
+) -> tuple[np.ndarray, StackLayout | None, str]:
+    """Give back what compress folded or shifted, as far as ``target``'s format can hold it."""
+    is_tiff = target.suffix.lower() in TIFF_SUFFIXES
+    notes = []
+    if extra.layout is not None:
+        if not is_tiff:
+            raise CliError(
+                f"{source} holds a {extra.layout.axes} stack of shape {extra.layout.shape} (sidecar "
+                f"{sidecar_path(source).name}); decompress it to a .tif to keep its axes"
+            )
+        _check_layout(pixels, extra.layout, source)
+        notes.append(f"{extra.layout.axes} stack written back as {extra.layout.shape}")
+    if extra.signed:
+        if is_tiff:
+            pixels = to_signed(pixels, extra)
+            notes.append(f"signed {pixels.dtype} samples written (offset +{extra.offset} removed)")
+        else:
+            notes.append(f"PNG cannot hold signed samples: written with offset +{extra.offset}; subtract "
+                         "it (or decompress to .tif)")
+    return pixels, extra.layout, "; ".join(notes)
+
+
+def _check_layout(pixels: np.ndarray, layout: StackLayout, source: Path) -> None:
+    planes = int(np.prod([n for axis, n in zip(layout.axes, layout.shape, strict=True) if axis not in "YX"]))
+    height, width = layout.shape[layout.axes.index("Y")], layout.shape[layout.axes.index("X")]
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    if (height, width, planes) != (pixels.shape[0], pixels.shape[1], channels):
+        raise CliError(
+            f"sidecar {sidecar_path(source)} describes a {layout.axes} stack of shape {layout.shape}, "
+            f"but the stream holds {pixels.shape}; it belongs to another stream"
+        )
