@@ -145,10 +145,10 @@ def test_tiles_are_equal_parts_and_split_for_parallel_restorers() -> None:
 
 
 def test_parallel_litert_windows_equal_one_interpreter(tmp_path: Path, gray_model) -> None:
-    from linf_tf.learn import export as export_lib
+    from linf_tf.learn import tflite
 
     path = tmp_path / "tiny.tflite"
-    path.write_bytes(export_lib.convert_tflite(gray_model, variant="float32", channels=1))
+    path.write_bytes(tflite.convert_tflite(gray_model, variant="float32", channels=1))
     image = np.ascontiguousarray(skimage_camera()[100:400, 50:350])  # 300 x 300: two windows
     parallel = TFLiteRestorer(path, receptive_radius=TINY_RADIUS, workers=2)
     assert parallel.parallel_windows == 2
