@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import skimage.data
 
 from linf_tf import codec
@@ -82,6 +83,80 @@ def test_format3_colour_golden_streams_decode_exactly_as_before() -> None:
             decoded = codec.decode(data, threads=threads)
             assert hashlib.sha256(decoded.tobytes()).hexdigest() == entry["decoded_sha256"]
         assert max_error(decoded.reshape(image.shape), image) <= tau
+
+
+def _stack(height: int, width: int, channels: int, bits: int, seed: int) -> np.ndarray:
+    """Correlated channels (a shared smooth field, per-channel gain, offset and noise), some
+    anti-correlated, so that both the reference and the raw candidates matter."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    peak = (1 << bits) - 1
+    field = np.sin(x / 6.0 + y / 11.0) * np.cos(y / 5.0) * 0.4 + 0.5
+    planes = []
+    for c in range(channels):
+        gain = (0.4 + 0.5 * rng.random()) * (-1 if c % 3 == 2 else 1)
+        plane = 0.5 + gain * (field - 0.5) + rng.normal(0, 0.02 + 0.02 * c, field.shape)
+        planes.append(np.clip(np.round(plane * peak), 0, peak))
+    return np.ascontiguousarray(np.stack(planes, -1).astype(np.uint8 if bits <= 8 else np.uint16))
+
+
+@pytest.mark.parametrize("channels", [2, 3, 4, 7])
+@pytest.mark.parametrize("bits", [8, 16])
+def test_multichannel_round_trip_within_tau(channels: int, bits: int) -> None:
+    image = _stack(37, 29, channels, bits, seed=channels + bits)
+    for tau in (0, 1, 2, 4, 8):
+        for stripe_height, threads in ((0, 1), (8, 1), (8, 3)):
+            stream, decoded = codec.encode_with_decoded(
+                image, tau, stripe_height=stripe_height, threads=threads
+            )
+            assert codec.info(stream).format_version == 4
+            out = codec.decode(stream, threads=threads)
+            np.testing.assert_array_equal(out, decoded)
+            assert max_error(out, image) <= tau
+            if tau == 0:
+                np.testing.assert_array_equal(out, image)
+
+
+def test_many_channels_and_small_depths_round_trip() -> None:
+    image = _stack(9, 11, 256, 8, seed=5)
+    for tau in (0, 3):
+        decoded = codec.decode(codec.encode(image, tau))
+        assert max_error(decoded, image) <= tau
+    low = (_stack(20, 23, 3, 8, seed=6) >> 3).astype(np.uint8)  # 5-bit samples
+    for tau in (0, 1, 8):
+        assert max_error(codec.decode(codec.encode(low, tau, bit_depth=5)), low) <= tau
+    signed = (_stack(20, 23, 4, 12, seed=7).astype(np.int32) - 2048).astype(np.int16)
+    for tau in (0, 2):
+        decoded = codec.decode(codec.encode(signed, tau, bit_depth=12))
+        assert decoded.dtype == np.int16 and max_error(decoded, signed) <= tau
+
+
+def test_gray_streams_stay_format_3() -> None:
+    stream = codec.encode(skimage.data.camera()[:40, :50], 2)
+    assert codec.info(stream).format_version == 3
+
+
+def test_colour_model_beats_format_3_on_a_photo() -> None:
+    """The format-4 colour model must not lose against the format-3 streams of the fixtures."""
+    manifest = json.loads((FORMAT3_DIR / "manifest.json").read_text())
+    cases = format3_colour_cases()
+    for entry in manifest["streams"][:5]:  # the astronaut crop at tau 0, 1, 2, 4, 8
+        image, tau, depth, stripe_height = cases[entry["case"]]
+        old = (FORMAT3_DIR / entry["file"]).stat().st_size
+        assert len(codec.encode(image, tau, bit_depth=depth, stripe_height=stripe_height)) < old
+
+
+@pytest.mark.parametrize("stripe_height", [0, 9])
+def test_corrupt_format4_payload_is_an_error(stripe_height: int) -> None:
+    image = _stack(40, 33, 3, 8, seed=9)
+    stream = bytearray(codec.encode(image, 1, stripe_height=stripe_height))
+    info = codec.info(bytes(stream))
+    stream[info.header_bytes + info.payload_bytes // 2] ^= 0x10
+    with pytest.raises(codec.CodecError) as excinfo:
+        codec.decode(bytes(stream))
+    assert excinfo.value.code in (5, 6)  # CRC mismatch (or corrupt payload)
+    with pytest.raises(codec.CodecError):
+        codec.decode(bytes(stream[:-3]))
 
 
 if __name__ == "__main__":

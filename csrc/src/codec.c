@@ -36,6 +36,9 @@
 typedef struct coder {
     coding_params params;
     channel_model *models;
+    int colour4;                          /* format 4 multichannel model (see code_sample) */
+    uint16_t order[LINF_MAX_CHANNELS];    /* coding position -> channel */
+    uint16_t ref[LINF_MAX_CHANNELS];      /* channel -> its reference channel (unused for order[0]) */
     rc_encoder enc;
     rc_decoder dec;
 } coder;
@@ -55,20 +58,46 @@ typedef struct coded_symbol {
 typedef enum coding_mode { ENCODE, ENCODE_LOSSLESS, DECODE } coding_mode;
 
 /* Codes one sample of channel model m (ref: the reference channel or NULL) and returns its
- * reconstruction. Encoder and decoder share this function, so they cannot drift apart. */
+ * reconstruction. Encoder and decoder share this function, so they cannot drift apart.
+ * colour4 (format 4, a compile-time constant): a channel with a reference is predicted by the
+ * first channel's full machinery applied to its neighbours moved by the reference's local change
+ * (w' = w + ref(x) - ref(W), ...): every candidate P of translation-invariant form then predicts
+ * ref(x) + P(channel - ref), the channel difference, with the self-correcting and adaptive linear
+ * predictors on it too. Formats 2 and 3 (colour4 = 0) keep their three interband candidates. */
 FORCE_INLINE int32_t code_sample(coder *cd, channel_model *m, const channel_model *ref, int32_t x,
-                                 int32_t original, coded_symbol *out, const coding_mode mode, const int num_predictors)
+                                 int32_t original, coded_symbol *out, const coding_mode mode, const int num_predictors,
+                                 const int colour4)
 {
     const coding_params *cp = &cd->params;
     channel_rows *r = &m->rows;
     const neighbours nb = gather(r, x);
+    neighbours nd = nb;
     int32_t pred[MAX_PREDICTORS] = {0}; /* unused lanes defined: the error update writes all 8 */
     int32_t gradient;
-    intra_candidates(&nb, cp, r, x, pred, &gradient, ref == NULL);
     int32_t lms_input[LMS_INPUTS];
     int lms_shift = 0;
-    if (ref) inter_candidates(&ref->rows, &nb, x, pred);
-    else pred[7] = lms_predict(m->lms_weight, r, &nb, x, pred[0], 8 * cp->max_value, lms_input, &lms_shift);
+    const int full = colour4 || ref == NULL;
+    if (colour4 && ref) {
+        const channel_rows *q = &ref->rows;
+        const int32_t rc = q->rec[0][x];
+        nd.w += rc - q->rec[0][x - 1];
+        nd.ww += rc - q->rec[0][x - 2];
+        nd.n += rc - q->rec[1][x];
+        nd.nw += rc - q->rec[1][x - 1];
+        nd.ne += rc - q->rec[1][x + 1];
+        nd.nn += rc - q->rec[2][x];
+        nd.nne += rc - q->rec[2][x + 1];
+        inter4_candidates(&nd, &nb, cp, r, x, pred, &gradient);
+        /* N moved by the second channel's change: a third channel leans on both before it. */
+        const int32_t n2 = nb.n + m->second->rows.rec[0][x] - m->second->rows.rec[1][x];
+        pred[7] = lms_predict_inter(m->lms_weight, r, &nd, &nb, n2, x, pred[0], 8 * cp->max_value, lms_input,
+                                    &lms_shift);
+    } else {
+        intra_candidates(&nb, cp, r, x, pred, &gradient, ref == NULL);
+        if (ref) inter_candidates(&ref->rows, &nb, x, pred);
+        else pred[7] = lms_predict(m->lms_weight, r, &nb, x, r->rec[1][x + 2], pred[0], 8 * cp->max_value,
+                                   lms_input, &lms_shift);
+    }
     uint32_t spread;
     const int32_t blended = blend(r, num_predictors, x, pred, &spread);
 
@@ -76,7 +105,7 @@ FORCE_INLINE int32_t code_sample(coder *cd, channel_model *m, const channel_mode
     uint32_t energy = spread / 4u + (uint32_t)gradient / 2u + (uint32_t)iabs(r->err[0][x - 1]);
     if (ref) energy += 2u * (uint32_t)iabs(ref->rows.err[0][x]);
     const int bucket = energy_bucket(energy, cp);
-    const int bias_ctx = texture_bits(&nb, blended) | BIAS_ENERGY_LEVEL[bucket];
+    const int bias_ctx = texture_bits(&nd, blended) | BIAS_ENERGY_LEVEL[bucket];
     const int32_t correction = bias_mean(m->bias_sum[bias_ctx], m->bias_count[bias_ctx]);
     const int32_t pred8 = clamp32(blended + correction, 0, cp->max_value * 8);
     const int32_t prediction = (pred8 + 4) >> PRED_FRAC_BITS;
@@ -112,7 +141,7 @@ FORCE_INLINE int32_t code_sample(coder *cd, channel_model *m, const channel_mode
      * the compiler turns into a few vector instructions instead of a scalar loop. */
     uint32_t *errors = r->pred_err + (ptrdiff_t)x * MAX_PREDICTORS;
     for (int k = 0; k < MAX_PREDICTORS; k++) errors[k] = saturate16(iabs(8 * rec - pred[k]));
-    if (!ref) lms_update(m->lms_weight, lms_input, lms_shift, 8 * rec - pred[7]);
+    if (full) lms_update(m->lms_weight, lms_input, lms_shift, 8 * rec - pred[7]);
     m->bias_sum[bias_ctx] += 8 * rec - blended;
     if (++m->bias_count[bias_ctx] >= BIAS_COUNT_LIMIT) {
         m->bias_sum[bias_ctx] /= 2;
@@ -122,22 +151,29 @@ FORCE_INLINE int32_t code_sample(coder *cd, channel_model *m, const channel_mode
 }
 
 /* One out-of-line function per (direction, channel kind): each gets its own register allocation,
-
  * which costs a call per sample but avoids the spills of one giant inlined loop. */
 NOINLINE int32_t encode_intra(coder *cd, channel_model *m, int32_t x, int32_t original, coded_symbol *out)
-{ return code_sample(cd, m, NULL, x, original, out, ENCODE, FIRST_CHANNEL_PREDICTORS); }
+{ return code_sample(cd, m, NULL, x, original, out, ENCODE, FIRST_CHANNEL_PREDICTORS, 0); }
 NOINLINE int32_t encode_intra_lossless(coder *cd, channel_model *m, int32_t x, int32_t original, coded_symbol *out)
-{ return code_sample(cd, m, NULL, x, original, out, ENCODE_LOSSLESS, FIRST_CHANNEL_PREDICTORS); }
+{ return code_sample(cd, m, NULL, x, original, out, ENCODE_LOSSLESS, FIRST_CHANNEL_PREDICTORS, 0); }
 NOINLINE int32_t encode_inter(coder *cd, channel_model *m, const channel_model *ref, int32_t x, int32_t original,
                               coded_symbol *out)
-{ return code_sample(cd, m, ref, x, original, out, ENCODE, INTER_PREDICTORS); }
+{ return code_sample(cd, m, ref, x, original, out, ENCODE, INTER_PREDICTORS, 0); }
 NOINLINE int32_t encode_inter_lossless(coder *cd, channel_model *m, const channel_model *ref, int32_t x,
                                        int32_t original, coded_symbol *out)
-{ return code_sample(cd, m, ref, x, original, out, ENCODE_LOSSLESS, INTER_PREDICTORS); }
+{ return code_sample(cd, m, ref, x, original, out, ENCODE_LOSSLESS, INTER_PREDICTORS, 0); }
+NOINLINE int32_t encode_inter4(coder *cd, channel_model *m, const channel_model *ref, int32_t x, int32_t original,
+                               coded_symbol *out)
+{ return code_sample(cd, m, ref, x, original, out, ENCODE, FIRST_CHANNEL_PREDICTORS, 1); }
+NOINLINE int32_t encode_inter4_lossless(coder *cd, channel_model *m, const channel_model *ref, int32_t x,
+                                        int32_t original, coded_symbol *out)
+{ return code_sample(cd, m, ref, x, original, out, ENCODE_LOSSLESS, FIRST_CHANNEL_PREDICTORS, 1); }
 NOINLINE int32_t decode_intra(coder *cd, channel_model *m, int32_t x)
-{ return code_sample(cd, m, NULL, x, 0, NULL, DECODE, FIRST_CHANNEL_PREDICTORS); }
+{ return code_sample(cd, m, NULL, x, 0, NULL, DECODE, FIRST_CHANNEL_PREDICTORS, 0); }
 NOINLINE int32_t decode_inter(coder *cd, channel_model *m, const channel_model *ref, int32_t x)
-{ return code_sample(cd, m, ref, x, 0, NULL, DECODE, INTER_PREDICTORS); }
+{ return code_sample(cd, m, ref, x, 0, NULL, DECODE, INTER_PREDICTORS, 0); }
+NOINLINE int32_t decode_inter4(coder *cd, channel_model *m, const channel_model *ref, int32_t x)
+{ return code_sample(cd, m, ref, x, 0, NULL, DECODE, FIRST_CHANNEL_PREDICTORS, 1); }
 
 /* ---------------------------------------------------------------- rows and memory */
 
@@ -263,10 +299,21 @@ static void init_params(coding_params *cp, const linf_image_desc *d)
 }
 
 /* Allocates the models of every channel in one block (and the block itself for freeing). */
-static linf_status setup_coder(coder *cd, const linf_image_desc *d, void **memory)
+static linf_status setup_coder(coder *cd, const linf_image_desc *d, uint32_t version, void **memory)
 {
     init_params(&cd->params, d);
-    const size_t rows = channel_row_bytes(d->width);
+    cd->colour4 = version >= 4 && d->channels > 1;
+    for (uint32_t c = 0; c < d->channels; c++) {
+        cd->order[c] = (uint16_t)c;
+        cd->ref[c] = (uint16_t)(c ? c - 1 : 0);
+    }
+    if (cd->colour4 && d->channels == 3) {
+        /* RGB: green first, red and blue predicted from it (the order of subtract-green
+         * transforms; measured best of the orders tried, docs/codec_design.md). */
+        static const uint16_t order[3] = {1, 0, 2}, ref[3] = {1, 1, 1};
+        memcpy(cd->order, order, sizeof order);
+        memcpy(cd->ref, ref, sizeof ref);
+    }    const size_t rows = channel_row_bytes(d->width);
     const size_t per_channel = sizeof(channel_model) + rows;
     uint8_t *block = malloc(per_channel * d->channels);
     if (!block) return LINF_ERR_OUT_OF_MEMORY;
@@ -275,6 +322,11 @@ static linf_status setup_coder(coder *cd, const linf_image_desc *d, void **memor
     const int32_t mid = (int32_t)(1u << (d->bit_depth - 1));
     for (uint32_t c = 0; c < d->channels; c++)
         init_channel(&cd->models[c], row_memory + rows * c, d->width, mid);
+    for (uint32_t k = 1; k < d->channels; k++) {
+        channel_model *m = &cd->models[cd->order[k]];
+        const uint32_t r = cd->ref[cd->order[k]];
+        m->second = &cd->models[k >= 2 && cd->order[k - 1] == r ? cd->order[k - 2] : cd->order[k - 1]];
+    }
     *memory = block;
     return LINF_OK;
 }
@@ -321,7 +373,7 @@ NOINLINE void decode_gray_row(coder *cd, void *pixels, size_t i, int wide)
     channel_model *m = &cd->models[0];
     const int32_t width = (int32_t)cd->params.width;
     for (int32_t x = 0; x < width; x++, i++)
-        store_sample(pixels, i, wide, code_sample(cd, m, NULL, x, 0, NULL, DECODE, FIRST_CHANNEL_PREDICTORS), offset);
+        store_sample(pixels, i, wide, code_sample(cd, m, NULL, x, 0, NULL, DECODE, FIRST_CHANNEL_PREDICTORS, 0), offset);
 }
 
 NOINLINE void decode_colour_row(coder *cd, void *pixels, size_t i, int wide, uint32_t channels)
@@ -329,10 +381,22 @@ NOINLINE void decode_colour_row(coder *cd, void *pixels, size_t i, int wide, uin
     const uint32_t offset = 0; /* the signed shift is undone per row by unshift_row */
     channel_model *models = cd->models;
     const int32_t width = (int32_t)cd->params.width;
-    for (int32_t x = 0; x < width; x++) {
-        store_sample(pixels, i++, wide, decode_intra(cd, models, x), offset);
-        for (uint32_t c = 1; c < channels; c++, i++)
-            store_sample(pixels, i, wide, decode_inter(cd, &models[c], &models[c - 1], x), offset);
+    if (!cd->colour4) {
+        for (int32_t x = 0; x < width; x++) {
+            store_sample(pixels, i++, wide, decode_intra(cd, models, x), offset);
+            for (uint32_t c = 1; c < channels; c++, i++)
+                store_sample(pixels, i, wide, decode_inter(cd, &models[c], &models[c - 1], x), offset);
+        }
+        return;
+    }
+    const uint16_t *order = cd->order, *ref = cd->ref;
+    for (int32_t x = 0; x < width; x++, i += channels) {
+        const uint32_t first = order[0];
+        store_sample(pixels, i + first, wide, decode_intra(cd, &models[first], x), offset);
+        for (uint32_t k = 1; k < channels; k++) {
+            const uint32_t c = order[k];
+            store_sample(pixels, i + c, wide, decode_inter4(cd, &models[c], &models[ref[c]], x), offset);
+        }
     }
 }
 
@@ -385,27 +449,35 @@ FORCE_INLINE void encode_colour_row_as(coder *cd, const void *pixels, void *reco
 {
     channel_model *models = cd->models;
     const int32_t width = (int32_t)cd->params.width;
+    const int colour4 = cd->colour4;
+    const uint16_t *order = cd->order, *ref = cd->ref;
     coded_symbol symbols[ENCODE_CHUNK];
     size_t n = 0;
-    for (int32_t x = 0; x < width; x++) {
+    for (int32_t x = 0; x < width; x++, i += channels) {
         if (n + channels > ENCODE_CHUNK) {
             encode_colour_symbols(cd, symbols, n);
             n = 0;
         }
-        symbols[n].channel = 0;
-        int32_t original = load_sample(pixels, i, wide, offset);
-        int32_t rec = lossless ? encode_intra_lossless(cd, models, x, original, &symbols[n])
-                               : encode_intra(cd, models, x, original, &symbols[n]);
+        const uint32_t first = order[0];
+        symbols[n].channel = (uint8_t)first;
+        int32_t original = load_sample(pixels, i + first, wide, offset);
+        int32_t rec = lossless ? encode_intra_lossless(cd, &models[first], x, original, &symbols[n])
+                               : encode_intra(cd, &models[first], x, original, &symbols[n]);
         n++;
-        if (reconstruction) store_sample(reconstruction, i, wide, rec, offset);
-        i++;
-        for (uint32_t c = 1; c < channels; c++, i++) {
+        if (reconstruction) store_sample(reconstruction, i + first, wide, rec, offset);
+        for (uint32_t k = 1; k < channels; k++) {
+            const uint32_t c = order[k];
+            const channel_model *rm = &models[ref[c]];
             symbols[n].channel = (uint8_t)c;
-            original = load_sample(pixels, i, wide, offset);
-            rec = lossless ? encode_inter_lossless(cd, &models[c], &models[c - 1], x, original, &symbols[n])
-                           : encode_inter(cd, &models[c], &models[c - 1], x, original, &symbols[n]);
+            original = load_sample(pixels, i + c, wide, offset);
+            if (colour4)
+                rec = lossless ? encode_inter4_lossless(cd, &models[c], rm, x, original, &symbols[n])
+                               : encode_inter4(cd, &models[c], rm, x, original, &symbols[n]);
+            else
+                rec = lossless ? encode_inter_lossless(cd, &models[c], rm, x, original, &symbols[n])
+                               : encode_inter(cd, &models[c], rm, x, original, &symbols[n]);
             n++;
-            if (reconstruction) store_sample(reconstruction, i, wide, rec, offset);
+            if (reconstruction) store_sample(reconstruction, i + c, wide, rec, offset);
         }
     }
     encode_colour_symbols(cd, symbols, n);
@@ -455,7 +527,7 @@ static void decode_image(coder *cd, const linf_image_desc *d, void *pixels)
 
 /* ---------------------------------------------------------------- public API */
 
-const char *linf_version(void) { return "linf_codec 3.0.0 (writes format 3, reads 2 and 3)"; }
+const char *linf_version(void) { return "linf_codec 4.0.0 (writes format 3 for gray, 4 for multichannel; reads 2 to 4)"; }
 
 const char *linf_error_message(linf_status status)
 {
@@ -595,7 +667,7 @@ static linf_status encode_unit(const linf_image_desc *d, const void *pixels, voi
     uint8_t *rec = reconstruction ? (uint8_t *)reconstruction + at : NULL;
     coder cd;
     void *memory = NULL;
-    const linf_status status = setup_coder(&cd, &u, &memory);
+    const linf_status status = setup_coder(&cd, &u, u.channels > 1 ? 4u : 3u, &memory);
     if (status != LINF_OK) return status;
     rc_enc_init(&cd.enc, out, cap < raw ? cap : raw);
     encode_image(&cd, &u, px, rec);
@@ -616,8 +688,8 @@ static linf_status encode_unit(const linf_image_desc *d, const void *pixels, voi
 }
 
 /* Decodes one unit (see encode_unit) after checking its CRC. */
-static linf_status decode_unit(const linf_image_desc *d, void *pixels, uint32_t y0, uint32_t rows, const uint8_t *in,
-                               size_t bytes, uint32_t mode, uint32_t crc)
+static linf_status decode_unit(const linf_image_desc *d, uint32_t version, void *pixels, uint32_t y0, uint32_t rows,
+                               const uint8_t *in, size_t bytes, uint32_t mode, uint32_t crc)
 {
     if (linf_crc32(in, bytes) != crc) return LINF_ERR_CRC_MISMATCH;
     linf_image_desc u = *d;
@@ -626,7 +698,7 @@ static linf_status decode_unit(const linf_image_desc *d, void *pixels, uint32_t 
     if (mode == LINF_MODE_RAW) return load_raw(&u, in, (size_t)rows * d->width * d->channels, px);
     coder cd;
     void *memory = NULL;
-    const linf_status status = setup_coder(&cd, &u, &memory);
+    const linf_status status = setup_coder(&cd, &u, version, &memory);
     if (status != LINF_OK) return status;
     rc_dec_init(&cd.dec, in, bytes);
     decode_image(&cd, &u, px);
@@ -645,6 +717,7 @@ static linf_status decode_unit(const linf_image_desc *d, void *pixels, uint32_t 
 typedef struct stripe_run {
     const linf_image_desc *desc;
     uint32_t stripe_height, count;
+    uint32_t version;            /* decode: the stream's format version */
     int decoding;
     const void *pixels;          /* encode: input */
     void *output;                /* encode: reconstruction (or NULL); decode: pixels */
@@ -686,7 +759,7 @@ static linf_status run_stripe(stripe_run *run, uint32_t i)
     const uint32_t rows = linf_stripe_rows(d->height, run->stripe_height, i);
     if (run->decoding) {
         const linf_stripe_entry e = linf_read_stripe_entry(run->table, i);
-        return decode_unit(d, run->output, y0, rows, run->payload + run->offsets[i], (size_t)e.bytes, e.mode,
+        return decode_unit(d, run->version, run->output, y0, rows, run->payload + run->offsets[i], (size_t)e.bytes, e.mode,
                            e.crc32);
     }
     const size_t at = (size_t)y0 * row_bytes(d), raw = (size_t)rows * row_bytes(d);
@@ -759,7 +832,7 @@ static void finish_header(linf_header *h, const linf_image_desc *d, uint8_t *dst
                           uint32_t crc, uint32_t stripe_height, uint32_t count)
 {
     h->desc = *d;
-    h->format_version = LINF_FORMAT_VERSION;
+    h->format_version = d->channels > 1 ? LINF_FORMAT_VERSION : 3u; /* gray streams are unchanged */
     h->coding_mode = mode;
     h->payload_bytes = payload;
     h->payload_crc32 = crc;
@@ -899,7 +972,7 @@ linf_status linf_decode_ex(const uint8_t *src, size_t src_bytes, void *pixels, s
     if (h.payload_bytes < src_bytes - h.header_bytes) return LINF_ERR_TRAILING_DATA;
     const uint8_t *payload = src + h.header_bytes;
     if (h.stripe_count == 1)
-        return decode_unit(&h.desc, pixels, 0, h.desc.height, payload, (size_t)h.payload_bytes, h.coding_mode,
+        return decode_unit(&h.desc, h.format_version, pixels, 0, h.desc.height, payload, (size_t)h.payload_bytes, h.coding_mode,
                            h.payload_crc32);
 
     uint64_t *offsets = malloc(sizeof(uint64_t) * h.stripe_count);
@@ -916,6 +989,7 @@ linf_status linf_decode_ex(const uint8_t *src, size_t src_bytes, void *pixels, s
     run.stripe_height = h.stripe_height;
     run.count = h.stripe_count;
     run.decoding = 1;
+    run.version = h.format_version;
     run.output = pixels;
     run.payload = payload;
     run.table = table;

@@ -1,6 +1,6 @@
 /* The container header (little-endian). Fixed part, 36 bytes:
  *   0  magic "LINF"        4  format version (u8)   5 coding mode (u8)   6 bit depth (u8)
- *   7  flags (u8; format 2: 0; format 3: bit 0 signed samples, bit 1 striped, others 0)
+ *   7  flags (u8; format 2: 0; formats 3-4: bit 0 signed samples, bit 1 striped, others 0)
  *   8  width (u32)        12  height (u32)         16 channels (u16)    18 tau (u16)
  *  20  payload bytes (u64) 28 payload CRC-32 (u32)  32 CRC-32 of bytes 0..31 (u32)
  * Striped streams (format 3, flag bit 1) continue with the stripe table, LINF_STRIPE_TABLE_BYTES:
@@ -10,6 +10,9 @@
  * and the header's payload CRC-32 then covers the stripe table (each stripe has its own CRC); the
  * payload is the stripes' bytes in order, their sum being the header's payload bytes. Coding mode
  * is 0 for striped streams. A stream is exactly header_bytes + payload_bytes long.
+ * Format 4 has format 3's container; only the multichannel model changed (issue 17: channels with
+ * a reference are predicted in the channel-difference domain, RGB codes green first), so gray
+ * images are still written as format 3, byte for byte, and multichannel ones as format 4.
  */
 #ifndef LINF_HEADER_H
 #define LINF_HEADER_H
