@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import struct
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -157,6 +159,87 @@ def test_corrupt_format4_payload_is_an_error(stripe_height: int) -> None:
     assert excinfo.value.code in (5, 6)  # CRC mismatch (or corrupt payload)
     with pytest.raises(codec.CodecError):
         codec.decode(bytes(stream[:-3]))
+
+
+def _header_mode(stream: bytes) -> int:
+    return stream[5]
+
+
+def _resign(stream: bytearray) -> bytes:
+    """Fixes the payload and header CRCs of an unstriped stream after an edit of its payload."""
+    payload = bytes(stream[36:])
+    stream[28:32] = struct.pack("<I", zlib.crc32(payload))
+    stream[32:36] = struct.pack("<I", zlib.crc32(bytes(stream[:32])))
+    return bytes(stream)
+
+
+@pytest.mark.parametrize(("channels", "bits", "signed"), [(3, 8, False), (2, 12, False), (4, 16, False),
+                                                          (3, 10, True)])
+def test_few_colours_use_the_palette_and_round_trip(channels: int, bits: int, signed: bool) -> None:
+    rng = np.random.default_rng(channels * bits)
+    colours = rng.integers(0, 1 << bits, (40, channels))
+    labels = (np.add.outer(np.arange(48) // 6, np.arange(52) // 7) + rng.integers(0, 2, (48, 52))) % 40
+    image = colours[labels]
+    if signed:
+        image = (image - (1 << (bits - 1))).astype(np.int16)
+    else:
+        image = image.astype(np.uint8 if bits <= 8 else np.uint16)
+    for stripe_height, threads in ((0, 1), (10, 2)):
+        stream, decoded = codec.encode_with_decoded(image, 0, bit_depth=bits, stripe_height=stripe_height,
+                                                    threads=threads)
+        if stripe_height == 0:
+            assert codec.info(stream).coding_mode == "palette"
+        np.testing.assert_array_equal(decoded, image)
+        np.testing.assert_array_equal(codec.decode(stream, threads=threads), image)
+    # At tau > 0 the palette is not used (its bound would not be per channel).
+    assert codec.info(codec.encode(image, 1, bit_depth=bits, stripe_height=0)).coding_mode != "palette"
+
+
+def test_forged_palette_payloads_are_corrupt() -> None:
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 4, (30, 30, 3)).astype(np.uint8) * 5  # 64 colours, all below 2**5
+    stream = codec.encode(image, 0, bit_depth=5)
+    assert _header_mode(stream) == 2
+    count = stream[36] + 1
+    bad_sample = bytearray(stream)
+    bad_sample[36 + 2] = 31 + 1  # a palette sample above the bit depth
+    with pytest.raises(codec.CodecError) as excinfo:
+        codec.decode(_resign(bad_sample))
+    assert excinfo.value.code == 6
+    bad_count = bytearray(stream)
+    bad_count[36:38] = struct.pack("<H", 300)  # more colours than a palette holds
+    with pytest.raises(codec.CodecError) as excinfo:
+        codec.decode(_resign(bad_count))
+    assert excinfo.value.code == 6
+    shrunk = bytearray(stream)
+    shrunk[36:38] = struct.pack("<H", count - 2)  # indices of the last colour now out of range
+    with pytest.raises(codec.CodecError) as excinfo:
+        codec.decode(_resign(shrunk))
+    assert excinfo.value.code == 6
+    for mode in (2, 3):  # palette and moved-only modes are format 4 only, multichannel only
+        gray = bytearray(codec.encode(image[..., 0], 0, bit_depth=5))
+        gray[5] = mode
+        gray[32:36] = struct.pack("<I", zlib.crc32(bytes(gray[:32])))
+        with pytest.raises(codec.CodecError) as excinfo:
+            codec.decode(bytes(gray))
+        assert excinfo.value.code == 4
+
+
+def test_both_predictive_colour_modes_occur_and_round_trip() -> None:
+    """Channels that move together get moved-only candidates (mode 3), others the mixed set."""
+    together = _stack(40, 44, 3, 8, seed=11)
+    together = np.clip(together[..., :1].astype(np.int32) + np.array([0, 3, -4]), 0, 255).astype(np.uint8)
+    together[..., 2] = np.clip(together[..., 2].astype(np.int32) + np.arange(44) % 3, 0, 255)
+    apart = np.ascontiguousarray(skimage.data.astronaut()[100:160, 100:170])
+    apart[..., 2] = apart[::-1, ::-1, 2]
+    modes = set()
+    for image in (together, apart):
+        for tau in (0, 2):
+            stream = codec.encode(image, tau, stripe_height=0)
+            modes.add(_header_mode(stream))
+            decoded = codec.decode(stream)
+            assert max_error(decoded, image) <= tau
+    assert {0, 3} <= modes
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@
 typedef struct coder {
     coding_params params;
     channel_model *models;
-    int colour4;                          /* format 4 multichannel model (see code_sample) */
+    int colour4;                          /* format 4 multichannel model: 1, 2 moved-only (code_sample) */
     uint16_t order[LINF_MAX_CHANNELS];    /* coding position -> channel */
     uint16_t ref[LINF_MAX_CHANNELS];      /* channel -> its reference channel (unused for order[0]) */
     rc_encoder enc;
@@ -87,7 +87,7 @@ FORCE_INLINE int32_t code_sample(coder *cd, channel_model *m, const channel_mode
         nd.ne += rc - q->rec[1][x + 1];
         nd.nn += rc - q->rec[2][x];
         nd.nne += rc - q->rec[2][x + 1];
-        inter4_candidates(&nd, &nb, cp, r, x, pred, &gradient);
+        inter4_candidates(&nd, &nb, cp, r, x, pred, &gradient, colour4 == 2);
         /* N moved by the second channel's change: a third channel leans on both before it. */
         const int32_t n2 = nb.n + m->second->rows.rec[0][x] - m->second->rows.rec[1][x];
         pred[7] = lms_predict_inter(m->lms_weight, r, &nd, &nb, n2, x, pred[0], 8 * cp->max_value, lms_input,
@@ -115,8 +115,18 @@ FORCE_INLINE int32_t code_sample(coder *cd, channel_model *m, const channel_mode
      * likely it is to fall on the rounded prediction (zero flag). */
     const int32_t fraction = pred8 - 8 * prediction; /* -4 .. 3 */
     const int signs = 3 * (r->sign[0][x - 1] + 1) + r->sign[1][x] + 1;
-    const int zctx = ZERO_NEIGHBOURS[signs] + FRACTION_CTX[0][fraction + 4];
-    const int sctx = FRACTION_CTX[1 + flip][fraction + 4] + signs;
+    int zctx = ZERO_NEIGHBOURS[signs] + FRACTION_CTX[0][fraction + 4];
+    int sctx = FRACTION_CTX[1 + flip][fraction + 4] + signs;
+    if (colour4 && ref) {
+        const int rs = ref->rows.sign[0][x];
+#if REF_ZERO_CTX
+        zctx += 9 * (rs != 0);
+#endif
+#if REF_SIGN_CTX
+        sctx += 72 * (1 + (flip ? -rs : rs));
+#endif
+        (void)rs;
+    }
     int32_t symbol;
     if (mode == DECODE) {
         symbol = decode_symbol(&cd->dec, &m->ctx, bucket, zctx, sctx, bias_ctx);
@@ -168,12 +178,20 @@ NOINLINE int32_t encode_inter4(coder *cd, channel_model *m, const channel_model 
 NOINLINE int32_t encode_inter4_lossless(coder *cd, channel_model *m, const channel_model *ref, int32_t x,
                                         int32_t original, coded_symbol *out)
 { return code_sample(cd, m, ref, x, original, out, ENCODE_LOSSLESS, FIRST_CHANNEL_PREDICTORS, 1); }
+NOINLINE int32_t encode_inter4m(coder *cd, channel_model *m, const channel_model *ref, int32_t x, int32_t original,
+                               coded_symbol *out)
+{ return code_sample(cd, m, ref, x, original, out, ENCODE, FIRST_CHANNEL_PREDICTORS, 2); }
+NOINLINE int32_t encode_inter4m_lossless(coder *cd, channel_model *m, const channel_model *ref, int32_t x,
+                                        int32_t original, coded_symbol *out)
+{ return code_sample(cd, m, ref, x, original, out, ENCODE_LOSSLESS, FIRST_CHANNEL_PREDICTORS, 2); }
 NOINLINE int32_t decode_intra(coder *cd, channel_model *m, int32_t x)
 { return code_sample(cd, m, NULL, x, 0, NULL, DECODE, FIRST_CHANNEL_PREDICTORS, 0); }
 NOINLINE int32_t decode_inter(coder *cd, channel_model *m, const channel_model *ref, int32_t x)
 { return code_sample(cd, m, ref, x, 0, NULL, DECODE, INTER_PREDICTORS, 0); }
 NOINLINE int32_t decode_inter4(coder *cd, channel_model *m, const channel_model *ref, int32_t x)
 { return code_sample(cd, m, ref, x, 0, NULL, DECODE, FIRST_CHANNEL_PREDICTORS, 1); }
+NOINLINE int32_t decode_inter4m(coder *cd, channel_model *m, const channel_model *ref, int32_t x)
+{ return code_sample(cd, m, ref, x, 0, NULL, DECODE, FIRST_CHANNEL_PREDICTORS, 2); }
 
 /* ---------------------------------------------------------------- rows and memory */
 
@@ -395,7 +413,9 @@ NOINLINE void decode_colour_row(coder *cd, void *pixels, size_t i, int wide, uin
         store_sample(pixels, i + first, wide, decode_intra(cd, &models[first], x), offset);
         for (uint32_t k = 1; k < channels; k++) {
             const uint32_t c = order[k];
-            store_sample(pixels, i + c, wide, decode_inter4(cd, &models[c], &models[ref[c]], x), offset);
+            store_sample(pixels, i + c, wide,
+                         cd->colour4 == 2 ? decode_inter4m(cd, &models[c], &models[ref[c]], x)
+                                          : decode_inter4(cd, &models[c], &models[ref[c]], x), offset);
         }
     }
 }
@@ -470,7 +490,10 @@ FORCE_INLINE void encode_colour_row_as(coder *cd, const void *pixels, void *reco
             const channel_model *rm = &models[ref[c]];
             symbols[n].channel = (uint8_t)c;
             original = load_sample(pixels, i + c, wide, offset);
-            if (colour4)
+            if (colour4 == 2)
+                rec = lossless ? encode_inter4m_lossless(cd, &models[c], rm, x, original, &symbols[n])
+                               : encode_inter4m(cd, &models[c], rm, x, original, &symbols[n]);
+            else if (colour4)
                 rec = lossless ? encode_inter4_lossless(cd, &models[c], rm, x, original, &symbols[n])
                                : encode_inter4(cd, &models[c], rm, x, original, &symbols[n]);
             else
@@ -654,6 +677,233 @@ static size_t row_bytes(const linf_image_desc *d)
     return (size_t)d->width * d->channels * (d->bit_depth > 8 ? 2u : 1u);
 }
 
+/* ---------------------------------------------------------------- moved-only units (format 4) */
+
+/* Whether a multichannel unit should use moved-only candidates (colour4 = 2: no raw GAP/MED
+ * lanes): when the channels move together, the raw lanes only add noise to the blend. Decided
+ * from every other row: the horizontal activity of the channel differences (channel minus its
+ * reference) against that of the channels themselves, below MOVED_RATIO_LOSSLESS % at tau = 0
+ * and MOVED_RATIO_NEAR % at tau > 0 (quantisation noise in the reference makes the differences
+ * less useful). Thresholds and the measurement behind them: docs/codec_design.md. */
+#define MOVED_RATIO_LOSSLESS 33u
+#define MOVED_RATIO_NEAR 12u
+static int prefer_moved_only(const coder *cd, const linf_image_desc *u, const void *px)
+{
+    const int wide = u->bit_depth > 8;
+    const uint32_t channels = u->channels, width = u->width;
+    uint64_t raw = 0, moved = 0;
+    for (uint32_t y = 0; y < u->height; y += 2)
+        for (uint32_t k = 1; k < channels; k++) {
+            const uint32_t c = cd->order[k], r = cd->ref[c];
+            const size_t row = (size_t)y * width * channels;
+            int32_t prev = load_sample(px, row + c, wide, 0), prev_ref = load_sample(px, row + r, wide, 0);
+            for (uint32_t x = 1; x < width; x++) {
+                const size_t i = row + (size_t)x * channels;
+                const int32_t v = load_sample(px, i + c, wide, 0), vr = load_sample(px, i + r, wide, 0);
+                raw += (uint64_t)iabs(v - prev);
+                moved += (uint64_t)iabs((v - vr) - (prev - prev_ref));
+                prev = v;
+                prev_ref = vr;
+            }
+        }
+    const uint64_t ratio = u->tau == 0 ? MOVED_RATIO_LOSSLESS : MOVED_RATIO_NEAR;
+    return moved * 100u < raw * ratio;
+}
+
+/* ---------------------------------------------------------------- palette units (format 4, tau = 0) */
+
+/* A lossless unit of 2 to 4 channels with at most PALETTE_MAX distinct colours is coded as its
+ * palette and an index image: the colours sorted by luma (channels 0-2 weighted 299/587/114 as
+ * R, G, B; two channels: their sum), ties broken by the samples in channel order, so that near
+ * indices are near colours and the gray coder predicts the index image well; the index image
+ * (bit depth ceil(log2 n), at least 1) goes through the unchanged gray model. Payload:
+ *   u16 n - 1 | n colours, channel by channel, 1 byte per sample (2, little-endian, above 8 bits)
+ *   | the gray predictive payload of the index image.
+ * Measured on set14's four images of <= 256 colours (docs/codec_design.md): 4-6 bits/sample as
+ * RGB, 1.3-2.2 as palette; images with more colours never take this path. */
+#define PALETTE_MAX 256u
+#define PALETTE_SLOTS 1024u /* open-addressing hash of the colours: load <= 1/4 */
+
+typedef struct palette {
+    uint32_t count;
+    uint64_t colour[PALETTE_MAX];   /* channel c at bits 16c.. (unsigned samples) */
+} palette;
+
+FORCE_INLINE uint64_t pixel_key(const void *pixels, size_t i, uint32_t channels, int wide, uint32_t offset)
+{
+    uint64_t key = 0;
+    for (uint32_t c = 0; c < channels; c++) key |= (uint64_t)load_sample(pixels, i + c, wide, offset) << (16 * c);
+    return key;
+}
+
+FORCE_INLINE uint32_t key_slot(uint64_t key)
+{
+    return (uint32_t)((key * UINT64_C(0x9E3779B97F4A7C15)) >> 54); /* top 10 bits: PALETTE_SLOTS */
+}
+
+static uint64_t palette_order(uint64_t colour, uint32_t channels)
+{
+    const uint64_t s0 = colour & 0xFFFFu, s1 = (colour >> 16) & 0xFFFFu, s2 = (colour >> 32) & 0xFFFFu;
+    return channels == 2 ? s0 + s1 : 299u * s0 + 587u * s1 + 114u * s2;
+}
+
+/* Collects the unit's colours; 0 when there are more than PALETTE_MAX (or no memory). */
+static int build_palette(const linf_image_desc *d, const void *px, size_t pixels, palette *pal, uint8_t *index)
+{
+    const int wide = d->bit_depth > 8;
+    const uint32_t channels = d->channels, offset = d->is_signed ? 1u << (d->bit_depth - 1) : 0u;
+    uint64_t *keys = malloc(PALETTE_SLOTS * sizeof *keys);
+    int16_t *slot_index = malloc(PALETTE_SLOTS * sizeof *slot_index);
+    int ok = keys && slot_index;
+    if (ok) {
+        memset(slot_index, 0xFF, PALETTE_SLOTS * sizeof *slot_index); /* -1: empty */
+        pal->count = 0;
+        for (size_t p = 0; p < pixels && ok; p++) {
+            const uint64_t key = pixel_key(px, p * channels, channels, wide, offset);
+            uint32_t slot = key_slot(key);
+            while (slot_index[slot] >= 0 && keys[slot] != key) slot = (slot + 1) & (PALETTE_SLOTS - 1);
+            if (slot_index[slot] < 0) {
+                if (pal->count == PALETTE_MAX) { ok = 0; break; }
+                keys[slot] = key;
+                slot_index[slot] = (int16_t)pal->count;
+                pal->colour[pal->count++] = key;
+            }
+        }
+    }
+    if (ok) {
+        /* Insertion sort by (luma, samples): n <= 256, once per unit. */
+        uint64_t order[PALETTE_MAX];
+        for (uint32_t k = 0; k < pal->count; k++) order[k] = palette_order(pal->colour[k], channels);
+        uint8_t rank[PALETTE_MAX]; /* old position -> sorted position */
+        uint32_t perm[PALETTE_MAX];
+        for (uint32_t k = 0; k < pal->count; k++) perm[k] = k;
+        for (uint32_t k = 1; k < pal->count; k++) {
+            const uint32_t v = perm[k];
+            uint32_t j = k;
+            while (j > 0 && (order[perm[j - 1]] > order[v] ||
+                             (order[perm[j - 1]] == order[v] && pal->colour[perm[j - 1]] > pal->colour[v]))) {
+                perm[j] = perm[j - 1];
+                j--;
+            }
+            perm[j] = v;
+        }
+        uint64_t sorted[PALETTE_MAX];
+        for (uint32_t k = 0; k < pal->count; k++) {
+            sorted[k] = pal->colour[perm[k]];
+            rank[perm[k]] = (uint8_t)k;
+        }
+        memcpy(pal->colour, sorted, sizeof(uint64_t) * pal->count);
+        for (size_t p = 0; p < pixels; p++) {
+            const uint64_t key = pixel_key(px, p * channels, channels, wide, offset);
+            uint32_t slot = key_slot(key);
+            while (keys[slot] != key) slot = (slot + 1) & (PALETTE_SLOTS - 1);
+            index[p] = rank[slot_index[slot]];
+        }
+    }
+    free(keys);
+    free(slot_index);
+    return ok;
+}
+
+static uint32_t palette_depth(uint32_t count)
+{
+    uint32_t depth = 1;
+    while ((1u << depth) < count) depth++;
+    return depth;
+}
+
+static size_t palette_bytes(const linf_image_desc *d, uint32_t count)
+{
+    return 2u + (size_t)count * d->channels * (d->bit_depth > 8 ? 2u : 1u);
+}
+
+/* Codes the unit as palette + index image into out (capacity cap); 0 if it does not fit. */
+static size_t encode_palette_unit(const linf_image_desc *u, const void *px, uint8_t *out, size_t cap)
+{
+    const size_t pixels = (size_t)u->width * u->height;
+    palette pal;
+    uint8_t *index = malloc(pixels);
+    size_t size = 0;
+    if (index && build_palette(u, px, pixels, &pal, index) && palette_bytes(u, pal.count) < cap) {
+        uint8_t *o = out;
+        *o++ = (uint8_t)(pal.count - 1);
+        *o++ = (uint8_t)((pal.count - 1) >> 8);
+        for (uint32_t k = 0; k < pal.count; k++)
+            for (uint32_t c = 0; c < u->channels; c++) {
+                const uint32_t v = (uint32_t)(pal.colour[k] >> (16 * c)) & 0xFFFFu;
+                *o++ = (uint8_t)v;
+                if (u->bit_depth > 8) *o++ = (uint8_t)(v >> 8);
+            }
+        linf_image_desc g = *u;
+        g.channels = 1;
+        g.bit_depth = palette_depth(pal.count);
+        g.tau = 0;
+        g.is_signed = 0;
+        coder cd;
+        void *memory = NULL;
+        if (setup_coder(&cd, &g, 3u, &memory) == LINF_OK) {
+            const size_t head = (size_t)(o - out);
+            rc_enc_init(&cd.enc, o, cap - head);
+            encode_image(&cd, &g, index, NULL);
+            if (!cd.enc.overflow) rc_enc_finish(&cd.enc);
+            if (!cd.enc.overflow) size = head + cd.enc.size;
+            free(memory);
+        }
+    }
+    free(index);
+    return size;
+}
+
+/* Decodes a palette unit (see encode_palette_unit) into px; every field is checked, so a forged
+ * payload with a valid CRC is an error, never an out-of-range sample or index. */
+static linf_status decode_palette_unit(const linf_image_desc *u, void *px, const uint8_t *in, size_t bytes)
+{
+    if (u->tau != 0 || u->channels < 2 || u->channels > 4 || bytes < 2) return LINF_ERR_CORRUPT_PAYLOAD;
+    const uint32_t count = (uint32_t)in[0] + ((uint32_t)in[1] << 8) + 1u;
+    if (count > PALETTE_MAX || palette_bytes(u, count) >= bytes) return LINF_ERR_CORRUPT_PAYLOAD;
+    const int wide = u->bit_depth > 8;
+    const uint32_t max_value = (1u << u->bit_depth) - 1u;
+    uint64_t colour[PALETTE_MAX];
+    const uint8_t *p = in + 2;
+    for (uint32_t k = 0; k < count; k++) {
+        colour[k] = 0;
+        for (uint32_t c = 0; c < u->channels; c++) {
+            uint32_t v = *p++;
+            if (wide) v |= (uint32_t)*p++ << 8;
+            if (v > max_value) return LINF_ERR_CORRUPT_PAYLOAD;
+            colour[k] |= (uint64_t)v << (16 * c);
+        }
+    }
+    const size_t pixels = (size_t)u->width * u->height;
+    linf_image_desc g = *u;
+    g.channels = 1;
+    g.bit_depth = palette_depth(count);
+    g.tau = 0;
+    g.is_signed = 0;
+    uint8_t *index = malloc(pixels);
+    if (!index) return LINF_ERR_OUT_OF_MEMORY;
+    coder cd;
+    void *memory = NULL;
+    linf_status status = setup_coder(&cd, &g, 3u, &memory);
+    if (status == LINF_OK) {
+        rc_dec_init(&cd.dec, p, bytes - (size_t)(p - in));
+        decode_image(&cd, &g, index);
+        free(memory);
+        if (cd.dec.overrun > 8) status = LINF_ERR_CORRUPT_PAYLOAD;
+    }
+    const uint32_t offset = u->is_signed ? 1u << (u->bit_depth - 1) : 0u;
+    for (size_t i = 0; i < pixels && status == LINF_OK; i++) {
+        if (index[i] >= count) {
+            status = LINF_ERR_CORRUPT_PAYLOAD;
+            break;
+        }
+        for (uint32_t c = 0; c < u->channels; c++)
+            store_sample(px, i * u->channels + c, wide, (int32_t)((colour[index[i]] >> (16 * c)) & 0xFFFFu), offset);
+    }
+    free(index);
+    return status;
+}
+
 /* Codes rows y0 .. y0 + rows - 1 as an image of their own (fresh models: a stripe depends on no
  * other) into out (capacity cap), predictive if that is smaller than the raw samples, else raw.
  * Writes the byte count and mode. The whole image as one unit gives exactly the format-2 payload. */
@@ -665,19 +915,44 @@ static linf_status encode_unit(const linf_image_desc *d, const void *pixels, voi
     const size_t at = (size_t)y0 * row_bytes(d), raw = (size_t)rows * row_bytes(d);
     const uint8_t *px = (const uint8_t *)pixels + at;
     uint8_t *rec = reconstruction ? (uint8_t *)reconstruction + at : NULL;
+    /* Lossless units of 2-4 channels with few colours: palette, if it is the smallest. The
+     * predictive coder then only gets the palette's size as its budget (and stops early when
+     * it cannot beat it). */
+    size_t limit = cap < raw ? cap : raw, palette_size = 0;
+    uint8_t *palette_out = NULL;
+    if (d->tau == 0 && d->channels >= 2 && d->channels <= 4) {
+        palette_out = malloc(limit);
+        if (palette_out) palette_size = encode_palette_unit(&u, px, palette_out, limit);
+        if (palette_size) limit = palette_size;
+    }
     coder cd;
     void *memory = NULL;
     const linf_status status = setup_coder(&cd, &u, u.channels > 1 ? 4u : 3u, &memory);
-    if (status != LINF_OK) return status;
-    rc_enc_init(&cd.enc, out, cap < raw ? cap : raw);
+    if (status != LINF_OK) {
+        free(palette_out);
+        return status;
+    }
+    const int moved_only = cd.colour4 && prefer_moved_only(&cd, &u, px);
+    if (moved_only) cd.colour4 = 2;
+    rc_enc_init(&cd.enc, out, limit);
     encode_image(&cd, &u, px, rec);
     if (!cd.enc.overflow) rc_enc_finish(&cd.enc);
     free(memory);
-    if (!cd.enc.overflow && cd.enc.size < raw) {
+    if (!cd.enc.overflow && cd.enc.size < limit) {
+        free(palette_out);
         *size = cd.enc.size;
-        *mode = LINF_MODE_PREDICTIVE;
+        *mode = moved_only ? LINF_MODE_MOVED : LINF_MODE_PREDICTIVE;
         return LINF_OK;
     }
+    if (palette_size) {
+        memcpy(out, palette_out, palette_size);
+        free(palette_out);
+        if (rec) memcpy(rec, px, raw); /* lossless */
+        *size = palette_size;
+        *mode = LINF_MODE_PALETTE;
+        return LINF_OK;
+    }
+    free(palette_out);
     if (cap < raw) return LINF_ERR_BUFFER_TOO_SMALL;
     const size_t count = (size_t)rows * d->width * d->channels;
     store_raw(&u, px, count, out);
@@ -696,10 +971,12 @@ static linf_status decode_unit(const linf_image_desc *d, uint32_t version, void 
     u.height = rows;
     uint8_t *px = (uint8_t *)pixels + (size_t)y0 * row_bytes(d);
     if (mode == LINF_MODE_RAW) return load_raw(&u, in, (size_t)rows * d->width * d->channels, px);
+    if (mode == LINF_MODE_PALETTE) return decode_palette_unit(&u, px, in, bytes);
     coder cd;
     void *memory = NULL;
     const linf_status status = setup_coder(&cd, &u, version, &memory);
     if (status != LINF_OK) return status;
+    if (mode == LINF_MODE_MOVED) cd.colour4 = 2; /* the header check allows it for format 4, C > 1 */
     rc_dec_init(&cd.dec, in, bytes);
     decode_image(&cd, &u, px);
     free(memory);

@@ -201,7 +201,8 @@ FORCE_INLINE int32_t lms_predict(const int32_t *weight, const channel_rows *r, c
  * areas where the channels do not move together; 6 gradient W + NE - N on nd; 7 the adaptive
  * linear predictor (lms_predict_inter). */
 FORCE_INLINE void inter4_candidates(const neighbours *nd, const neighbours *nb, const coding_params *cp,
-                                    const channel_rows *r, int32_t x, int32_t *pred, int32_t *gradient)
+                                    const channel_rows *r, int32_t x, int32_t *pred, int32_t *gradient,
+                                    const int moved_only)
 {
     int32_t raw_gradient;
     pred[0] = gap_predict(nd, cp, gradient);
@@ -209,6 +210,12 @@ FORCE_INLINE void inter4_candidates(const neighbours *nd, const neighbours *nb, 
     const int32_t ew = r->err[0][x - 1], en = r->err[1][x], ene = r->err[1][x + 1], enw = r->err[1][x - 1];
     pred[2] = 8 * nd->n + 4 * (ew + en + ene);
     pred[3] = 8 * nd->w + (5 * (ew + en + enw)) / 2;
+    if (moved_only) {
+        pred[4] = 8 * nd->n + 4 * (nd->ne - nd->nne) + 4 * (nd->w - nd->nw);
+        pred[5] = 8 * nd->nw;
+        pred[6] = 8 * (nd->w + nd->ne - nd->n);
+        return;
+    }
     pred[4] = gap_predict(nb, cp, &raw_gradient);
     pred[5] = 8 * median3(nb->n, nb->w, nb->n + nb->w - nb->nw);
     pred[6] = 8 * (nd->w + nd->ne - nd->n);
