@@ -115,18 +115,8 @@ FORCE_INLINE int32_t code_sample(coder *cd, channel_model *m, const channel_mode
      * likely it is to fall on the rounded prediction (zero flag). */
     const int32_t fraction = pred8 - 8 * prediction; /* -4 .. 3 */
     const int signs = 3 * (r->sign[0][x - 1] + 1) + r->sign[1][x] + 1;
-    int zctx = ZERO_NEIGHBOURS[signs] + FRACTION_CTX[0][fraction + 4];
-    int sctx = FRACTION_CTX[1 + flip][fraction + 4] + signs;
-    if (colour4 && ref) {
-        const int rs = ref->rows.sign[0][x];
-#if REF_ZERO_CTX
-        zctx += 9 * (rs != 0);
-#endif
-#if REF_SIGN_CTX
-        sctx += 72 * (1 + (flip ? -rs : rs));
-#endif
-        (void)rs;
-    }
+    const int zctx = ZERO_NEIGHBOURS[signs] + FRACTION_CTX[0][fraction + 4];
+    const int sctx = FRACTION_CTX[1 + flip][fraction + 4] + signs;
     int32_t symbol;
     if (mode == DECODE) {
         symbol = decode_symbol(&cd->dec, &m->ctx, bucket, zctx, sctx, bias_ctx);

@@ -30,9 +30,9 @@
 
 /* Adaptive binary contexts for one channel's residual symbols. */
 typedef struct symbol_contexts {
-    rc_bit zero[NUM_ENERGY][18];          /* 9-17: format 4, reference's symbol not zero */
+    rc_bit zero[NUM_ENERGY][9];
     rc_bit zero_texture[NUM_BIAS_CONTEXTS]; /* second estimate of the zero flag, by bias context */
-    rc_bit sign[3 * 8 * 9];               /* 72 x (1 + reference's sign) in format 4 */
+    rc_bit sign[8 * 9];
     rc_bit unary[NUM_ENERGY][MAX_MAGNITUDE_BITS + 1];
     rc_bit mantissa_high[NUM_ENERGY][MAX_MAGNITUDE_BITS + 1];
     rc_bit mantissa_second[MAX_MAGNITUDE_BITS + 1][2];
