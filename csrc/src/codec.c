@@ -913,6 +913,7 @@ static linf_status encode_unit(const linf_image_desc *d, const void *pixels, voi
     if (d->tau == 0 && d->channels >= 2 && d->channels <= 4) {
         palette_out = malloc(limit);
         if (palette_out) palette_size = encode_palette_unit(&u, px, palette_out, limit);
+        if (palette_size >= raw) palette_size = 0; /* raw storage is as small: simpler to decode */
         if (palette_size) limit = palette_size;
     }
     coder cd;
@@ -928,7 +929,7 @@ static linf_status encode_unit(const linf_image_desc *d, const void *pixels, voi
     encode_image(&cd, &u, px, rec);
     if (!cd.enc.overflow) rc_enc_finish(&cd.enc);
     free(memory);
-    if (!cd.enc.overflow && cd.enc.size < limit) {
+    if (!cd.enc.overflow && cd.enc.size < raw && (!palette_size || cd.enc.size < palette_size)) {
         free(palette_out);
         *size = cd.enc.size;
         *mode = moved_only ? LINF_MODE_MOVED : LINF_MODE_PREDICTIVE;
