@@ -90,7 +90,8 @@ FORCE_INLINE int32_t code_sample(coder *cd, channel_model *m, const channel_mode
         inter4_candidates(&nd, &nb, cp, r, x, pred, &gradient, colour4 == 2);
         /* N moved by the second channel's change: a third channel leans on both before it. */
         const int32_t n2 = nb.n + m->second->rows.rec[0][x] - m->second->rows.rec[1][x];
-        pred[7] = lms_predict_inter(m->lms_weight, r, &nd, &nb, n2, x, pred[0], 8 * cp->max_value, lms_input,
+        const int32_t a = colour4 == 2 ? nd.nn : nb.n, b = colour4 == 2 ? nd.ww : nb.w;
+        pred[7] = lms_predict_inter(m->lms_weight, r, &nd, n2, a, b, x, pred[0], 8 * cp->max_value, lms_input,
                                     &lms_shift);
     } else {
         intra_candidates(&nb, cp, r, x, pred, &gradient, ref == NULL);
@@ -103,7 +104,11 @@ FORCE_INLINE int32_t code_sample(coder *cd, channel_model *m, const channel_mode
 
     /* Error energy: the predictors' local error, the local gradient and the last error. */
     uint32_t energy = spread / 4u + (uint32_t)gradient / 2u + (uint32_t)iabs(r->err[0][x - 1]);
-    if (ref) energy += 2u * (uint32_t)iabs(ref->rows.err[0][x]);
+    /* The reference's error at this pixel: weight 2 in formats 2-3; in format 4, 4 with the
+     * mixed candidates and 0 with moved-only ones, whose moved neighbours already carry the
+     * reference's surprise (measured: docs/codec_design.md). */
+    const uint32_t ref_weight = colour4 == 2 ? 0u : colour4 ? 4u : 2u;
+    if (ref && ref_weight) energy += ref_weight * (uint32_t)iabs(ref->rows.err[0][x]);
     const int bucket = energy_bucket(energy, cp);
     const int bias_ctx = texture_bits(&nd, blended) | BIAS_ENERGY_LEVEL[bucket];
     const int32_t correction = bias_mean(m->bias_sum[bias_ctx], m->bias_count[bias_ctx]);
@@ -673,30 +678,38 @@ static size_t row_bytes(const linf_image_desc *d)
  * lanes): when the channels move together, the raw lanes only add noise to the blend. Decided
  * from every other row: the horizontal activity of the channel differences (channel minus its
  * reference) against that of the channels themselves, below MOVED_RATIO_LOSSLESS % at tau = 0
- * and MOVED_RATIO_NEAR % at tau > 0 (quantisation noise in the reference makes the differences
- * less useful). Thresholds and the measurement behind them: docs/codec_design.md. */
+ * and max(MOVED_RATIO_NEAR / (tau + 1), MOVED_RATIO_NEAR_MIN) % at tau > 0 (quantisation noise
+ * in the reference makes the differences less useful as tau grows). Thresholds and the
+ * measurements behind them: docs/codec_design.md. */
 #define MOVED_RATIO_LOSSLESS 33u
-#define MOVED_RATIO_NEAR 12u
+#define MOVED_RATIO_NEAR 50u
+#define MOVED_RATIO_NEAR_MIN 12u
 static int prefer_moved_only(const coder *cd, const linf_image_desc *u, const void *px)
 {
     const int wide = u->bit_depth > 8;
-    const uint32_t channels = u->channels, width = u->width;
+    const uint32_t channels = u->channels, width = u->width, offset = cd->params.sample_offset;
     uint64_t raw = 0, moved = 0;
     for (uint32_t y = 0; y < u->height; y += 2)
         for (uint32_t k = 1; k < channels; k++) {
             const uint32_t c = cd->order[k], r = cd->ref[c];
             const size_t row = (size_t)y * width * channels;
-            int32_t prev = load_sample(px, row + c, wide, 0), prev_ref = load_sample(px, row + r, wide, 0);
+            /* Signed input is shifted first, as the coder sees it (the same decision as for the
+             * shifted unsigned image, hence the same payload). */
+            int32_t prev = load_sample(px, row + c, wide, offset), prev_ref = load_sample(px, row + r, wide, offset);
             for (uint32_t x = 1; x < width; x++) {
                 const size_t i = row + (size_t)x * channels;
-                const int32_t v = load_sample(px, i + c, wide, 0), vr = load_sample(px, i + r, wide, 0);
+                const int32_t v = load_sample(px, i + c, wide, offset), vr = load_sample(px, i + r, wide, offset);
                 raw += (uint64_t)iabs(v - prev);
                 moved += (uint64_t)iabs((v - vr) - (prev - prev_ref));
                 prev = v;
                 prev_ref = vr;
             }
         }
-    const uint64_t ratio = u->tau == 0 ? MOVED_RATIO_LOSSLESS : MOVED_RATIO_NEAR;
+    uint64_t ratio = MOVED_RATIO_LOSSLESS;
+    if (u->tau) {
+        ratio = MOVED_RATIO_NEAR / (u->tau + 1u);
+        if (ratio < MOVED_RATIO_NEAR_MIN) ratio = MOVED_RATIO_NEAR_MIN;
+    }
     return moved * 100u < raw * ratio;
 }
 
