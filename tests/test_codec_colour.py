@@ -216,7 +216,7 @@ def test_forged_palette_payloads_are_corrupt() -> None:
     with pytest.raises(codec.CodecError) as excinfo:
         codec.decode(_resign(shrunk))
     assert excinfo.value.code == 6
-    for mode in (2, 3):  # palette and moved-only modes are format 4 only, multichannel only
+    for mode in (2, 3, 4):  # palette, moved-only and interband-3: format 4 only, multichannel only
         gray = bytearray(codec.encode(image[..., 0], 0, bit_depth=5))
         gray[5] = mode
         gray[32:36] = struct.pack("<I", zlib.crc32(bytes(gray[:32])))
@@ -225,21 +225,25 @@ def test_forged_palette_payloads_are_corrupt() -> None:
         assert excinfo.value.code == 4
 
 
-def test_both_predictive_colour_modes_occur_and_round_trip() -> None:
-    """Channels that move together get moved-only candidates (mode 3), others the mixed set."""
+def test_all_predictive_colour_modes_occur_and_round_trip() -> None:
+    """Channels that move together get moved-only candidates (mode 3), unrelated ones formats 2-3's
+    interband model (mode 4), others the mixed set (mode 0)."""
     together = _stack(40, 44, 3, 8, seed=11)
     together = np.clip(together[..., :1].astype(np.int32) + np.array([0, 3, -4]), 0, 255).astype(np.uint8)
     together[..., 2] = np.clip(together[..., 2].astype(np.int32) + np.arange(44) % 3, 0, 255)
     apart = np.ascontiguousarray(skimage.data.astronaut()[100:160, 100:170])
     apart[..., 2] = apart[::-1, ::-1, 2]
+    natural = np.ascontiguousarray(skimage.data.astronaut()[100:150, 100:160])
     modes = set()
-    for image in (together, apart):
+    for image in (together, apart, natural):
         for tau in (0, 2):
-            stream = codec.encode(image, tau, stripe_height=0)
-            modes.add(_header_mode(stream))
-            decoded = codec.decode(stream)
-            assert max_error(decoded, image) <= tau
-    assert {0, 3} <= modes
+            for stripe_height in (0, 16):
+                stream = codec.encode(image, tau, stripe_height=stripe_height)
+                if stripe_height == 0:
+                    modes.add(_header_mode(stream))
+                decoded = codec.decode(stream, threads=2)
+                assert max_error(decoded, image) <= tau
+    assert {0, 3, 4} <= modes
 
 
 if __name__ == "__main__":

@@ -674,17 +674,25 @@ static size_t row_bytes(const linf_image_desc *d)
 
 /* ---------------------------------------------------------------- moved-only units (format 4) */
 
-/* Whether a multichannel unit should use moved-only candidates (colour4 = 2: no raw GAP/MED
- * lanes): when the channels move together, the raw lanes only add noise to the blend. Decided
- * from every other row: the horizontal activity of the channel differences (channel minus its
- * reference) against that of the channels themselves, below MOVED_RATIO_LOSSLESS % at tau = 0
- * and max(MOVED_RATIO_NEAR / (tau + 1), MOVED_RATIO_NEAR_MIN) % at tau > 0 (quantisation noise
- * in the reference makes the differences less useful as tau grows). Thresholds and the
- * measurements behind them: docs/codec_design.md. */
+/* Which candidate set a multichannel unit uses, from the horizontal activity of the channel
+ * differences (channel minus its reference) against that of the channels themselves, measured
+ * on every other row:
+ * - below MOVED_RATIO_LOSSLESS % at tau = 0, max(MOVED_RATIO_NEAR / (tau + 1),
+ *   MOVED_RATIO_NEAR_MIN) % at tau > 0: the channels move together and the raw lanes only add
+ *   noise to the blend: moved-only candidates (colour4 = 2; quantisation noise in the reference
+ *   makes the differences less useful as tau grows);
+ * - above INTERBAND3_RATIO_LOSSLESS % (tau = 0) or INTERBAND3_RATIO_NEAR % (tau > 0): the
+ *   channels hardly move together (fluorescence channels, weakly correlated colour): formats
+ *   2-3's interband model, four raw spatial candidates and three interband ones, in storage
+ *   order, each channel from the one before (colour4 = 0);
+ * - else the mixed set (colour4 = 1).
+ * Thresholds and the measurements behind them: docs/codec_design.md. */
 #define MOVED_RATIO_LOSSLESS 33u
 #define MOVED_RATIO_NEAR 50u
 #define MOVED_RATIO_NEAR_MIN 12u
-static int prefer_moved_only(const coder *cd, const linf_image_desc *u, const void *px)
+#define INTERBAND3_RATIO_LOSSLESS 85u
+#define INTERBAND3_RATIO_NEAR 80u
+static int choose_candidate_set(const coder *cd, const linf_image_desc *u, const void *px)
 {
     const int wide = u->bit_depth > 8;
     const uint32_t channels = u->channels, width = u->width, offset = cd->params.sample_offset;
@@ -705,12 +713,24 @@ static int prefer_moved_only(const coder *cd, const linf_image_desc *u, const vo
                 prev_ref = vr;
             }
         }
-    uint64_t ratio = MOVED_RATIO_LOSSLESS;
+    uint64_t low = MOVED_RATIO_LOSSLESS, high = INTERBAND3_RATIO_LOSSLESS;
     if (u->tau) {
-        ratio = MOVED_RATIO_NEAR / (u->tau + 1u);
-        if (ratio < MOVED_RATIO_NEAR_MIN) ratio = MOVED_RATIO_NEAR_MIN;
+        low = MOVED_RATIO_NEAR / (u->tau + 1u);
+        if (low < MOVED_RATIO_NEAR_MIN) low = MOVED_RATIO_NEAR_MIN;
+        high = INTERBAND3_RATIO_NEAR;
     }
-    return moved * 100u < raw * ratio;
+    /* At most 2^32 samples with differences below 2^17: moved, raw < 2^49, the products < 2^56. */
+    if (moved * 100u < raw * low) return 2;
+    return moved * 100u > raw * high ? 0 : 1;
+}
+
+/* The format 2-3 coding order: storage order, each channel from the one before. */
+static void interband3_order(coder *cd, uint32_t channels)
+{
+    for (uint32_t c = 0; c < channels; c++) {
+        cd->order[c] = (uint16_t)c;
+        cd->ref[c] = (uint16_t)(c ? c - 1 : 0);
+    }
 }
 
 /* ---------------------------------------------------------------- palette units (format 4, tau = 0) */
@@ -936,8 +956,13 @@ static linf_status encode_unit(const linf_image_desc *d, const void *pixels, voi
         free(palette_out);
         return status;
     }
-    const int moved_only = cd.colour4 && prefer_moved_only(&cd, &u, px);
-    if (moved_only) cd.colour4 = 2;
+    if (cd.colour4) {
+        cd.colour4 = choose_candidate_set(&cd, &u, px);
+        if (!cd.colour4) interband3_order(&cd, u.channels);
+    }
+    const uint32_t predictive_mode = u.channels == 1 ? LINF_MODE_PREDICTIVE
+                                     : cd.colour4 == 2 ? LINF_MODE_MOVED
+                                     : cd.colour4 == 0 ? LINF_MODE_INTERBAND3 : LINF_MODE_PREDICTIVE;
     rc_enc_init(&cd.enc, out, limit);
     encode_image(&cd, &u, px, rec);
     if (!cd.enc.overflow) rc_enc_finish(&cd.enc);
@@ -945,7 +970,7 @@ static linf_status encode_unit(const linf_image_desc *d, const void *pixels, voi
     if (!cd.enc.overflow && cd.enc.size < raw && (!palette_size || cd.enc.size < palette_size)) {
         free(palette_out);
         *size = cd.enc.size;
-        *mode = moved_only ? LINF_MODE_MOVED : LINF_MODE_PREDICTIVE;
+        *mode = predictive_mode;
         return LINF_OK;
     }
     if (palette_size) {
@@ -980,7 +1005,12 @@ static linf_status decode_unit(const linf_image_desc *d, uint32_t version, void 
     void *memory = NULL;
     const linf_status status = setup_coder(&cd, &u, version, &memory);
     if (status != LINF_OK) return status;
-    if (mode == LINF_MODE_MOVED) cd.colour4 = 2; /* the header check allows it for format 4, C > 1 */
+    /* The header check allows modes 3 and 4 for format 4 and more than one channel only. */
+    if (mode == LINF_MODE_MOVED) cd.colour4 = 2;
+    if (mode == LINF_MODE_INTERBAND3) {
+        cd.colour4 = 0;
+        interband3_order(&cd, u.channels);
+    }
     rc_dec_init(&cd.dec, in, bytes);
     decode_image(&cd, &u, px);
     free(memory);

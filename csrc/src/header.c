@@ -103,7 +103,7 @@ linf_stripe_entry linf_read_stripe_entry(const uint8_t *table, uint32_t i)
  * exactly their size; predictive is non-empty and spends at least 1/MAX_SAMPLES_PER_PAYLOAD_BYTE
  * byte each; palette (format 4, tau = 0, 2-4 channels) holds its 2-byte count and at least one
  * colour, and codes one index per pixel (at least 1/4 of the samples) at the predictive rate;
- * moved-only (format 4, 2+ channels) is predictive. */
+ * moved-only and interband-3 (format 4, 2+ channels) are predictive. */
 static int payload_size_ok(const linf_header *h, uint32_t mode, uint64_t bytes, uint64_t samples)
 {
     if (mode == LINF_MODE_RAW) return bytes == samples * (h->desc.bit_depth > 8 ? 2u : 1u);
@@ -111,8 +111,9 @@ static int payload_size_ok(const linf_header *h, uint32_t mode, uint64_t bytes, 
     if (mode == LINF_MODE_PALETTE)
         return h->format_version >= 4 && h->desc.tau == 0 && h->desc.channels >= 2 && h->desc.channels <= 4 &&
                bytes > 2u + h->desc.channels && samples / 4u / MAX_SAMPLES_PER_PAYLOAD_BYTE <= bytes;
-    if (mode == LINF_MODE_MOVED && (h->format_version < 4 || h->desc.channels < 2)) return 0;
-    if (mode != LINF_MODE_PREDICTIVE && mode != LINF_MODE_MOVED) return 0;
+    if ((mode == LINF_MODE_MOVED || mode == LINF_MODE_INTERBAND3) && (h->format_version < 4 || h->desc.channels < 2))
+        return 0;
+    if (mode != LINF_MODE_PREDICTIVE && mode != LINF_MODE_MOVED && mode != LINF_MODE_INTERBAND3) return 0;
     return samples / MAX_SAMPLES_PER_PAYLOAD_BYTE <= bytes;
 }
 
@@ -163,7 +164,7 @@ linf_status linf_parse_header(const uint8_t *src, size_t src_bytes, linf_header 
     h->header_bytes = LINF_HEADER_BYTES;
     const uint32_t flags = src[7];
     const uint32_t known = h->format_version >= 3 ? (LINF_FLAG_SIGNED | LINF_FLAG_STRIPED) : 0u;
-    const uint32_t last_mode = h->format_version >= 4 ? LINF_MODE_MOVED : LINF_MODE_RAW;
+    const uint32_t last_mode = h->format_version >= 4 ? LINF_MODE_INTERBAND3 : LINF_MODE_RAW;
     if ((flags & ~known) != 0 || h->coding_mode > last_mode) return LINF_ERR_BAD_HEADER;
     h->desc.is_signed = (flags & LINF_FLAG_SIGNED) ? 1u : 0u;
     h->stripe_height = h->desc.height;

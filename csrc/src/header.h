@@ -6,7 +6,8 @@
  * Striped streams (format 3, flag bit 1) continue with the stripe table, LINF_STRIPE_TABLE_BYTES:
  *  36  stripe height (u32)  40 stripe count (u32) = ceil(height / stripe height)
  *  44  per stripe, 16 bytes: coded bytes (u64), CRC-32 of them (u32), mode (u8: 0 predictive,
- *      1 raw, 2 palette, 3 predictive moved-only (2 and 3: format 4)), 3 zero bytes
+ *      1 raw, 2 palette, 3 predictive moved-only, 4 predictive with formats 2-3's interband
+ *      model (2-4: format 4)), 3 zero bytes
  * and the header's payload CRC-32 then covers the stripe table (each stripe has its own CRC); the
  * payload is the stripes' bytes in order, their sum being the header's payload bytes. Coding mode
  * is 0 for striped streams. A stream is exactly header_bytes + payload_bytes long.
@@ -23,6 +24,7 @@
 #define LINF_MODE_RAW 1u
 #define LINF_MODE_PALETTE 2u /* format 4, tau = 0, 2-4 channels: palette + index image */
 #define LINF_MODE_MOVED 3u   /* format 4, 2+ channels: predictive, moved-only candidates */
+#define LINF_MODE_INTERBAND3 4u /* format 4, 2+ channels: predictive, formats 2-3's interband model */
 #define LINF_FLAG_SIGNED 1u
 #define LINF_FLAG_STRIPED 2u
 
