@@ -91,8 +91,8 @@ FORCE_INLINE int32_t code_sample(coder *cd, channel_model *m, const channel_mode
         /* N moved by the second channel's change: a third channel leans on both before it. */
         const int32_t n2 = nb.n + m->second->rows.rec[0][x] - m->second->rows.rec[1][x];
         const int32_t a = colour4 == 2 ? nd.nn : nb.n, b = colour4 == 2 ? nd.ww : nb.w;
-        pred[7] = lms_predict_inter(m->lms_weight, r, &nd, n2, a, b, x, pred[0], 8 * cp->max_value, lms_input,
-                                    &lms_shift);
+        const int32_t e2 = m->second->rows.err[0][x];
+        pred[7] = lms_predict_inter(m->lms_weight, &nd, n2, a, b, e2, pred[0], 8 * cp->max_value, lms_input, &lms_shift);
     } else {
         intra_candidates(&nb, cp, r, x, pred, &gradient, ref == NULL);
         if (ref) inter_candidates(&ref->rows, &nb, x, pred);

@@ -226,17 +226,18 @@ FORCE_INLINE void inter4_candidates(const neighbours *nd, const neighbours *nb, 
 
 /* The adaptive linear predictor of a channel with a reference: base (nd's GAP) plus a learnt
  * combination of offsets from it: nd's N, W, NW, NE; n2, N moved by the second channel's change
- * (see code_sample); two more neighbours a and b; and the final error at N. With the mixed
+ * (see code_sample); two more neighbours a and b; and the second channel's final error at this
+ * pixel, e2 (where channels share a surprise, a learnt share of it). With the mixed
  * candidates a, b are the raw N and W: mixing moved and raw inputs lets it learn how strongly
  * this image's channel follows its reference (nd.n - n is the reference's change); with the
  * moved-only ones, nd's NN and WW. Same bounds as lms_predict: |u| < 2^21 still holds for moved
  * neighbours (within -max .. 2 max, max < 2^16) less a base within 8 (-2 max .. 3 max). */
-FORCE_INLINE int32_t lms_predict_inter(const int32_t *weight, const channel_rows *r, const neighbours *nd,
-                                       int32_t n2, int32_t a, int32_t b, int32_t x, int32_t base, int32_t max8,
+FORCE_INLINE int32_t lms_predict_inter(const int32_t *weight, const neighbours *nd,
+                                       int32_t n2, int32_t a, int32_t b, int32_t e2, int32_t base, int32_t max8,
                                        int32_t *u, int *norm_log2)
 {
 #if LINF_VECTOR
-    const v4i32 near = {nd->n, nd->w, nd->nw, nd->ne}, far = {n2, a, b, r->err[1][x]};
+    const v4i32 near = {nd->n, nd->w, nd->nw, nd->ne}, far = {n2, a, b, e2};
     const v4i32 near_u = 8 * near - base, far_u = 8 * far - (v4i32){base, base, base, 0};
     memcpy(u, &near_u, sizeof near_u);
     memcpy(u + 4, &far_u, sizeof far_u);
@@ -248,7 +249,7 @@ FORCE_INLINE int32_t lms_predict_inter(const int32_t *weight, const channel_rows
     u[4] = 8 * n2 - base;
     u[5] = 8 * a - base;
     u[6] = 8 * b - base;
-    u[7] = 8 * r->err[1][x];
+    u[7] = 8 * e2;
 #endif
     return lms_finish(weight, u, base, max8, norm_log2);
 }

@@ -323,7 +323,8 @@ static void test_read_header_misuse(void)
     if (CHECK_STATUS(linf_read_header(s, n, &h), LINF_OK)) {
         CHECK(h.desc.width == d.width && h.desc.height == d.height && h.desc.channels == d.channels);
         CHECK(h.desc.bit_depth == d.bit_depth && h.desc.tau == d.tau);
-        CHECK(h.format_version == LINF_FORMAT_VERSION && h.coding_mode == 0);
+        /* predictive (0), or format 4's moved-only (3) or interband-3 (4) predictive modes */
+        CHECK(h.format_version == LINF_FORMAT_VERSION && (h.coding_mode == 0 || h.coding_mode == 3 || h.coding_mode == 4));
         CHECK(h.header_bytes == LINF_HEADER_BYTES && h.header_bytes + h.payload_bytes == n);
         CHECK(h.payload_crc32 == crc32_ref(s + LINF_HEADER_BYTES, n - LINF_HEADER_BYTES));
     }
