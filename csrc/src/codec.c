@@ -106,9 +106,13 @@ FORCE_INLINE int32_t code_sample(coder *cd, channel_model *m, const channel_mode
     uint32_t energy = spread / 4u + (uint32_t)gradient / 2u + (uint32_t)iabs(r->err[0][x - 1]);
     /* The reference's error at this pixel: weight 2 in formats 2-3; in format 4, 4 with the
      * mixed candidates and 0 with moved-only ones, whose moved neighbours already carry the
-     * reference's surprise (measured: docs/codec_design.md). */
+     * reference's surprise. A third channel adds the second channel's error at this pixel
+     * (weight 16 moved-only, 2 mixed): what the reference did not explain in one difference
+     * channel it often does not in the other. Measured: docs/codec_design.md. */
     const uint32_t ref_weight = colour4 == 2 ? 0u : colour4 ? 4u : 2u;
     if (ref && ref_weight) energy += ref_weight * (uint32_t)iabs(ref->rows.err[0][x]);
+    if (colour4 && ref && m->second != ref)
+        energy += (colour4 == 2 ? 16u : 2u) * (uint32_t)iabs(m->second->rows.err[0][x]);
     const int bucket = energy_bucket(energy, cp);
     const int bias_ctx = texture_bits(&nd, blended) | BIAS_ENERGY_LEVEL[bucket];
     const int32_t correction = bias_mean(m->bias_sum[bias_ctx], m->bias_count[bias_ctx]);
