@@ -1,4 +1,5 @@
-"""Compare the linf codec with JPEG-LS (CharLS via imagecodecs) at every tau in one run.
+"""Compare the linf codec with JPEG-LS (CharLS via imagecodecs) at every tau, and with JPEG-XL
+lossless (libjxl via imagecodecs, effort 7) at tau = 0, in one run.
 
     python benchmarks/codec_bench.py DIR... [--taus 0,1,2,4,6,8,10,12,14] [--output results_dir]
                                             [--limit N] [--repeats N]
@@ -28,6 +29,9 @@ and tau: mean bits per sample over images, sample-weighted bits per sample, aggr
 
 Notes on the comparison
 * JPEG-LS NEAR = tau (imagecodecs' ``level``), which gives the same L-infinity guarantee.
+* JPEG-XL is a reference at tau = 0 only (``jpegxl_encode(pixels, lossless=True, effort=7)``,
+  one thread): its lossy modes give no L-infinity bound. It takes 1, 3 or 4 channels; other
+  counts get no JPEG-XL row. ``--no-jpegxl`` skips it (effort 7 is slow).
 * imagecodecs encodes every uint16 image with JPEG-LS precision P=16 and has no option for the
   true depth; linf uses the depth the file declares (DICOM BitsStored, TIFF BitsPerSample, 8/16
   otherwise) unless ``--dtype-depth`` is given, which puts both codecs on P=8/16.
@@ -64,7 +68,9 @@ from linf_tf.image_samples import ImageData
 from linf_tf.imageio import is_supported_image, read_image
 
 DEFAULT_TAUS = (0, 1, 2, 4, 6, 8, 10, 12, 14)
-CODECS = ("linf", "jpegls")
+CODECS = ("linf", "jpegls", "jpegxl")
+JPEGXL_EFFORT = 7
+JPEGXL_COMPONENTS = (1, 3, 4)
 CLASS_ORDER = ("gray 8-bit", "gray 8-bit (luma of colour)", "colour 8-bit", "multichannel 8-bit", "high-bit")
 LUMA_CLASS = "gray 8-bit (luma of colour)"
 TIMING_BUDGET_S = 1.0  # stop repeating once the runs of one measurement add up to this
@@ -138,6 +144,19 @@ class JpegLsCodec:
         return imagecodecs.jpegls_decode(streams[0]).reshape(like.shape)
 
 
+class JpegXlCodec:
+    """libjxl through imagecodecs, lossless, effort 7, one thread: the tau = 0 reference."""
+
+    name = "jpegxl"
+
+    def encode(self, pixels: np.ndarray, tau: int) -> list[bytes]:
+        assert tau == 0
+        return [bytes(imagecodecs.jpegxl_encode(pixels, lossless=True, effort=JPEGXL_EFFORT, numthreads=1))]
+
+    def decode(self, streams: list[bytes], like: np.ndarray) -> np.ndarray:
+        return imagecodecs.jpegxl_decode(streams[0], numthreads=1).reshape(like.shape)
+
+
 # --- measuring ---------------------------------------------------------------------------------
 
 
@@ -178,7 +197,7 @@ def image_class(image: ImageData) -> str:
 
 
 def run_codec(
-    implementation: LinfCodec | JpegLsCodec, pixels: np.ndarray, tau: int, repeats: int
+    implementation: LinfCodec | JpegLsCodec | JpegXlCodec, pixels: np.ndarray, tau: int, repeats: int
 ) -> tuple[float, float, list[bytes], np.ndarray]:
     """Best encode and decode times, the streams and the decoded image of one codec at one tau."""
     encode_s, streams = best_time(partial(implementation.encode, pixels, tau), repeats)
@@ -188,15 +207,19 @@ def run_codec(
 
 def measure(
     label: str, image: ImageData, bit_depth: int, taus: Iterable[int], repeats: int,
-    class_name: str | None = None,
+    class_name: str | None = None, jpegxl: bool = True,
 ) -> list[Measurement]:
-    """Both codecs at every tau that the bit depth allows."""
+    """linf and JPEG-LS at every tau that the bit depth allows; JPEG-XL lossless at tau = 0."""
     pixels = image.pixels
     class_name = class_name or image_class(image)
     max_tau = ((1 << bit_depth) - 1) // 2
     results = []
     for tau in (t for t in taus if t <= max_tau):
-        for implementation in (LinfCodec(bit_depth), JpegLsCodec(pixels)):
+        implementations: list = [LinfCodec(bit_depth), JpegLsCodec(pixels)]
+        channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+        if jpegxl and tau == 0 and pixels.ndim <= 3 and channels in JPEGXL_COMPONENTS:
+            implementations.append(JpegXlCodec())
+        for implementation in implementations:
             encode_s, decode_s, streams, decoded = run_codec(implementation, pixels, tau, repeats)
             stream_bytes = sum(len(stream) for stream in streams)
             results.append(
@@ -245,11 +268,20 @@ def aggregate(rows: list[Measurement]) -> dict[str, dict[str, dict[str, dict[str
             "mean_psnr_finite": float(np.mean(finite_psnr)) if finite_psnr else math.inf,
             "violations": sum(row.max_error > row.tau for row in group),
         }
+    # JPEG-XL's ratio must compare the same images: linf's mean over the images JPEG-XL coded.
+    linf_bits = {
+        (row.image_class, row.tau, row.file): row.bits_per_sample for row in rows if row.codec == "linf"
+    }
+    for (klass, tau, name), group in groups.items():
+        if name == "jpegxl":
+            same = [linf_bits[(klass, tau, row.file)] for row in group]
+            summary[klass][str(tau)][name]["linf_mean_bits_per_sample"] = float(np.mean(same))
     return summary
 
 
 TABLE_HEADER = (
-    f"{'tau':>4} {'linf bps':>9} {'jls bps':>9} {'linf/jls':>8} {'linf enc':>9} {'linf dec':>9} "
+    f"{'tau':>4} {'linf bps':>9} {'jls bps':>9} {'linf/jls':>8} {'jxl bps':>8} {'linf/jxl':>8} "
+    f"{'linf enc':>9} {'linf dec':>9} "
     f"{'jls enc':>8} {'jls dec':>8} {'enc x':>6} {'dec x':>6} {'maxerr L':>8} {'maxerr J':>8}"
 )
 
@@ -257,21 +289,31 @@ TABLE_HEADER = (
 def print_tables(summary: dict) -> None:
     print("\nbps = mean bits per sample over images (whole stream, headers included);")
     print("speeds in MB/s of raw input bytes, single thread, best of repeats;")
-    print("enc x / dec x = linf speed / JPEG-LS speed; maxerr L / J = worst |error| of linf / JPEG-LS")
+    print("enc x / dec x = linf speed / JPEG-LS speed; maxerr L / J = worst |error| of linf / JPEG-LS;")
+    print(f"jxl = JPEG-XL lossless effort {JPEGXL_EFFORT} (tau = 0 only, over the images it could code)")
     for klass in sorted(summary, key=lambda k: CLASS_ORDER.index(k) if k in CLASS_ORDER else 99):
         by_tau = summary[klass]
         count = next(iter(by_tau.values()))["linf"]["images"]
         print(f"\n== {klass} ({count} image(s)) ==")
         print(TABLE_HEADER)
         for tau in sorted(by_tau, key=int):
-            print(_table_row(int(tau), by_tau[tau]["linf"], by_tau[tau]["jpegls"]))
+            print(_table_row(int(tau), by_tau[tau]["linf"], by_tau[tau]["jpegls"], by_tau[tau].get("jpegxl")))
 
 
-def _table_row(tau: int, linf: dict, jls: dict) -> str:
+def _table_row(tau: int, linf: dict, jls: dict, jxl: dict | None = None) -> str:
     flag = "  <-- VIOLATION" if max(linf["max_error"], jls["max_error"]) > tau else ""
+    if jxl is not None and jxl["max_error"] > 0:
+        flag += "  <-- JPEG-XL NOT LOSSLESS"
+    if jxl is None:
+        jxl_columns = f"{'-':>8} {'-':>8}"
+    else:
+        # Ratio over the same images: JPEG-XL may have skipped some (channel counts).
+        linf_same = jxl.get("linf_mean_bits_per_sample", linf["mean_bits_per_sample"])
+        ratio = linf_same / jxl["mean_bits_per_sample"]
+        jxl_columns = f"{jxl['mean_bits_per_sample']:>8.4f} {ratio:>8.3f}"
     return (
         f"{tau:>4} {linf['mean_bits_per_sample']:>9.4f} {jls['mean_bits_per_sample']:>9.4f} "
-        f"{linf['mean_bits_per_sample'] / jls['mean_bits_per_sample']:>8.3f} "
+        f"{linf['mean_bits_per_sample'] / jls['mean_bits_per_sample']:>8.3f} {jxl_columns} "
         f"{linf['encode_mbps']:>9.1f} {linf['decode_mbps']:>9.1f} {jls['encode_mbps']:>8.1f} "
         f"{jls['decode_mbps']:>8.1f} {linf['encode_mbps'] / jls['encode_mbps']:>6.2f} "
         f"{linf['decode_mbps'] / jls['decode_mbps']:>6.2f} {linf['max_error']:>8} {jls['max_error']:>8}{flag}"
@@ -516,6 +558,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--luma", action="store_true",
                         help="also measure the luma (gray) version of every 8-bit colour image, as its own "
                              "class: the eval sets hold almost no native gray images")
+    parser.add_argument("--no-jpegxl", action="store_true",
+                        help="skip the JPEG-XL lossless (effort 7) reference at tau = 0 (it is slow)")
     parser.add_argument("--dtype-depth", action="store_true",
                         help="give linf bit depth 8/16 from the dtype, as JPEG-LS gets, not the file's depth")
     parser.add_argument(
@@ -538,10 +582,11 @@ def main(argv: list[str] | None = None) -> int:
         return run_thread_study(args, files)
     rows: list[Measurement] = []
     for path, image, depth in readable_images(files, args.dtype_depth):
-        rows.extend(measure(str(path), image, depth, args.taus, args.repeats))
+        jpegxl = not args.no_jpegxl
+        rows.extend(measure(str(path), image, depth, args.taus, args.repeats, jpegxl=jpegxl))
         if args.luma and image_class(image) == "colour 8-bit":
             gray = ImageData(pixels=luma(image.pixels), bit_depth=8)
-            rows.extend(measure(f"{path}#luma", gray, 8, args.taus, args.repeats, LUMA_CLASS))
+            rows.extend(measure(f"{path}#luma", gray, 8, args.taus, args.repeats, LUMA_CLASS, jpegxl=jpegxl))
     if not rows:
         print("codec_bench: error: no image could be measured", file=sys.stderr)
         return 2
@@ -550,6 +595,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = {"taus": args.taus, "repeats": args.repeats, "dtype_depth": args.dtype_depth,
                 "luma": args.luma,
                 "imagecodecs": imagecodecs.__version__, "charls": imagecodecs.jpegls_version(),
+                "jpegxl": None if args.no_jpegxl
+                else f"libjxl {imagecodecs.jpegxl_version()} effort {JPEGXL_EFFORT}",
                 "folders": [str(folder) for folder in args.folders]}
     write_outputs(rows, summary, args.output, settings)
     print(f"\nwrote {args.output / 'per_image.csv'} and {args.output / 'summary.json'}")

@@ -68,7 +68,7 @@ class StreamInfo:
     bit_depth: int
     tau: int
     format_version: int
-    coding_mode: str  # "predictive" or "raw"
+    coding_mode: str  # "predictive", "raw" or "palette" (format 4)
     payload_bytes: int
     header_bytes: int  # the fixed header plus, when striped, the stripe table
     is_signed: bool = False  # samples are signed (decode returns int8/int16)
@@ -295,7 +295,7 @@ def info(data: bytes | bytearray | memoryview, exact: bool = True) -> StreamInfo
         bit_depth=bit_depth,
         tau=tau,
         format_version=version,
-        coding_mode="raw" if mode == 1 else "predictive",
+        coding_mode={1: "raw", 2: "palette"}.get(mode, "predictive"),
         payload_bytes=payload,
         header_bytes=header,
         is_signed=bool(signed),

@@ -148,16 +148,23 @@ def _as_format2(stream: bytes) -> bytes:
 
 
 def test_streams_are_pinned_byte_for_byte() -> None:
-    """The exact bytes of format 3 (unsigned, one stripe): any change to them changes every stream,
-    so it must come with a new format version, never by accident. Relabelled as format 2 they are
-    exactly the pinned format-2 streams: format 3 did not change the model or the payload."""
-    digest, digest2 = hashlib.sha256(), hashlib.sha256()
+    """The exact bytes of the streams (unsigned, one stripe): any change to them must come with a
+    new format version, never by accident. Gray images are written as format 3, unchanged since
+    format 2 (relabelled as format 2 they are exactly the pinned format-2 streams); multichannel
+    images as format 4 (issue 17: the colour model changed, gray did not)."""
+    gray, gray2, colour = hashlib.sha256(), hashlib.sha256(), hashlib.sha256()
     for image, tau, depth in _pinned_stream_cases():
         stream = codec.encode(image, tau, bit_depth=depth)
-        digest.update(stream)
-        digest2.update(_as_format2(stream))
-    assert digest.hexdigest() == "e01b801a5847282fb9c09647ce412e26e5106f15908d0cb9ba51635963f07d0f"
-    assert digest2.hexdigest() == "17d966d041faf2a6fd689f125868a63ab64b91c6814f4ca892324ec620bcb2be"
+        if image.ndim == 2:
+            assert stream[4] == 3
+            gray.update(stream)
+            gray2.update(_as_format2(stream))
+        else:
+            assert stream[4] == 4
+            colour.update(stream)
+    assert gray.hexdigest() == "865ba8bb8f777fe4b49f2933104fcaa54ae27f358b2883ea0b126bb0ca0d20e4"
+    assert gray2.hexdigest() == "cd56125fb4062c11c9d896a632fba9802a65618c357e82b3f4b1523739308472"
+    assert colour.hexdigest() == "d41454293915e075ef4b0088c3b9457c4f5557ff9e92602576d2fd72f8f1df44"
 
 
 FORMAT2_DIR = Path(__file__).parent / "data" / "format2"
@@ -178,8 +185,10 @@ def test_format2_golden_streams_decode_exactly_as_before() -> None:
             assert hashlib.sha256(decoded.tobytes()).hexdigest() == entry["decoded_sha256"]
         image, tau, depth = cases[entry["case"]]
         assert max_error(decoded.reshape(image.shape), image) <= tau
-        # The format-3 encoder writes the same payload.
-        assert _as_format2(codec.encode(image, tau, bit_depth=depth)) == data
+        # The current encoder writes the same payload for gray images (format 3); multichannel
+        # images changed model in format 4.
+        if image.ndim == 2:
+            assert _as_format2(codec.encode(image, tau, bit_depth=depth)) == data
 
 
 def test_encoder_reconstruction_of_raw_fallback_is_the_input() -> None:
@@ -324,10 +333,11 @@ def test_forged_headers_are_rejected_before_allocation(fields: dict, code: int) 
 
 def test_format_1_streams_are_refused_with_a_clear_error() -> None:
     """Format 2 changed the model, so a format-1 payload would decode to garbage: refuse it; and a
-    version newer than this build's (4) too. Format 3 is written, 2 and 3 are read."""
-    assert codec.FORMAT_VERSION == 3
+    version newer than this build's (5) too. Formats 3 (gray) and 4 (multichannel) are written,
+    2 to 4 are read."""
+    assert codec.FORMAT_VERSION == 4
     assert codec.OLDEST_FORMAT_VERSION == 2
-    for version in (1, 4):
+    for version in (1, 5):
         with pytest.raises(CodecError, match="format version") as excinfo:
             codec.decode(forge_header(4, 4, 1, bytes(16), version=version))
         assert excinfo.value.code == 3

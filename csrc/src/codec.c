@@ -36,6 +36,9 @@
 typedef struct coder {
     coding_params params;
     channel_model *models;
+    int colour4;                          /* format 4 multichannel model: 1, 2 moved-only (code_sample) */
+    uint16_t order[LINF_MAX_CHANNELS];    /* coding position -> channel */
+    uint16_t ref[LINF_MAX_CHANNELS];      /* channel -> its reference channel (unused for order[0]) */
     rc_encoder enc;
     rc_decoder dec;
 } coder;
@@ -55,28 +58,63 @@ typedef struct coded_symbol {
 typedef enum coding_mode { ENCODE, ENCODE_LOSSLESS, DECODE } coding_mode;
 
 /* Codes one sample of channel model m (ref: the reference channel or NULL) and returns its
- * reconstruction. Encoder and decoder share this function, so they cannot drift apart. */
+ * reconstruction. Encoder and decoder share this function, so they cannot drift apart.
+ * colour4 (format 4, a compile-time constant): a channel with a reference is predicted by the
+ * first channel's full machinery applied to its neighbours moved by the reference's local change
+ * (w' = w + ref(x) - ref(W), ...): every candidate P of translation-invariant form then predicts
+ * ref(x) + P(channel - ref), the channel difference, with the self-correcting and adaptive linear
+ * predictors on it too. Formats 2 and 3 (colour4 = 0) keep their three interband candidates. */
 FORCE_INLINE int32_t code_sample(coder *cd, channel_model *m, const channel_model *ref, int32_t x,
-                                 int32_t original, coded_symbol *out, const coding_mode mode, const int num_predictors)
+                                 int32_t original, coded_symbol *out, const coding_mode mode, const int num_predictors,
+                                 const int colour4)
 {
     const coding_params *cp = &cd->params;
     channel_rows *r = &m->rows;
     const neighbours nb = gather(r, x);
+    neighbours nd = nb;
     int32_t pred[MAX_PREDICTORS] = {0}; /* unused lanes defined: the error update writes all 8 */
     int32_t gradient;
-    intra_candidates(&nb, cp, r, x, pred, &gradient, ref == NULL);
     int32_t lms_input[LMS_INPUTS];
     int lms_shift = 0;
-    if (ref) inter_candidates(&ref->rows, &nb, x, pred);
-    else pred[7] = lms_predict(m->lms_weight, r, &nb, x, pred[0], 8 * cp->max_value, lms_input, &lms_shift);
+    const int full = colour4 || ref == NULL;
+    if (colour4 && ref) {
+        const channel_rows *q = &ref->rows;
+        const int32_t rc = q->rec[0][x];
+        nd.w += rc - q->rec[0][x - 1];
+        nd.ww += rc - q->rec[0][x - 2];
+        nd.n += rc - q->rec[1][x];
+        nd.nw += rc - q->rec[1][x - 1];
+        nd.ne += rc - q->rec[1][x + 1];
+        nd.nn += rc - q->rec[2][x];
+        nd.nne += rc - q->rec[2][x + 1];
+        inter4_candidates(&nd, &nb, cp, r, x, pred, &gradient, colour4 == 2);
+        /* N moved by the second channel's change: a third channel leans on both before it. */
+        const int32_t n2 = nb.n + m->second->rows.rec[0][x] - m->second->rows.rec[1][x];
+        const int32_t a = colour4 == 2 ? nd.nn : nb.n, b = colour4 == 2 ? nd.ww : nb.w;
+        const int32_t e2 = m->second->rows.err[0][x];
+        pred[7] = lms_predict_inter(m->lms_weight, &nd, n2, a, b, e2, pred[0], 8 * cp->max_value, lms_input, &lms_shift);
+    } else {
+        intra_candidates(&nb, cp, r, x, pred, &gradient, ref == NULL);
+        if (ref) inter_candidates(&ref->rows, &nb, x, pred);
+        else pred[7] = lms_predict(m->lms_weight, r, &nb, x, r->rec[1][x + 2], pred[0], 8 * cp->max_value,
+                                   lms_input, &lms_shift);
+    }
     uint32_t spread;
     const int32_t blended = blend(r, num_predictors, x, pred, &spread);
 
     /* Error energy: the predictors' local error, the local gradient and the last error. */
     uint32_t energy = spread / 4u + (uint32_t)gradient / 2u + (uint32_t)iabs(r->err[0][x - 1]);
-    if (ref) energy += 2u * (uint32_t)iabs(ref->rows.err[0][x]);
+    /* The reference's error at this pixel: weight 2 in formats 2-3; in format 4, 4 with the
+     * mixed candidates and 0 with moved-only ones, whose moved neighbours already carry the
+     * reference's surprise. A third channel adds the second channel's error at this pixel
+     * (weight 16 moved-only, 2 mixed): what the reference did not explain in one difference
+     * channel it often does not in the other. Measured: docs/codec_design.md. */
+    const uint32_t ref_weight = colour4 == 2 ? 0u : colour4 ? 4u : 2u;
+    if (ref && ref_weight) energy += ref_weight * (uint32_t)iabs(ref->rows.err[0][x]);
+    if (colour4 && ref && m->second != ref)
+        energy += (colour4 == 2 ? 16u : 2u) * (uint32_t)iabs(m->second->rows.err[0][x]);
     const int bucket = energy_bucket(energy, cp);
-    const int bias_ctx = texture_bits(&nb, blended) | BIAS_ENERGY_LEVEL[bucket];
+    const int bias_ctx = texture_bits(&nd, blended) | BIAS_ENERGY_LEVEL[bucket];
     const int32_t correction = bias_mean(m->bias_sum[bias_ctx], m->bias_count[bias_ctx]);
     const int32_t pred8 = clamp32(blended + correction, 0, cp->max_value * 8);
     const int32_t prediction = (pred8 + 4) >> PRED_FRAC_BITS;
@@ -112,7 +150,7 @@ FORCE_INLINE int32_t code_sample(coder *cd, channel_model *m, const channel_mode
      * the compiler turns into a few vector instructions instead of a scalar loop. */
     uint32_t *errors = r->pred_err + (ptrdiff_t)x * MAX_PREDICTORS;
     for (int k = 0; k < MAX_PREDICTORS; k++) errors[k] = saturate16(iabs(8 * rec - pred[k]));
-    if (!ref) lms_update(m->lms_weight, lms_input, lms_shift, 8 * rec - pred[7]);
+    if (full) lms_update(m->lms_weight, lms_input, lms_shift, 8 * rec - pred[7]);
     m->bias_sum[bias_ctx] += 8 * rec - blended;
     if (++m->bias_count[bias_ctx] >= BIAS_COUNT_LIMIT) {
         m->bias_sum[bias_ctx] /= 2;
@@ -122,22 +160,37 @@ FORCE_INLINE int32_t code_sample(coder *cd, channel_model *m, const channel_mode
 }
 
 /* One out-of-line function per (direction, channel kind): each gets its own register allocation,
-
  * which costs a call per sample but avoids the spills of one giant inlined loop. */
 NOINLINE int32_t encode_intra(coder *cd, channel_model *m, int32_t x, int32_t original, coded_symbol *out)
-{ return code_sample(cd, m, NULL, x, original, out, ENCODE, FIRST_CHANNEL_PREDICTORS); }
+{ return code_sample(cd, m, NULL, x, original, out, ENCODE, FIRST_CHANNEL_PREDICTORS, 0); }
 NOINLINE int32_t encode_intra_lossless(coder *cd, channel_model *m, int32_t x, int32_t original, coded_symbol *out)
-{ return code_sample(cd, m, NULL, x, original, out, ENCODE_LOSSLESS, FIRST_CHANNEL_PREDICTORS); }
+{ return code_sample(cd, m, NULL, x, original, out, ENCODE_LOSSLESS, FIRST_CHANNEL_PREDICTORS, 0); }
 NOINLINE int32_t encode_inter(coder *cd, channel_model *m, const channel_model *ref, int32_t x, int32_t original,
                               coded_symbol *out)
-{ return code_sample(cd, m, ref, x, original, out, ENCODE, INTER_PREDICTORS); }
+{ return code_sample(cd, m, ref, x, original, out, ENCODE, INTER_PREDICTORS, 0); }
 NOINLINE int32_t encode_inter_lossless(coder *cd, channel_model *m, const channel_model *ref, int32_t x,
                                        int32_t original, coded_symbol *out)
-{ return code_sample(cd, m, ref, x, original, out, ENCODE_LOSSLESS, INTER_PREDICTORS); }
+{ return code_sample(cd, m, ref, x, original, out, ENCODE_LOSSLESS, INTER_PREDICTORS, 0); }
+NOINLINE int32_t encode_inter4(coder *cd, channel_model *m, const channel_model *ref, int32_t x, int32_t original,
+                               coded_symbol *out)
+{ return code_sample(cd, m, ref, x, original, out, ENCODE, FIRST_CHANNEL_PREDICTORS, 1); }
+NOINLINE int32_t encode_inter4_lossless(coder *cd, channel_model *m, const channel_model *ref, int32_t x,
+                                        int32_t original, coded_symbol *out)
+{ return code_sample(cd, m, ref, x, original, out, ENCODE_LOSSLESS, FIRST_CHANNEL_PREDICTORS, 1); }
+NOINLINE int32_t encode_inter4m(coder *cd, channel_model *m, const channel_model *ref, int32_t x, int32_t original,
+                               coded_symbol *out)
+{ return code_sample(cd, m, ref, x, original, out, ENCODE, FIRST_CHANNEL_PREDICTORS, 2); }
+NOINLINE int32_t encode_inter4m_lossless(coder *cd, channel_model *m, const channel_model *ref, int32_t x,
+                                        int32_t original, coded_symbol *out)
+{ return code_sample(cd, m, ref, x, original, out, ENCODE_LOSSLESS, FIRST_CHANNEL_PREDICTORS, 2); }
 NOINLINE int32_t decode_intra(coder *cd, channel_model *m, int32_t x)
-{ return code_sample(cd, m, NULL, x, 0, NULL, DECODE, FIRST_CHANNEL_PREDICTORS); }
+{ return code_sample(cd, m, NULL, x, 0, NULL, DECODE, FIRST_CHANNEL_PREDICTORS, 0); }
 NOINLINE int32_t decode_inter(coder *cd, channel_model *m, const channel_model *ref, int32_t x)
-{ return code_sample(cd, m, ref, x, 0, NULL, DECODE, INTER_PREDICTORS); }
+{ return code_sample(cd, m, ref, x, 0, NULL, DECODE, INTER_PREDICTORS, 0); }
+NOINLINE int32_t decode_inter4(coder *cd, channel_model *m, const channel_model *ref, int32_t x)
+{ return code_sample(cd, m, ref, x, 0, NULL, DECODE, FIRST_CHANNEL_PREDICTORS, 1); }
+NOINLINE int32_t decode_inter4m(coder *cd, channel_model *m, const channel_model *ref, int32_t x)
+{ return code_sample(cd, m, ref, x, 0, NULL, DECODE, FIRST_CHANNEL_PREDICTORS, 2); }
 
 /* ---------------------------------------------------------------- rows and memory */
 
@@ -263,10 +316,21 @@ static void init_params(coding_params *cp, const linf_image_desc *d)
 }
 
 /* Allocates the models of every channel in one block (and the block itself for freeing). */
-static linf_status setup_coder(coder *cd, const linf_image_desc *d, void **memory)
+static linf_status setup_coder(coder *cd, const linf_image_desc *d, uint32_t version, void **memory)
 {
     init_params(&cd->params, d);
-    const size_t rows = channel_row_bytes(d->width);
+    cd->colour4 = version >= 4 && d->channels > 1;
+    for (uint32_t c = 0; c < d->channels; c++) {
+        cd->order[c] = (uint16_t)c;
+        cd->ref[c] = (uint16_t)(c ? c - 1 : 0);
+    }
+    if (cd->colour4 && d->channels == 3) {
+        /* RGB: green first, red and blue predicted from it (the order of subtract-green
+         * transforms; measured best of the orders tried, docs/codec_design.md). */
+        static const uint16_t order[3] = {1, 0, 2}, ref[3] = {1, 1, 1};
+        memcpy(cd->order, order, sizeof order);
+        memcpy(cd->ref, ref, sizeof ref);
+    }    const size_t rows = channel_row_bytes(d->width);
     const size_t per_channel = sizeof(channel_model) + rows;
     uint8_t *block = malloc(per_channel * d->channels);
     if (!block) return LINF_ERR_OUT_OF_MEMORY;
@@ -275,6 +339,11 @@ static linf_status setup_coder(coder *cd, const linf_image_desc *d, void **memor
     const int32_t mid = (int32_t)(1u << (d->bit_depth - 1));
     for (uint32_t c = 0; c < d->channels; c++)
         init_channel(&cd->models[c], row_memory + rows * c, d->width, mid);
+    for (uint32_t k = 1; k < d->channels; k++) {
+        channel_model *m = &cd->models[cd->order[k]];
+        const uint32_t r = cd->ref[cd->order[k]];
+        m->second = &cd->models[k >= 2 && cd->order[k - 1] == r ? cd->order[k - 2] : cd->order[k - 1]];
+    }
     *memory = block;
     return LINF_OK;
 }
@@ -321,7 +390,7 @@ NOINLINE void decode_gray_row(coder *cd, void *pixels, size_t i, int wide)
     channel_model *m = &cd->models[0];
     const int32_t width = (int32_t)cd->params.width;
     for (int32_t x = 0; x < width; x++, i++)
-        store_sample(pixels, i, wide, code_sample(cd, m, NULL, x, 0, NULL, DECODE, FIRST_CHANNEL_PREDICTORS), offset);
+        store_sample(pixels, i, wide, code_sample(cd, m, NULL, x, 0, NULL, DECODE, FIRST_CHANNEL_PREDICTORS, 0), offset);
 }
 
 NOINLINE void decode_colour_row(coder *cd, void *pixels, size_t i, int wide, uint32_t channels)
@@ -329,10 +398,24 @@ NOINLINE void decode_colour_row(coder *cd, void *pixels, size_t i, int wide, uin
     const uint32_t offset = 0; /* the signed shift is undone per row by unshift_row */
     channel_model *models = cd->models;
     const int32_t width = (int32_t)cd->params.width;
-    for (int32_t x = 0; x < width; x++) {
-        store_sample(pixels, i++, wide, decode_intra(cd, models, x), offset);
-        for (uint32_t c = 1; c < channels; c++, i++)
-            store_sample(pixels, i, wide, decode_inter(cd, &models[c], &models[c - 1], x), offset);
+    if (!cd->colour4) {
+        for (int32_t x = 0; x < width; x++) {
+            store_sample(pixels, i++, wide, decode_intra(cd, models, x), offset);
+            for (uint32_t c = 1; c < channels; c++, i++)
+                store_sample(pixels, i, wide, decode_inter(cd, &models[c], &models[c - 1], x), offset);
+        }
+        return;
+    }
+    const uint16_t *order = cd->order, *ref = cd->ref;
+    for (int32_t x = 0; x < width; x++, i += channels) {
+        const uint32_t first = order[0];
+        store_sample(pixels, i + first, wide, decode_intra(cd, &models[first], x), offset);
+        for (uint32_t k = 1; k < channels; k++) {
+            const uint32_t c = order[k];
+            store_sample(pixels, i + c, wide,
+                         cd->colour4 == 2 ? decode_inter4m(cd, &models[c], &models[ref[c]], x)
+                                          : decode_inter4(cd, &models[c], &models[ref[c]], x), offset);
+        }
     }
 }
 
@@ -385,27 +468,38 @@ FORCE_INLINE void encode_colour_row_as(coder *cd, const void *pixels, void *reco
 {
     channel_model *models = cd->models;
     const int32_t width = (int32_t)cd->params.width;
+    const int colour4 = cd->colour4;
+    const uint16_t *order = cd->order, *ref = cd->ref;
     coded_symbol symbols[ENCODE_CHUNK];
     size_t n = 0;
-    for (int32_t x = 0; x < width; x++) {
+    for (int32_t x = 0; x < width; x++, i += channels) {
         if (n + channels > ENCODE_CHUNK) {
             encode_colour_symbols(cd, symbols, n);
             n = 0;
         }
-        symbols[n].channel = 0;
-        int32_t original = load_sample(pixels, i, wide, offset);
-        int32_t rec = lossless ? encode_intra_lossless(cd, models, x, original, &symbols[n])
-                               : encode_intra(cd, models, x, original, &symbols[n]);
+        const uint32_t first = order[0];
+        symbols[n].channel = (uint8_t)first;
+        int32_t original = load_sample(pixels, i + first, wide, offset);
+        int32_t rec = lossless ? encode_intra_lossless(cd, &models[first], x, original, &symbols[n])
+                               : encode_intra(cd, &models[first], x, original, &symbols[n]);
         n++;
-        if (reconstruction) store_sample(reconstruction, i, wide, rec, offset);
-        i++;
-        for (uint32_t c = 1; c < channels; c++, i++) {
+        if (reconstruction) store_sample(reconstruction, i + first, wide, rec, offset);
+        for (uint32_t k = 1; k < channels; k++) {
+            const uint32_t c = order[k];
+            const channel_model *rm = &models[ref[c]];
             symbols[n].channel = (uint8_t)c;
-            original = load_sample(pixels, i, wide, offset);
-            rec = lossless ? encode_inter_lossless(cd, &models[c], &models[c - 1], x, original, &symbols[n])
-                           : encode_inter(cd, &models[c], &models[c - 1], x, original, &symbols[n]);
+            original = load_sample(pixels, i + c, wide, offset);
+            if (colour4 == 2)
+                rec = lossless ? encode_inter4m_lossless(cd, &models[c], rm, x, original, &symbols[n])
+                               : encode_inter4m(cd, &models[c], rm, x, original, &symbols[n]);
+            else if (colour4)
+                rec = lossless ? encode_inter4_lossless(cd, &models[c], rm, x, original, &symbols[n])
+                               : encode_inter4(cd, &models[c], rm, x, original, &symbols[n]);
+            else
+                rec = lossless ? encode_inter_lossless(cd, &models[c], rm, x, original, &symbols[n])
+                               : encode_inter(cd, &models[c], rm, x, original, &symbols[n]);
             n++;
-            if (reconstruction) store_sample(reconstruction, i, wide, rec, offset);
+            if (reconstruction) store_sample(reconstruction, i + c, wide, rec, offset);
         }
     }
     encode_colour_symbols(cd, symbols, n);
@@ -455,7 +549,7 @@ static void decode_image(coder *cd, const linf_image_desc *d, void *pixels)
 
 /* ---------------------------------------------------------------- public API */
 
-const char *linf_version(void) { return "linf_codec 3.0.0 (writes format 3, reads 2 and 3)"; }
+const char *linf_version(void) { return "linf_codec 4.0.0 (writes format 3 for gray, 4 for multichannel; reads 2 to 4)"; }
 
 const char *linf_error_message(linf_status status)
 {
@@ -582,6 +676,261 @@ static size_t row_bytes(const linf_image_desc *d)
     return (size_t)d->width * d->channels * (d->bit_depth > 8 ? 2u : 1u);
 }
 
+/* ---------------------------------------------------------------- moved-only units (format 4) */
+
+/* Which candidate set a multichannel unit uses, from the horizontal activity of the channel
+ * differences (channel minus its reference) against that of the channels themselves, measured
+ * on every other row:
+ * - below MOVED_RATIO_LOSSLESS % at tau = 0, max(MOVED_RATIO_NEAR / (tau + 1),
+ *   MOVED_RATIO_NEAR_MIN) % at tau > 0: the channels move together and the raw lanes only add
+ *   noise to the blend: moved-only candidates (colour4 = 2; quantisation noise in the reference
+ *   makes the differences less useful as tau grows);
+ * - above INTERBAND3_RATIO_LOSSLESS % (tau = 0) or INTERBAND3_RATIO_NEAR % (tau > 0): the
+ *   channels hardly move together (fluorescence channels, weakly correlated colour): formats
+ *   2-3's interband model, four raw spatial candidates and three interband ones, in storage
+ *   order, each channel from the one before (colour4 = 0);
+ * - else the mixed set (colour4 = 1).
+ * Thresholds and the measurements behind them: docs/codec_design.md. */
+#define MOVED_RATIO_LOSSLESS 33u
+#define MOVED_RATIO_NEAR 50u
+#define MOVED_RATIO_NEAR_MIN 12u
+#define INTERBAND3_RATIO_LOSSLESS 85u
+#define INTERBAND3_RATIO_NEAR 80u
+static int choose_candidate_set(const coder *cd, const linf_image_desc *u, const void *px)
+{
+    const int wide = u->bit_depth > 8;
+    const uint32_t channels = u->channels, width = u->width, offset = cd->params.sample_offset;
+    uint64_t raw = 0, moved = 0;
+    for (uint32_t y = 0; y < u->height; y += 2)
+        for (uint32_t k = 1; k < channels; k++) {
+            const uint32_t c = cd->order[k], r = cd->ref[c];
+            const size_t row = (size_t)y * width * channels;
+            /* Signed input is shifted first, as the coder sees it (the same decision as for the
+             * shifted unsigned image, hence the same payload). */
+            int32_t prev = load_sample(px, row + c, wide, offset), prev_ref = load_sample(px, row + r, wide, offset);
+            for (uint32_t x = 1; x < width; x++) {
+                const size_t i = row + (size_t)x * channels;
+                const int32_t v = load_sample(px, i + c, wide, offset), vr = load_sample(px, i + r, wide, offset);
+                raw += (uint64_t)iabs(v - prev);
+                moved += (uint64_t)iabs((v - vr) - (prev - prev_ref));
+                prev = v;
+                prev_ref = vr;
+            }
+        }
+    uint64_t low = MOVED_RATIO_LOSSLESS, high = INTERBAND3_RATIO_LOSSLESS;
+    if (u->tau) {
+        low = MOVED_RATIO_NEAR / (u->tau + 1u);
+        if (low < MOVED_RATIO_NEAR_MIN) low = MOVED_RATIO_NEAR_MIN;
+        high = INTERBAND3_RATIO_NEAR;
+    }
+    /* At most 2^32 samples with differences below 2^17: moved, raw < 2^49, the products < 2^56. */
+    if (moved * 100u < raw * low) return 2;
+    return moved * 100u > raw * high ? 0 : 1;
+}
+
+/* The format 2-3 coding order: storage order, each channel from the one before. */
+static void interband3_order(coder *cd, uint32_t channels)
+{
+    for (uint32_t c = 0; c < channels; c++) {
+        cd->order[c] = (uint16_t)c;
+        cd->ref[c] = (uint16_t)(c ? c - 1 : 0);
+    }
+}
+
+/* ---------------------------------------------------------------- palette units (format 4, tau = 0) */
+
+/* A lossless unit of 2 to 4 channels with at most PALETTE_MAX distinct colours is coded as its
+ * palette and an index image: the colours sorted by luma (channels 0-2 weighted 299/587/114 as
+ * R, G, B; two channels: their sum), ties broken by the samples in channel order, so that near
+ * indices are near colours and the gray coder predicts the index image well; the index image
+ * (bit depth ceil(log2 n), at least 1) goes through the unchanged gray model. Payload:
+ *   u16 n - 1 | n colours, channel by channel, 1 byte per sample (2, little-endian, above 8 bits)
+ *   | the gray predictive payload of the index image.
+ * Measured on set14's four images of <= 256 colours (docs/codec_design.md): 4-6 bits/sample as
+ * RGB, 1.3-2.2 as palette; images with more colours never take this path. */
+#define PALETTE_MAX 256u
+#define PALETTE_SLOTS 1024u /* open-addressing hash of the colours: load <= 1/4 */
+
+typedef struct palette {
+    uint32_t count;
+    uint64_t colour[PALETTE_MAX];   /* channel c at bits 16c.. (unsigned samples) */
+} palette;
+
+FORCE_INLINE uint64_t pixel_key(const void *pixels, size_t i, uint32_t channels, int wide, uint32_t offset)
+{
+    uint64_t key = 0;
+    for (uint32_t c = 0; c < channels; c++) key |= (uint64_t)load_sample(pixels, i + c, wide, offset) << (16 * c);
+    return key;
+}
+
+FORCE_INLINE uint32_t key_slot(uint64_t key)
+{
+    return (uint32_t)((key * UINT64_C(0x9E3779B97F4A7C15)) >> 54); /* top 10 bits: PALETTE_SLOTS */
+}
+
+static uint64_t palette_order(uint64_t colour, uint32_t channels)
+{
+    const uint64_t s0 = colour & 0xFFFFu, s1 = (colour >> 16) & 0xFFFFu, s2 = (colour >> 32) & 0xFFFFu;
+    return channels == 2 ? s0 + s1 : 299u * s0 + 587u * s1 + 114u * s2;
+}
+
+/* Collects the unit's colours; 0 when there are more than PALETTE_MAX (or no memory). */
+static int build_palette(const linf_image_desc *d, const void *px, size_t pixels, palette *pal, uint8_t *index)
+{
+    const int wide = d->bit_depth > 8;
+    const uint32_t channels = d->channels, offset = d->is_signed ? 1u << (d->bit_depth - 1) : 0u;
+    uint64_t *keys = malloc(PALETTE_SLOTS * sizeof *keys);
+    int16_t *slot_index = malloc(PALETTE_SLOTS * sizeof *slot_index);
+    int ok = keys && slot_index;
+    if (ok) {
+        memset(slot_index, 0xFF, PALETTE_SLOTS * sizeof *slot_index); /* -1: empty */
+        pal->count = 0;
+        for (size_t p = 0; p < pixels && ok; p++) {
+            const uint64_t key = pixel_key(px, p * channels, channels, wide, offset);
+            uint32_t slot = key_slot(key);
+            while (slot_index[slot] >= 0 && keys[slot] != key) slot = (slot + 1) & (PALETTE_SLOTS - 1);
+            if (slot_index[slot] < 0) {
+                if (pal->count == PALETTE_MAX) { ok = 0; break; }
+                keys[slot] = key;
+                slot_index[slot] = (int16_t)pal->count;
+                pal->colour[pal->count++] = key;
+            }
+        }
+    }
+    if (ok) {
+        /* Insertion sort by (luma, samples): n <= 256, once per unit. */
+        uint64_t order[PALETTE_MAX];
+        for (uint32_t k = 0; k < pal->count; k++) order[k] = palette_order(pal->colour[k], channels);
+        uint8_t rank[PALETTE_MAX]; /* old position -> sorted position */
+        uint32_t perm[PALETTE_MAX];
+        for (uint32_t k = 0; k < pal->count; k++) perm[k] = k;
+        for (uint32_t k = 1; k < pal->count; k++) {
+            const uint32_t v = perm[k];
+            uint32_t j = k;
+            while (j > 0 && (order[perm[j - 1]] > order[v] ||
+                             (order[perm[j - 1]] == order[v] && pal->colour[perm[j - 1]] > pal->colour[v]))) {
+                perm[j] = perm[j - 1];
+                j--;
+            }
+            perm[j] = v;
+        }
+        uint64_t sorted[PALETTE_MAX];
+        for (uint32_t k = 0; k < pal->count; k++) {
+            sorted[k] = pal->colour[perm[k]];
+            rank[perm[k]] = (uint8_t)k;
+        }
+        memcpy(pal->colour, sorted, sizeof(uint64_t) * pal->count);
+        for (size_t p = 0; p < pixels; p++) {
+            const uint64_t key = pixel_key(px, p * channels, channels, wide, offset);
+            uint32_t slot = key_slot(key);
+            while (keys[slot] != key) slot = (slot + 1) & (PALETTE_SLOTS - 1);
+            index[p] = rank[slot_index[slot]];
+        }
+    }
+    free(keys);
+    free(slot_index);
+    return ok;
+}
+
+static uint32_t palette_depth(uint32_t count)
+{
+    uint32_t depth = 1;
+    while ((1u << depth) < count) depth++;
+    return depth;
+}
+
+static size_t palette_bytes(const linf_image_desc *d, uint32_t count)
+{
+    return 2u + (size_t)count * d->channels * (d->bit_depth > 8 ? 2u : 1u);
+}
+
+/* Codes the unit as palette + index image into out (capacity cap); 0 if it does not fit. */
+static size_t encode_palette_unit(const linf_image_desc *u, const void *px, uint8_t *out, size_t cap)
+{
+    const size_t pixels = (size_t)u->width * u->height;
+    palette pal;
+    uint8_t *index = malloc(pixels);
+    size_t size = 0;
+    if (index && build_palette(u, px, pixels, &pal, index) && palette_bytes(u, pal.count) < cap) {
+        uint8_t *o = out;
+        *o++ = (uint8_t)(pal.count - 1);
+        *o++ = (uint8_t)((pal.count - 1) >> 8);
+        for (uint32_t k = 0; k < pal.count; k++)
+            for (uint32_t c = 0; c < u->channels; c++) {
+                const uint32_t v = (uint32_t)(pal.colour[k] >> (16 * c)) & 0xFFFFu;
+                *o++ = (uint8_t)v;
+                if (u->bit_depth > 8) *o++ = (uint8_t)(v >> 8);
+            }
+        linf_image_desc g = *u;
+        g.channels = 1;
+        g.bit_depth = palette_depth(pal.count);
+        g.tau = 0;
+        g.is_signed = 0;
+        coder cd;
+        void *memory = NULL;
+        if (setup_coder(&cd, &g, 3u, &memory) == LINF_OK) {
+            const size_t head = (size_t)(o - out);
+            rc_enc_init(&cd.enc, o, cap - head);
+            encode_image(&cd, &g, index, NULL);
+            if (!cd.enc.overflow) rc_enc_finish(&cd.enc);
+            if (!cd.enc.overflow) size = head + cd.enc.size;
+            free(memory);
+        }
+    }
+    free(index);
+    return size;
+}
+
+/* Decodes a palette unit (see encode_palette_unit) into px; every field is checked, so a forged
+ * payload with a valid CRC is an error, never an out-of-range sample or index. */
+static linf_status decode_palette_unit(const linf_image_desc *u, void *px, const uint8_t *in, size_t bytes)
+{
+    if (u->tau != 0 || u->channels < 2 || u->channels > 4 || bytes < 2) return LINF_ERR_CORRUPT_PAYLOAD;
+    const uint32_t count = (uint32_t)in[0] + ((uint32_t)in[1] << 8) + 1u;
+    if (count > PALETTE_MAX || palette_bytes(u, count) >= bytes) return LINF_ERR_CORRUPT_PAYLOAD;
+    const int wide = u->bit_depth > 8;
+    const uint32_t max_value = (1u << u->bit_depth) - 1u;
+    uint64_t colour[PALETTE_MAX];
+    const uint8_t *p = in + 2;
+    for (uint32_t k = 0; k < count; k++) {
+        colour[k] = 0;
+        for (uint32_t c = 0; c < u->channels; c++) {
+            uint32_t v = *p++;
+            if (wide) v |= (uint32_t)*p++ << 8;
+            if (v > max_value) return LINF_ERR_CORRUPT_PAYLOAD;
+            colour[k] |= (uint64_t)v << (16 * c);
+        }
+    }
+    const size_t pixels = (size_t)u->width * u->height;
+    linf_image_desc g = *u;
+    g.channels = 1;
+    g.bit_depth = palette_depth(count);
+    g.tau = 0;
+    g.is_signed = 0;
+    uint8_t *index = malloc(pixels);
+    if (!index) return LINF_ERR_OUT_OF_MEMORY;
+    coder cd;
+    void *memory = NULL;
+    linf_status status = setup_coder(&cd, &g, 3u, &memory);
+    if (status == LINF_OK) {
+        rc_dec_init(&cd.dec, p, bytes - (size_t)(p - in));
+        decode_image(&cd, &g, index);
+        free(memory);
+        if (cd.dec.overrun > 8) status = LINF_ERR_CORRUPT_PAYLOAD;
+    }
+    const uint32_t offset = u->is_signed ? 1u << (u->bit_depth - 1) : 0u;
+    for (size_t i = 0; i < pixels && status == LINF_OK; i++) {
+        if (index[i] >= count) {
+            status = LINF_ERR_CORRUPT_PAYLOAD;
+            break;
+        }
+        for (uint32_t c = 0; c < u->channels; c++)
+            store_sample(px, i * u->channels + c, wide, (int32_t)((colour[index[i]] >> (16 * c)) & 0xFFFFu), offset);
+    }
+    free(index);
+    return status;
+}
+
 /* Codes rows y0 .. y0 + rows - 1 as an image of their own (fresh models: a stripe depends on no
  * other) into out (capacity cap), predictive if that is smaller than the raw samples, else raw.
  * Writes the byte count and mode. The whole image as one unit gives exactly the format-2 payload. */
@@ -593,19 +942,50 @@ static linf_status encode_unit(const linf_image_desc *d, const void *pixels, voi
     const size_t at = (size_t)y0 * row_bytes(d), raw = (size_t)rows * row_bytes(d);
     const uint8_t *px = (const uint8_t *)pixels + at;
     uint8_t *rec = reconstruction ? (uint8_t *)reconstruction + at : NULL;
+    /* Lossless units of 2-4 channels with few colours: palette, if it is the smallest. The
+     * predictive coder then only gets the palette's size as its budget (and stops early when
+     * it cannot beat it). */
+    size_t limit = cap < raw ? cap : raw, palette_size = 0;
+    uint8_t *palette_out = NULL;
+    if (d->tau == 0 && d->channels >= 2 && d->channels <= 4) {
+        palette_out = malloc(limit);
+        if (palette_out) palette_size = encode_palette_unit(&u, px, palette_out, limit);
+        if (palette_size >= raw) palette_size = 0; /* raw storage is as small: simpler to decode */
+        if (palette_size) limit = palette_size;
+    }
     coder cd;
     void *memory = NULL;
-    const linf_status status = setup_coder(&cd, &u, &memory);
-    if (status != LINF_OK) return status;
-    rc_enc_init(&cd.enc, out, cap < raw ? cap : raw);
+    const linf_status status = setup_coder(&cd, &u, u.channels > 1 ? 4u : 3u, &memory);
+    if (status != LINF_OK) {
+        free(palette_out);
+        return status;
+    }
+    if (cd.colour4) {
+        cd.colour4 = choose_candidate_set(&cd, &u, px);
+        if (!cd.colour4) interband3_order(&cd, u.channels);
+    }
+    const uint32_t predictive_mode = u.channels == 1 ? LINF_MODE_PREDICTIVE
+                                     : cd.colour4 == 2 ? LINF_MODE_MOVED
+                                     : cd.colour4 == 0 ? LINF_MODE_INTERBAND3 : LINF_MODE_PREDICTIVE;
+    rc_enc_init(&cd.enc, out, limit);
     encode_image(&cd, &u, px, rec);
     if (!cd.enc.overflow) rc_enc_finish(&cd.enc);
     free(memory);
-    if (!cd.enc.overflow && cd.enc.size < raw) {
+    if (!cd.enc.overflow && cd.enc.size < raw && (!palette_size || cd.enc.size < palette_size)) {
+        free(palette_out);
         *size = cd.enc.size;
-        *mode = LINF_MODE_PREDICTIVE;
+        *mode = predictive_mode;
         return LINF_OK;
     }
+    if (palette_size) {
+        memcpy(out, palette_out, palette_size);
+        free(palette_out);
+        if (rec) memcpy(rec, px, raw); /* lossless */
+        *size = palette_size;
+        *mode = LINF_MODE_PALETTE;
+        return LINF_OK;
+    }
+    free(palette_out);
     if (cap < raw) return LINF_ERR_BUFFER_TOO_SMALL;
     const size_t count = (size_t)rows * d->width * d->channels;
     store_raw(&u, px, count, out);
@@ -616,18 +996,25 @@ static linf_status encode_unit(const linf_image_desc *d, const void *pixels, voi
 }
 
 /* Decodes one unit (see encode_unit) after checking its CRC. */
-static linf_status decode_unit(const linf_image_desc *d, void *pixels, uint32_t y0, uint32_t rows, const uint8_t *in,
-                               size_t bytes, uint32_t mode, uint32_t crc)
+static linf_status decode_unit(const linf_image_desc *d, uint32_t version, void *pixels, uint32_t y0, uint32_t rows,
+                               const uint8_t *in, size_t bytes, uint32_t mode, uint32_t crc)
 {
     if (linf_crc32(in, bytes) != crc) return LINF_ERR_CRC_MISMATCH;
     linf_image_desc u = *d;
     u.height = rows;
     uint8_t *px = (uint8_t *)pixels + (size_t)y0 * row_bytes(d);
     if (mode == LINF_MODE_RAW) return load_raw(&u, in, (size_t)rows * d->width * d->channels, px);
+    if (mode == LINF_MODE_PALETTE) return decode_palette_unit(&u, px, in, bytes);
     coder cd;
     void *memory = NULL;
-    const linf_status status = setup_coder(&cd, &u, &memory);
+    const linf_status status = setup_coder(&cd, &u, version, &memory);
     if (status != LINF_OK) return status;
+    /* The header check allows modes 3 and 4 for format 4 and more than one channel only. */
+    if (mode == LINF_MODE_MOVED) cd.colour4 = 2;
+    if (mode == LINF_MODE_INTERBAND3) {
+        cd.colour4 = 0;
+        interband3_order(&cd, u.channels);
+    }
     rc_dec_init(&cd.dec, in, bytes);
     decode_image(&cd, &u, px);
     free(memory);
@@ -645,6 +1032,7 @@ static linf_status decode_unit(const linf_image_desc *d, void *pixels, uint32_t 
 typedef struct stripe_run {
     const linf_image_desc *desc;
     uint32_t stripe_height, count;
+    uint32_t version;            /* decode: the stream's format version */
     int decoding;
     const void *pixels;          /* encode: input */
     void *output;                /* encode: reconstruction (or NULL); decode: pixels */
@@ -686,7 +1074,7 @@ static linf_status run_stripe(stripe_run *run, uint32_t i)
     const uint32_t rows = linf_stripe_rows(d->height, run->stripe_height, i);
     if (run->decoding) {
         const linf_stripe_entry e = linf_read_stripe_entry(run->table, i);
-        return decode_unit(d, run->output, y0, rows, run->payload + run->offsets[i], (size_t)e.bytes, e.mode,
+        return decode_unit(d, run->version, run->output, y0, rows, run->payload + run->offsets[i], (size_t)e.bytes, e.mode,
                            e.crc32);
     }
     const size_t at = (size_t)y0 * row_bytes(d), raw = (size_t)rows * row_bytes(d);
@@ -759,7 +1147,7 @@ static void finish_header(linf_header *h, const linf_image_desc *d, uint8_t *dst
                           uint32_t crc, uint32_t stripe_height, uint32_t count)
 {
     h->desc = *d;
-    h->format_version = LINF_FORMAT_VERSION;
+    h->format_version = d->channels > 1 ? LINF_FORMAT_VERSION : 3u; /* gray streams are unchanged */
     h->coding_mode = mode;
     h->payload_bytes = payload;
     h->payload_crc32 = crc;
@@ -899,7 +1287,7 @@ linf_status linf_decode_ex(const uint8_t *src, size_t src_bytes, void *pixels, s
     if (h.payload_bytes < src_bytes - h.header_bytes) return LINF_ERR_TRAILING_DATA;
     const uint8_t *payload = src + h.header_bytes;
     if (h.stripe_count == 1)
-        return decode_unit(&h.desc, pixels, 0, h.desc.height, payload, (size_t)h.payload_bytes, h.coding_mode,
+        return decode_unit(&h.desc, h.format_version, pixels, 0, h.desc.height, payload, (size_t)h.payload_bytes, h.coding_mode,
                            h.payload_crc32);
 
     uint64_t *offsets = malloc(sizeof(uint64_t) * h.stripe_count);
@@ -916,6 +1304,7 @@ linf_status linf_decode_ex(const uint8_t *src, size_t src_bytes, void *pixels, s
     run.stripe_height = h.stripe_height;
     run.count = h.stripe_count;
     run.decoding = 1;
+    run.version = h.format_version;
     run.output = pixels;
     run.payload = payload;
     run.table = table;

@@ -99,13 +99,21 @@ linf_stripe_entry linf_read_stripe_entry(const uint8_t *table, uint32_t i)
     return entry;
 }
 
-/* Whether a payload of `bytes` in `mode` is plausible for `samples` samples: raw is exactly their
- * size; predictive is non-empty and spends at least 1/MAX_SAMPLES_PER_PAYLOAD_BYTE byte each. */
-static int payload_size_ok(uint32_t mode, uint64_t bytes, uint64_t samples, uint32_t bit_depth)
+/* Whether a payload of `bytes` in `mode` is plausible for `samples` samples of h's image: raw is
+ * exactly their size; predictive is non-empty and spends at least 1/MAX_SAMPLES_PER_PAYLOAD_BYTE
+ * byte each; palette (format 4, tau = 0, 2-4 channels) holds its 2-byte count and at least one
+ * colour, and codes one index per pixel (at least 1/4 of the samples) at the predictive rate;
+ * moved-only and interband-3 (format 4, 2+ channels) are predictive. */
+static int payload_size_ok(const linf_header *h, uint32_t mode, uint64_t bytes, uint64_t samples)
 {
-    if (mode == LINF_MODE_RAW) return bytes == samples * (bit_depth > 8 ? 2u : 1u);
-    if (mode != LINF_MODE_PREDICTIVE) return 0;
+    if (mode == LINF_MODE_RAW) return bytes == samples * (h->desc.bit_depth > 8 ? 2u : 1u);
     if (bytes == 0 || bytes > ((uint64_t)1 << 40)) return 0;
+    if (mode == LINF_MODE_PALETTE)
+        return h->format_version >= 4 && h->desc.tau == 0 && h->desc.channels >= 2 && h->desc.channels <= 4 &&
+               bytes > 2u + h->desc.channels && samples / 4u / MAX_SAMPLES_PER_PAYLOAD_BYTE <= bytes;
+    if ((mode == LINF_MODE_MOVED || mode == LINF_MODE_INTERBAND3) && (h->format_version < 4 || h->desc.channels < 2))
+        return 0;
+    if (mode != LINF_MODE_PREDICTIVE && mode != LINF_MODE_MOVED && mode != LINF_MODE_INTERBAND3) return 0;
     return samples / MAX_SAMPLES_PER_PAYLOAD_BYTE <= bytes;
 }
 
@@ -132,7 +140,7 @@ static linf_status parse_stripe_table(const uint8_t *src, size_t src_bytes, linf
         if (e[13] || e[14] || e[15]) return LINF_ERR_BAD_HEADER;
         const linf_stripe_entry entry = linf_read_stripe_entry(table, i);
         const uint64_t samples = row_samples * linf_stripe_rows(h->desc.height, h->stripe_height, i);
-        if (!payload_size_ok(entry.mode, entry.bytes, samples, h->desc.bit_depth)) return LINF_ERR_BAD_HEADER;
+        if (!payload_size_ok(h, entry.mode, entry.bytes, samples)) return LINF_ERR_BAD_HEADER;
         total += entry.bytes;
     }
     return total == h->payload_bytes ? LINF_OK : LINF_ERR_BAD_HEADER;
@@ -156,13 +164,14 @@ linf_status linf_parse_header(const uint8_t *src, size_t src_bytes, linf_header 
     h->header_bytes = LINF_HEADER_BYTES;
     const uint32_t flags = src[7];
     const uint32_t known = h->format_version >= 3 ? (LINF_FLAG_SIGNED | LINF_FLAG_STRIPED) : 0u;
-    if ((flags & ~known) != 0 || h->coding_mode > LINF_MODE_RAW) return LINF_ERR_BAD_HEADER;
+    const uint32_t last_mode = h->format_version >= 4 ? LINF_MODE_INTERBAND3 : LINF_MODE_RAW;
+    if ((flags & ~known) != 0 || h->coding_mode > last_mode) return LINF_ERR_BAD_HEADER;
     h->desc.is_signed = (flags & LINF_FLAG_SIGNED) ? 1u : 0u;
     h->stripe_height = h->desc.height;
     h->stripe_count = 1;
     if (linf_check_desc(&h->desc) != LINF_OK) return LINF_ERR_BAD_HEADER;
     if (flags & LINF_FLAG_STRIPED) return parse_stripe_table(src, src_bytes, h);
     const uint64_t samples = (uint64_t)h->desc.width * h->desc.height * h->desc.channels;
-    return payload_size_ok(h->coding_mode, h->payload_bytes, samples, h->desc.bit_depth) ? LINF_OK
+    return payload_size_ok(h, h->coding_mode, h->payload_bytes, samples) ? LINF_OK
                                                                                           : LINF_ERR_BAD_HEADER;
 }

@@ -50,6 +50,7 @@ typedef struct channel_rows {
 
 typedef struct channel_model {
     channel_rows rows;
+    const struct channel_model *second;  /* format 4: a second coded channel (or the reference) */
     int32_t bias_sum[NUM_BIAS_CONTEXTS];
     int32_t bias_count[NUM_BIAS_CONTEXTS];
     int32_t lms_weight[LMS_INPUTS];      /* first channel: NLMS weights, 16 fractional bits */

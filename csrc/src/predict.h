@@ -152,26 +152,10 @@ FORCE_INLINE double lms_dot(const int32_t *a, const int32_t *b)
 #endif
 }
 
-FORCE_INLINE int32_t lms_predict(const int32_t *weight, const channel_rows *r, const neighbours *nb, int32_t x,
-                                 int32_t base, int32_t max8, int32_t *u, int *norm_log2)
+/* The adaptive linear prediction base + weight . u / 2^16 from prepared inputs u, clamped to
+ * 0..max8, and the update's normaliser shift. */
+FORCE_INLINE int32_t lms_finish(const int32_t *weight, const int32_t *u, int32_t base, int32_t max8, int *norm_log2)
 {
-#if LINF_VECTOR
-    /* Built as vectors, not lane by lane: lms_dot and lms_update load them as vectors, and a
-     * vector load of scalar stores cannot be forwarded (a stall of ~10 cycles). */
-    const v4i32 near = {nb->n, nb->w, nb->nw, nb->ne}, far = {nb->nn, nb->ww, r->rec[1][x + 2], r->err[1][x]};
-    const v4i32 near_u = 8 * near - base, far_u = 8 * far - (v4i32){base, base, base, 0};
-    memcpy(u, &near_u, sizeof near_u);
-    memcpy(u + 4, &far_u, sizeof far_u);
-#else
-    u[0] = 8 * nb->n - base;
-    u[1] = 8 * nb->w - base;
-    u[2] = 8 * nb->nw - base;
-    u[3] = 8 * nb->ne - base;
-    u[4] = 8 * nb->nn - base;
-    u[5] = 8 * nb->ww - base;
-    u[6] = 8 * r->rec[1][x + 2] - base;
-    u[7] = 8 * r->err[1][x];
-#endif
     /* |weight| <= 2^22 and |u| < 2^21: every product and the sum stay below 2^46, exact in
      * doubles whatever the order; dot / 2^16 is then exact too, and the conversion truncates
      * toward zero like the integer division. */
@@ -184,6 +168,90 @@ FORCE_INLINE int32_t lms_predict(const int32_t *weight, const channel_rows *r, c
     memcpy(&norm_bits, &norm, sizeof norm_bits);
     *norm_log2 = (int)(norm_bits >> 52) - 1023; /* >= 6 */
     return p < 0 ? 0 : (p > max8 ? max8 : (int32_t)p);
+}
+
+
+FORCE_INLINE int32_t lms_predict(const int32_t *weight, const channel_rows *r, const neighbours *nb, int32_t x,
+                                 int32_t nee, int32_t base, int32_t max8, int32_t *u, int *norm_log2)
+{
+#if LINF_VECTOR
+    /* Built as vectors, not lane by lane: lms_dot and lms_update load them as vectors, and a
+     * vector load of scalar stores cannot be forwarded (a stall of ~10 cycles). */
+    const v4i32 near = {nb->n, nb->w, nb->nw, nb->ne}, far = {nb->nn, nb->ww, nee, r->err[1][x]};
+    const v4i32 near_u = 8 * near - base, far_u = 8 * far - (v4i32){base, base, base, 0};
+    memcpy(u, &near_u, sizeof near_u);
+    memcpy(u + 4, &far_u, sizeof far_u);
+#else
+    u[0] = 8 * nb->n - base;
+    u[1] = 8 * nb->w - base;
+    u[2] = 8 * nb->nw - base;
+    u[3] = 8 * nb->ne - base;
+    u[4] = 8 * nb->nn - base;
+    u[5] = 8 * nb->ww - base;
+    u[6] = 8 * nee - base;
+    u[7] = 8 * r->err[1][x];
+#endif
+    return lms_finish(weight, u, base, max8, norm_log2);
+}
+
+/* Format 4, channels with a reference: nd holds the neighbours moved by the reference's local
+ * change (nd.w = w + ref(x) - ref(W), ...), so a translation-invariant predictor P gives
+ * ref(x) + P(channel - ref): the channel difference predicted like a first channel. Lanes:
+ * 0 GAP, 1 MED, 2-3 self-correcting, all on nd; 4 GAP and 5 MED on the raw neighbours nb, for
+ * areas where the channels do not move together; 6 gradient W + NE - N on nd; 7 the adaptive
+ * linear predictor (lms_predict_inter). */
+FORCE_INLINE void inter4_candidates(const neighbours *nd, const neighbours *nb, const coding_params *cp,
+                                    const channel_rows *r, int32_t x, int32_t *pred, int32_t *gradient,
+                                    const int moved_only)
+{
+    int32_t raw_gradient;
+    pred[0] = gap_predict(nd, cp, gradient);
+    pred[1] = 8 * median3(nd->n, nd->w, nd->n + nd->w - nd->nw);
+    const int32_t ew = r->err[0][x - 1], en = r->err[1][x], ene = r->err[1][x + 1], enw = r->err[1][x - 1];
+    pred[2] = 8 * nd->n + 4 * (ew + en + ene);
+    pred[3] = 8 * nd->w + (5 * (ew + en + enw)) / 2;
+    if (moved_only) {
+        pred[4] = 8 * nd->n + 4 * (nd->ne - nd->nne) + 4 * (nd->w - nd->nw);
+        pred[5] = 8 * nd->nw;
+        pred[6] = 8 * (nd->w + nd->ne - nd->n);
+        return;
+    }
+    pred[4] = gap_predict(nb, cp, &raw_gradient);
+    pred[5] = 8 * median3(nb->n, nb->w, nb->n + nb->w - nb->nw);
+    pred[6] = 8 * (nd->w + nd->ne - nd->n);
+    /* The smaller of the two gradients: where the channels do not move together, nd's gradient
+     * overstates the activity that the raw candidates can follow. */
+    *gradient = *gradient < raw_gradient ? *gradient : raw_gradient;
+}
+
+/* The adaptive linear predictor of a channel with a reference: base (nd's GAP) plus a learnt
+ * combination of offsets from it: nd's N, W, NW, NE; n2, N moved by the second channel's change
+ * (see code_sample); two more neighbours a and b; and the second channel's final error at this
+ * pixel, e2 (where channels share a surprise, a learnt share of it). With the mixed
+ * candidates a, b are the raw N and W: mixing moved and raw inputs lets it learn how strongly
+ * this image's channel follows its reference (nd.n - n is the reference's change); with the
+ * moved-only ones, nd's NN and WW. Same bounds as lms_predict: |u| < 2^21 still holds for moved
+ * neighbours (within -max .. 2 max, max < 2^16) less a base within 8 (-2 max .. 3 max). */
+FORCE_INLINE int32_t lms_predict_inter(const int32_t *weight, const neighbours *nd,
+                                       int32_t n2, int32_t a, int32_t b, int32_t e2, int32_t base, int32_t max8,
+                                       int32_t *u, int *norm_log2)
+{
+#if LINF_VECTOR
+    const v4i32 near = {nd->n, nd->w, nd->nw, nd->ne}, far = {n2, a, b, e2};
+    const v4i32 near_u = 8 * near - base, far_u = 8 * far - (v4i32){base, base, base, 0};
+    memcpy(u, &near_u, sizeof near_u);
+    memcpy(u + 4, &far_u, sizeof far_u);
+#else
+    u[0] = 8 * nd->n - base;
+    u[1] = 8 * nd->w - base;
+    u[2] = 8 * nd->nw - base;
+    u[3] = 8 * nd->ne - base;
+    u[4] = 8 * n2 - base;
+    u[5] = 8 * a - base;
+    u[6] = 8 * b - base;
+    u[7] = 8 * e2;
+#endif
+    return lms_finish(weight, u, base, max8, norm_log2);
 }
 
 /* w += u e / 2^(2 + shift), shift = floor(log2(64 + |u|^2)) from lms_predict: the NLMS step 1/4, with a power-of-two normaliser.

@@ -323,7 +323,8 @@ static void test_read_header_misuse(void)
     if (CHECK_STATUS(linf_read_header(s, n, &h), LINF_OK)) {
         CHECK(h.desc.width == d.width && h.desc.height == d.height && h.desc.channels == d.channels);
         CHECK(h.desc.bit_depth == d.bit_depth && h.desc.tau == d.tau);
-        CHECK(h.format_version == LINF_FORMAT_VERSION && h.coding_mode == 0);
+        /* predictive (0), or format 4's moved-only (3) or interband-3 (4) predictive modes */
+        CHECK(h.format_version == LINF_FORMAT_VERSION && (h.coding_mode == 0 || h.coding_mode == 3 || h.coding_mode == 4));
         CHECK(h.header_bytes == LINF_HEADER_BYTES && h.header_bytes + h.payload_bytes == n);
         CHECK(h.payload_crc32 == crc32_ref(s + LINF_HEADER_BYTES, n - LINF_HEADER_BYTES));
     }
@@ -819,7 +820,7 @@ static void test_stripes(void)
             const uint32_t count = sh == 0 || sh >= d.height ? 1 : (d.height + sh - 1) / sh;
             linf_header h;
             if (CHECK_STATUS(linf_read_header(s, n, &h), LINF_OK)) {
-                CHECK(h.stripe_count == count && h.format_version == 3 && h.desc.is_signed == 0);
+                CHECK(h.stripe_count == count && h.format_version == (d.channels > 1 ? 4u : 3u) && h.desc.is_signed == 0);
                 CHECK(h.header_bytes + h.payload_bytes == n);
                 CHECK(h.stripe_height == (count > 1 ? sh : d.height));
                 CHECK(count > 1 ? (s[7] & 2) != 0 : s[7] == 0);
@@ -1058,12 +1059,33 @@ static void test_signed(void)
 }
 
 /* Format 2 streams still decode: a format-3 stream without flags is a format-2 stream but for its
- * version byte. Format 2 has no flags. */
+ * version byte (gray images are still written as format 3). Format 2 has no flags. A multichannel
+ * stream is format 4 (issue 17's colour model): relabelled as format 2 it decodes with the old
+ * model, to other samples (or an error), never out of bounds. */
 static void test_format2(void)
 {
     linf_image_desc d;
     size_t n;
-    uint8_t *s = small_stream(&d, &n);
+    uint8_t *colour = small_stream(&d, &n);
+    CONTEXT("format 4");
+    CHECK(colour[4] == 4);
+    {
+        const size_t cb = linf_pixel_bytes(&d);
+        uint8_t *out = xmalloc(cb);
+        colour[4] = 3;
+        resign_header(colour);
+        const linf_status st = linf_decode(colour, n, out, cb, 0);
+        CHECK(st == LINF_OK || st == LINF_ERR_CORRUPT_PAYLOAD);
+        free(out);
+    }
+    free(colour);
+    d = make_desc(13, 7, 1, 8, 1);
+    uint32_t v[13 * 7];
+    for (size_t i = 0; i < 13 * 7; i++) v[i] = (uint32_t)(i * 2 + rnd() % 4) & 255u;
+    void *pixels = pack(&d, v);
+    uint8_t *s = encode_exact(&d, pixels, &n);
+    free(pixels);
+    if (!s) return;
     const size_t pb = linf_pixel_bytes(&d);
     uint8_t *want = xmalloc(pb), *got = xmalloc(pb);
     CONTEXT("format 2");
