@@ -59,7 +59,7 @@ def _info_rows(path: Path) -> list[tuple[str, str]]:
         ("samples", f"signed ({header.dtype}; coded with offset +{1 << (header.bit_depth - 1)})"
                     if header.is_signed else "unsigned"),
         ("tau (max error)", str(header.tau)),
-        ("coding mode", "per stripe (predictive or raw)" if header.striped else header.coding_mode),
+        ("coding mode", "per stripe (predictive, raw or palette)" if header.striped else header.coding_mode),
         ("stripes", f"{header.stripe_count} of {header.stripe_height} rows (independent, each with a CRC)"
                     if header.striped else "1 (not striped)"),
         ("header bytes", f"{header.header_bytes:,}"),
