@@ -122,7 +122,8 @@ def main(argv: list[str]) -> None:
         evaluate_lib.check_slacks([*slacks, FLAGS.default_slack])
         datasets = {Path(d).name: evaluate_lib.list_images(d, FLAGS.limit) for d in FLAGS.data_dir}
         specs = evaluate_lib.parse_model_specs(",".join(FLAGS.models))
-        models = {name: evaluate_lib.load_model(path) for name, path in specs.items()}
+        channels = 1 if FLAGS.gray else 3  # what `default` means: the shipped model for those images
+        models = {name: evaluate_lib.load_model(path, channels) for name, path in specs.items()}
         evaluate_lib.check_references(FLAGS.references)
         earlier = [r for path in FLAGS.merge for r in evaluate_lib.read_records(path)]
     except (FileNotFoundError, ValueError) as error:

@@ -358,3 +358,9 @@ def test_gray_protocol_codes_the_luma_of_colour_images(two_image_set, gray_model
                                                              references=()) if r.method == "codec"}
     assert codec_bpp["a_gray.png"] == rgb_bpp["a_gray.png"]
     assert codec_bpp["b_rgb.png"] != rgb_bpp["b_rgb.png"]
+
+
+def test_default_model_follows_the_protocol() -> None:
+    # --gray evaluates the shipped gray model; without it the RGB one (a gray run once got RGB).
+    assert evaluate_lib.load_model("default", channels=1).channels == 1
+    assert evaluate_lib.load_model("default").channels == 3

@@ -79,13 +79,14 @@ log = logging.getLogger(__name__)
 # --- models -----------------------------------------------------------------------------------
 
 
-def load_model(path: str | Path) -> Restorer:
-    """Evaluation's model loader: ``default`` is the shipped RGB model's *Keras* weights (the reference
-    the README's tables were measured with; ``linf`` runs its LiteRT twin), anything else as
-    :func:`linf_tf.runtime.load_restorer`."""
+def load_model(path: str | Path, channels: int = 3) -> Restorer:
+    """Evaluation's model loader: ``default`` is the *Keras* weights of the shipped model for
+    ``channels``-channel images (3: the RGB model; 1: the gray model, for the ``--gray`` protocol),
+    the reference the README's tables were measured with (``linf`` runs its LiteRT twin); anything
+    else as :func:`linf_tf.runtime.load_restorer`."""
     if str(path) == DEFAULT_MODEL:
-        return load_shipped(3, prefer_keras=True)
-    return load_restorer(path)
+        return load_shipped(channels, prefer_keras=True)
+    return load_restorer(path, channels=channels)
 
 
 def parse_model_specs(text: str) -> dict[str, str]:
