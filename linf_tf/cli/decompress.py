@@ -37,13 +37,15 @@ def run_decompress(args: argparse.Namespace) -> int:
         check_network_options(args)
     jobs = plan(args.inputs, args.output, is_stream_file, "." + args.format, args.recursive)
     network = make_network(args)
-    # The network (--restore) is shared and uses every core itself: files go one at a time.
+    # The network (--restore) is shared and uses every core itself: files go one at a time, and
+    # each file's stripes still decode on every thread (one thread cost 0.3 s of a 5 s restore).
+    cores = thread_count(args)
     return execute(
         "decompress", jobs,
         lambda src, dst, verbose, threads: decompress_file(
-            src, dst, args, verbose, not verbose, threads, network
+            src, dst, args, verbose, not verbose, cores if args.restore else threads, network
         ),
-        1 if args.restore else thread_count(args),
+        1 if args.restore else cores,
     )
 
 
