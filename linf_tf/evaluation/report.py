@@ -186,23 +186,29 @@ def _line_plot(
     return path
 
 
+def _slack_curves(axes: Any, rows: Sequence[Mapping[str, Any]], x: str) -> dict[int, Mapping[str, Any]]:
+    """Per network and tau, one curve of PSNR against ``x`` through its slacks, starting at the
+    codec's point; a colour per network. Returns the codec rows by tau."""
+    codec_rows = {row["tau"]: row for row in rows if row["method"] == "codec"}
+    for network, color in _network_colors(row["method"] for row in rows).items():
+        for tau in sorted(codec_rows):
+            variants = [row for row in rows if row["tau"] == tau and row["method"].split("@")[0] == network]
+            points = sorted(
+                [(codec_rows[tau][x], codec_rows[tau]["psnr"])]
+                + [(row[x], row["psnr"]) for row in variants if math.isfinite(row[x])]
+            )
+            label = network if tau == min(codec_rows) else None
+            axes.plot(*zip(*points, strict=True), color=color, marker="o", markersize=3, label=label)
+    return codec_rows
+
+
 def _tradeoff_plot(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
     """PSNR against the *guaranteed* l-inf error (1 + kappa) tau: per network and tau one curve
     through its slacks, starting at the codec (kappa = 0, bound tau); a colour per network, a
     label per tau at the codec's point; JPEG-LS as the reference."""
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(6.5, 4.5))
-    codec_rows = {row["tau"]: row for row in rows if row["method"] == "codec"}
-    colors = _network_colors(row["method"] for row in rows)
-    for network, color in colors.items():
-        for tau in sorted(codec_rows):
-            variants = [row for row in rows if row["tau"] == tau and row["method"].split("@")[0] == network]
-            points = sorted(
-                [(codec_rows[tau]["bound"], codec_rows[tau]["psnr"])]
-                + [(row["bound"], row["psnr"]) for row in variants]
-            )
-            label = network if tau == min(codec_rows) else None
-            axes.plot(*zip(*points, strict=True), color=color, marker="o", markersize=3, label=label)
+    codec_rows = _slack_curves(axes, rows, "bound")
     for tau, row in sorted(codec_rows.items()):
         axes.annotate(
             f"τ={tau}",
@@ -233,16 +239,7 @@ def _frontier_plot(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
     curves up and to the left."""
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(6.5, 4.5))
-    codec_rows = {row["tau"]: row for row in rows if row["method"] == "codec"}
-    for network, color in _network_colors(row["method"] for row in rows).items():
-        for tau in sorted(codec_rows):
-            variants = [row for row in rows if row["tau"] == tau and row["method"].split("@")[0] == network]
-            points = sorted(
-                [(codec_rows[tau]["linf"], codec_rows[tau]["psnr"])]
-                + [(row["linf"], row["psnr"]) for row in variants if math.isfinite(row["linf"])]
-            )
-            label = network if tau == min(codec_rows) else None
-            axes.plot(*zip(*points, strict=True), color=color, marker="o", markersize=3, label=label)
+    codec_rows = _slack_curves(axes, rows, "linf")
     set_name = str(rows[0]["set"]).lower()
     for method, marker in (("ℓ∞-CNN", "*"), ("MSE", "D")):
         column = PAPER_METHODS.index(method)
