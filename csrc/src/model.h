@@ -51,6 +51,7 @@ typedef struct channel_rows {
 typedef struct channel_model {
     channel_rows rows;
     const struct channel_model *second;  /* format 4: a second coded channel (or the reference) */
+    uint32_t second_weight;              /* format 4 interband-3 units: energy weight of second's error */
     int32_t bias_sum[NUM_BIAS_CONTEXTS];
     int32_t bias_count[NUM_BIAS_CONTEXTS];
     int32_t lms_weight[LMS_INPUTS];      /* first channel: NLMS weights, 16 fractional bits */
