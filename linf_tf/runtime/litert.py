@@ -105,7 +105,7 @@ class TFLiteRestorer:
 
     By default it keeps one single-threaded interpreter per core and the tiler runs that many
     windows at once (``parallel_windows``): XNNPACK's own threads split each convolution and scaled
-    1.2x on 2 cores, whole windows in parallel 1.7x (BUILD_NOTES, "Light runtime"). Interpreters
+    1.4x on 2 cores, whole windows in parallel 1.7x (BUILD_NOTES, "Light runtime"). Interpreters
     are created on first use. ``num_threads`` instead gives one interpreter with that many threads.
     """
 
