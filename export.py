@@ -60,6 +60,11 @@ flags.DEFINE_string(
     "Also write the shipped-model LiteRT files (linf_float32/16.tflite with the 'restore' signature) and "
     "manifest.json into this folder, e.g. linf_tf/weights/rgb.",
 )
+flags.DEFINE_string(
+    "integer_dir", None,
+    "Also write the exact integer network (intnet.bin, what `linf compress --restore-slack` and format-5 "
+    "streams run) into this folder, e.g. linf_tf/weights/gray. Needs --config (the generator's JSON).",
+)
 flags.DEFINE_bool("overwrite", False, "Replace an existing serving/<model_name>/<version> directory.")
 flags.DEFINE_bool("report", True, "Compare every export with the Keras model and write report.json/.md.")
 flags.DEFINE_integer("report_crop", 128, "Side of the central crops of the held-out report images.")
@@ -149,6 +154,8 @@ def _check_flags(argv: list[str]) -> None:
     if not FLAGS.output_dir:
         raise app.UsageError("--output_dir is required")
     _resolve_checkpoint()
+    if FLAGS.integer_dir and not FLAGS.config:
+        raise app.UsageError("--integer_dir needs the generator's JSON (--config or --checkpoint)")
     if FLAGS.weights and not FLAGS.config:
         raise app.UsageError("--weights needs --config (the JSON with the generator's builder arguments)")
     if not FLAGS.weights and not FLAGS.allow_untrained:
@@ -179,6 +186,11 @@ def main(argv: list[str]) -> int:
     channels = generator.inputs[0].shape[-1]
     if channels != FLAGS.channels:
         raise app.UsageError(f"--channels={FLAGS.channels} but the generator takes {channels} channels")
+    if FLAGS.integer_dir:
+        from linf_tf.learn.integer_export import write_integer_model
+
+        spec = json.loads(Path(FLAGS.config).read_text())
+        print(f"integer model: {write_integer_model(generator, spec, FLAGS.integer_dir)}")
     module = serving.make_serving_module(
         generator, channels=channels, input_dtype=FLAGS.input_dtype, max_value=FLAGS.max_value or None
     )

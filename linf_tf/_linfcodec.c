@@ -123,6 +123,53 @@ static PyObject *py_decode(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+static PyObject *py_encode_levelmap(PyObject *self, PyObject *args)
+{
+    Py_buffer map;
+    unsigned int width, height, levels;
+    if (!PyArg_ParseTuple(args, "y*III:encode_levelmap", &map, &width, &height, &levels)) return NULL;
+    PyObject *result = NULL;
+    if ((uint64_t)width * height != (uint64_t)map.len) {
+        PyErr_SetString(PyExc_ValueError, "level map buffer size is not width * height");
+        goto done;
+    }
+    const size_t capacity = linf_levelmap_max_bytes(width, height);
+    result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)capacity);
+    if (!result) goto done;
+    size_t written = 0;
+    linf_status status;
+    Py_BEGIN_ALLOW_THREADS
+    status = linf_encode_levelmap(map.buf, width, height, levels, (uint8_t *)PyBytes_AS_STRING(result), capacity,
+                                  &written);
+    Py_END_ALLOW_THREADS
+    if (status != LINF_OK) {
+        Py_CLEAR(result);
+        raise_status(status);
+        goto done;
+    }
+    _PyBytes_Resize(&result, (Py_ssize_t)written);
+done:
+    PyBuffer_Release(&map);
+    return result;
+}
+
+static PyObject *py_decode_levelmap(PyObject *self, PyObject *args)
+{
+    Py_buffer data, out;
+    unsigned int width, height, levels;
+    if (!PyArg_ParseTuple(args, "y*w*III:decode_levelmap", &data, &out, &width, &height, &levels)) return NULL;
+    linf_status status = LINF_ERR_BUFFER_TOO_SMALL;
+    if ((uint64_t)width * height == (uint64_t)out.len) {
+        Py_BEGIN_ALLOW_THREADS
+        status = linf_decode_levelmap(data.buf, (size_t)data.len, width, height, levels, out.buf);
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&data);
+    PyBuffer_Release(&out);
+    if (status != LINF_OK) return raise_status(status);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"encode", py_encode, METH_VARARGS,
      "encode(pixels, width, height, channels, bit_depth, tau, is_signed, stripe_height, threads\n"
@@ -136,6 +183,10 @@ static PyMethodDef methods[] = {
     {"decode", py_decode, METH_VARARGS,
      "decode(data, out, max_samples[, threads]) -> None\n\nDecode into the writable C-contiguous buffer out\n"
      "(data must be exactly one stream). Errors carry (message, code, stripe index or -1)."},
+    {"encode_levelmap", py_encode_levelmap, METH_VARARGS,
+     "encode_levelmap(map, width, height, levels) -> bytes\n\nContext-code a uint8 level map (format 5)."},
+    {"decode_levelmap", py_decode_levelmap, METH_VARARGS,
+     "decode_levelmap(data, out, width, height, levels) -> None\n\nDecode a level map into the writable out."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {
@@ -159,6 +210,7 @@ PyMODINIT_FUNC PyInit__linfcodec(void)
         PyModule_AddIntConstant(m, "HEADER_BYTES", LINF_HEADER_BYTES) < 0 ||
         PyModule_AddIntConstant(m, "OLDEST_FORMAT_VERSION", LINF_OLDEST_FORMAT_VERSION) < 0 ||
         PyModule_AddIntConstant(m, "MAX_THREADS", LINF_MAX_THREADS) < 0 ||
+        PyModule_AddIntConstant(m, "LEVELMAP_MAX_LEVELS", LINF_LEVELMAP_MAX_LEVELS) < 0 ||
         PyModule_AddStringConstant(m, "CORE_VERSION", linf_version()) < 0)
         goto fail;
     return m;

@@ -274,6 +274,12 @@ def info(data: bytes | bytearray | memoryview, exact: bool = True) -> StreamInfo
     try:
         fields = _linfcodec.read_header(data)
     except _linfcodec.Error as exc:
+        if bytes(memoryview(data)[:5]) == b"LINF\x05":
+            raise CodecError(
+                "this is a format-5 stream (plain stream + encoder-verified restoration): read it with "
+                "linf_tf.runtime.verified (info: read_header/split, pixels: decode) or `linf decompress`",
+                exc.args[1],
+            ) from None
         _raise_from(exc)
     width, height, channels, bit_depth, tau, version, mode, payload, header = fields[:9]
     signed, stripe_h, stripes = fields[9:]
@@ -326,6 +332,30 @@ def decode(
     out = np.empty(stream.shape, dtype=stream.dtype)
     try:
         _linfcodec.decode(data, out, limit, threads)
+    except _linfcodec.Error as exc:
+        _raise_from(exc)
+    return out
+
+
+LEVELMAP_MAX_LEVELS: int = _linfcodec.LEVELMAP_MAX_LEVELS
+
+
+def encode_level_map(level_map: np.ndarray, levels: int) -> bytes:
+    """Context-code a 2-D uint8 map of symbols below ``levels`` (the level maps of format 5)."""
+    level_map = np.ascontiguousarray(level_map, dtype=np.uint8)
+    if level_map.ndim != 2 or level_map.size == 0:
+        raise ValueError(f"a level map must be a non-empty 2-D array, got shape {level_map.shape}")
+    try:
+        return _linfcodec.encode_levelmap(level_map, level_map.shape[1], level_map.shape[0], int(levels))
+    except _linfcodec.Error as exc:
+        _raise_from(exc)
+
+
+def decode_level_map(data: bytes, shape: tuple[int, int], levels: int) -> np.ndarray:
+    """The uint8 map of ``shape`` that :func:`encode_level_map` coded; CodecError if corrupt."""
+    out = np.empty(shape, np.uint8)
+    try:
+        _linfcodec.decode_levelmap(bytes(data), out, shape[1], shape[0], int(levels))
     except _linfcodec.Error as exc:
         _raise_from(exc)
     return out

@@ -135,6 +135,16 @@ linf_status linf_decode(const uint8_t *src, size_t src_bytes, void *pixels, size
 linf_status linf_decode_ex(const uint8_t *src, size_t src_bytes, void *pixels, size_t pixel_bytes,
                            const linf_options *options, int64_t *failed_stripe);
 
+/* Level maps of encoder-verified restoration (format 5, written by the Python runtime layer): a
+ * width x height map of symbols below `levels` (<= LINF_LEVELMAP_MAX_LEVELS), context-coded. */
+#define LINF_LEVELMAP_MAX_LEVELS 8u
+size_t linf_levelmap_max_bytes(uint32_t width, uint32_t height);
+linf_status linf_encode_levelmap(const uint8_t *map, uint32_t width, uint32_t height, uint32_t levels,
+                                 uint8_t *dst, size_t capacity, size_t *written);
+/* Decodes into `map` (width * height bytes); a symbol >= levels is LINF_ERR_CORRUPT_PAYLOAD. */
+linf_status linf_decode_levelmap(const uint8_t *src, size_t src_bytes, uint32_t width, uint32_t height,
+                                 uint32_t levels, uint8_t *map);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,362 @@
+"""Encoder-verified restoration: a guaranteed tight bound with most of the network's gain (format 5).
+
+A decoder cannot know where its network is wrong, so a plain restored stream must use one small
+box everywhere. The encoder knows the original: it runs the very same restoration (the exact
+integer network of :mod:`linf_tf.runtime.intnet`), and for every block picks the box half-width
+("level") that lowers the block's squared error most *while keeping every sample of the block within
+the bound* ``tau + floor(slack * tau)``. The level map travels in the stream, coded losslessly by
+the codec itself; the decoder reruns the network, applies the map, and so meets the bound exactly.
+
+Stream layout (little-endian): a 44-byte fixed part ::
+
+     0 magic "LINF"   4 version 5 (u8)   5 level count n (u8)   6 block size (u16)
+     8 slack in thousandths (u16)   10 bound = tau + floor(slack * tau) (u16)
+    12 model hash (16 bytes)   28 CRC-32 of the restored samples (u32)
+    32 level-map bytes (u32)   36 CRC-32 of the level-map bytes (u32)   40 plain stream bytes (u64)
+
+then the n levels (u16 each, box half-widths in samples, ascending, the first 0), a CRC-32 of all the
+header bytes before it, the level map (one symbol per block, context-coded by the C core's
+``linf_encode_levelmap``), and the plain stream of the image itself. Nothing else: a stream's size
+is exactly the sum.
+
+The CRC of the restored samples is the determinism check: a decoder whose restoration differs from
+the encoder's in a single sample refuses (:class:`~linf_tf.codec.CodecError`) instead of handing out
+samples whose bound nobody verified. ``restore=False`` gives the plain codec output (bound tau).
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+from linf_tf import codec
+from linf_tf.codec import CodecError
+from linf_tf.runtime.intnet import IntNet, IntNetError
+from linf_tf.runtime.registry import WEIGHTS_DIR
+
+FORMAT_VERSION = 5
+MAGIC = b"LINF"
+INTEGER_MODEL_FILE = "intnet.bin"
+DEFAULT_RESTORE_SLACK = 0.25
+BLOCK_SIZES = (8, 16, 32)  # what ``block="auto"`` chooses from
+DEFAULT_MAX_SIDE_FRACTION = 0.01  # "auto": the level map may add up to 1 % to the plain stream
+MAX_LEVELS = 8
+_FIXED = struct.Struct("<4sBBHHH16sIIIQ")
+
+
+@dataclass(frozen=True)
+class VerifiedHeader:
+    """What a format-5 stream says about its restoration."""
+
+    block: int
+    slack_thousandths: int
+    bound: int
+    levels: tuple[int, ...]
+    model_hash: bytes
+    restored_crc: int
+    map_bytes: int
+    map_crc: int
+    plain_bytes: int
+    header_bytes: int
+
+    @property
+    def slack(self) -> float:
+        return self.slack_thousandths / 1000.0
+
+    @property
+    def side_bytes(self) -> int:
+        """Everything the restoration adds to the plain stream."""
+        return self.header_bytes + self.map_bytes
+
+
+def is_verified_stream(data: bytes | bytearray | memoryview) -> bool:
+    return len(data) >= 5 and bytes(data[:4]) == MAGIC and data[4] == FORMAT_VERSION
+
+
+def slack_levels(tau: int, slack_thousandths: int) -> tuple[int, ...]:
+    """Box half-widths offered per block: none, the always-safe floor(slack*tau), then up to tau."""
+    safe = slack_thousandths * tau // 1000
+    wider = (tau // 2, (3 * tau) // 4, tau)
+    return tuple(sorted({0, safe, *(level for level in wider if level > safe)}))
+
+
+def _per_block(values: np.ndarray, block: int, reduce: str) -> np.ndarray:
+    """Max or sum of (H, W, C) values over each block x block x C tile (zero padded)."""
+    height, width = values.shape[:2]
+    blocks_h, blocks_w = -(-height // block), -(-width // block)
+    padded = np.zeros((blocks_h * block, blocks_w * block) + values.shape[2:], values.dtype)
+    padded[:height, :width] = values
+    tiles = padded.reshape(blocks_h, block, blocks_w, block, -1)
+    return tiles.max(axis=(1, 3, 4)) if reduce == "max" else tiles.sum(axis=(1, 3, 4))
+
+
+def _expand(level_map: np.ndarray, block: int, shape: tuple[int, ...]) -> np.ndarray:
+    full = np.repeat(np.repeat(level_map, block, axis=0), block, axis=1)
+    return full[: shape[0], : shape[1], None]
+
+
+def apply_levels(decoded: np.ndarray, correction: np.ndarray, level_map: np.ndarray,
+                 levels: tuple[int, ...], block: int, max_value: int) -> np.ndarray:
+    """clip(y + clip(correction, -w, w), 0, max) with w the block's box half-width (integers)."""
+    y = decoded.reshape(correction.shape).astype(np.int64)
+    width = _expand(np.asarray(levels, np.int64)[level_map], block, y.shape)
+    moved = np.clip(correction, -width, width)
+    return np.clip(y + moved, 0, max_value).astype(decoded.dtype).reshape(decoded.shape)
+
+
+def choose_levels(original: np.ndarray, decoded: np.ndarray, correction: np.ndarray, bound: int,
+                  levels: tuple[int, ...], block: int, max_value: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per block, the level with the least squared error among those keeping every sample within
+    ``bound`` of the original (level 0, the plain output, always does). Returns (map, SSE per block)."""
+    x = original.reshape(correction.shape).astype(np.int64)
+    y = decoded.reshape(correction.shape).astype(np.int64)
+    best_sse = best_map = None
+    for index, level in enumerate(levels):
+        error = np.clip(y + np.clip(correction, -level, level), 0, max_value) - x
+        worst = _per_block(np.abs(error), block, "max")
+        sse = np.where(worst <= bound, _per_block(error * error, block, "sum"), np.iinfo(np.int64).max)
+        if best_sse is None:
+            best_sse, best_map = sse, np.zeros(sse.shape, np.uint8)
+        else:
+            better = sse < best_sse
+            best_sse, best_map = np.where(better, sse, best_sse), np.where(better, index, best_map)
+    return best_map.astype(np.uint8), best_sse
+
+
+@cache
+def shipped_integer_models() -> dict[bytes, Path]:
+    """content hash -> file, for every ``weights/*/intnet.bin`` shipped with the package."""
+    found = {}
+    for path in sorted(WEIGHTS_DIR.glob(f"*/{INTEGER_MODEL_FILE}")):
+        found[IntNet.load(path).content_hash] = path
+    return found
+
+
+def integer_model_for(channels: int, model: str | Path | IntNet | None = None) -> IntNet:
+    """The integer model an encoder uses: ``model`` if given, else the shipped one for ``channels``
+    (the 1-channel model runs channel by channel on other counts)."""
+    if isinstance(model, IntNet):
+        return model
+    if model is not None:
+        return IntNet.load(model)
+    nets = [IntNet.load(path) for path in shipped_integer_models().values()]
+    for wanted in (channels, 1):
+        for net in nets:
+            if net.channels == wanted:
+                return net
+    raise FileNotFoundError(
+        f"no shipped integer restoration model ({INTEGER_MODEL_FILE}) for {channels} channel(s)"
+    )
+
+
+def network_correction(net: IntNet, decoded: np.ndarray, tau: int, max_value: int) -> np.ndarray:
+    """int32 (H, W, C) correction; a 1-channel model runs on each channel of a C-channel image."""
+    image = decoded[..., None] if decoded.ndim == 2 else decoded
+    if net.channels == image.shape[2]:
+        return net.correction(image, tau, max_value)
+    if net.channels != 1:
+        raise ValueError(f"a {net.channels}-channel model cannot restore {image.shape[2]} channels")
+    planes = [net.correction(image[..., c], tau, max_value)[..., 0] for c in range(image.shape[2])]
+    return np.stack(planes, axis=-1)
+
+
+def restored_crc(restored: np.ndarray) -> int:
+    """CRC-32 of the samples in C order, little-endian whatever the machine."""
+    return zlib.crc32(np.ascontiguousarray(restored, restored.dtype.newbyteorder("<")).tobytes())
+
+
+def encode(
+    image: np.ndarray,
+    tau: int,
+    slack: float = DEFAULT_RESTORE_SLACK,
+    *,
+    block: int | str = "auto",
+    model: str | Path | IntNet | None = None,
+    bit_depth: int | None = None,
+    threads: int | None = None,
+    max_side_fraction: float = DEFAULT_MAX_SIDE_FRACTION,
+) -> bytes:
+    """A format-5 stream: the plain stream of ``image`` at ``tau`` plus the verified level map, so
+    that :func:`decode` returns samples within ``tau + floor(slack * tau)`` of ``image``.
+
+    ``block``: the level map's block size in pixels, or "auto": the one of ``BLOCK_SIZES`` with the
+    least squared error among those whose level map and header add at most ``max_side_fraction`` of
+    the plain stream (the largest block if none does).
+    """
+    plan = plan_restoration(image, tau, slack, block=block, model=model, bit_depth=bit_depth, threads=threads,
+                            max_side_fraction=max_side_fraction)
+    return plan.stream
+
+
+@dataclass(frozen=True)
+class RestorationPlan:
+    """What the encoder decided (kept for benchmarks: the restored image and the plain stream)."""
+
+    stream: bytes
+    plain: bytes
+    restored: np.ndarray
+    header: VerifiedHeader
+
+
+def plan_restoration(
+    image: np.ndarray,
+    tau: int,
+    slack: float = DEFAULT_RESTORE_SLACK,
+    *,
+    block: int | str = "auto",
+    model: str | Path | IntNet | None = None,
+    bit_depth: int | None = None,
+    threads: int | None = None,
+    correction: np.ndarray | None = None,
+    max_side_fraction: float = DEFAULT_MAX_SIDE_FRACTION,
+) -> RestorationPlan:
+    """:func:`encode`, returning the restored samples too (``correction`` may be given precomputed)."""
+    thousandths = _check_slack(slack)
+    if int(tau) < 1:
+        raise ValueError("verified restoration needs tau >= 1 (tau 0 is already lossless)")
+    if np.asarray(image).dtype.kind != "u":
+        raise ValueError(f"verified restoration needs unsigned samples, got {np.asarray(image).dtype}")
+    blocks = _check_block(block)
+    plain, decoded = codec.encode_with_decoded(image, tau, bit_depth, threads=threads)
+    info = codec.info(plain)
+    max_value = (1 << info.bit_depth) - 1
+    net = integer_model_for(info.channels, model)
+    if correction is None:
+        correction = network_correction(net, decoded, tau, max_value)
+    bound = tau + thousandths * tau // 1000
+    levels = slack_levels(tau, thousandths)
+    header_bytes = _FIXED.size + 2 * len(levels) + 4
+    candidates = []
+    for size in sorted(blocks, reverse=True):  # largest first: the fallback when none fits the budget
+        level_map, sse = choose_levels(image, decoded, correction, bound, levels, size, max_value)
+        map_stream = codec.encode_level_map(level_map, len(levels))
+        fits = header_bytes + len(map_stream) <= max_side_fraction * len(plain)
+        candidates.append((not fits and bool(candidates), float(sse.sum()), size, level_map, map_stream))
+    _, _, size, level_map, map_stream = min(candidates, key=lambda c: (c[0], c[1]))
+    restored = apply_levels(decoded, correction, level_map, levels, size, max_value)
+    header = VerifiedHeader(size, thousandths, bound, levels, net.content_hash, restored_crc(restored),
+                            len(map_stream), zlib.crc32(map_stream), len(plain), header_bytes)
+    return RestorationPlan(_write_header(header) + map_stream + plain, plain, restored, header)
+
+
+def _check_slack(slack: float) -> int:
+    if not 0.0 <= float(slack) <= 1.0:
+        raise ValueError(f"restore slack must be between 0 and 1, got {slack}")
+    return round(float(slack) * 1000)
+
+
+def _check_block(block: int | str) -> tuple[int, ...]:
+    if block == "auto":
+        return BLOCK_SIZES
+    if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or not 2 <= block <= 1024:
+        raise ValueError(f"block must be 'auto' or a size from 2 to 1024 pixels, got {block!r}")
+    return (int(block),)
+
+
+def _write_header(header: VerifiedHeader) -> bytes:
+    fixed = _FIXED.pack(MAGIC, FORMAT_VERSION, len(header.levels), header.block, header.slack_thousandths,
+                        header.bound, header.model_hash, header.restored_crc, header.map_bytes,
+                        header.map_crc, header.plain_bytes)
+    body = fixed + struct.pack(f"<{len(header.levels)}H", *header.levels)
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def read_header(data: bytes | bytearray | memoryview) -> VerifiedHeader:
+    """The restoration header of a format-5 stream; CodecError if it is corrupt or inconsistent."""
+    data = bytes(data)
+    if not is_verified_stream(data):
+        raise CodecError("not a format-5 (encoder-verified restoration) stream", 2)
+    if len(data) < _FIXED.size:
+        raise CodecError("format-5 stream is truncated (header)", codec.ERR_TRUNCATED)
+    fields = _FIXED.unpack_from(data)
+    count, block, thousandths, bound, model_hash, crc, map_bytes, map_crc, plain_bytes = fields[2:]
+    header_bytes = _FIXED.size + 2 * count + 4
+    if len(data) < header_bytes:
+        raise CodecError("format-5 stream is truncated (header)", codec.ERR_TRUNCATED)
+    body = data[: header_bytes - 4]
+    if zlib.crc32(body) != struct.unpack_from("<I", data, header_bytes - 4)[0]:
+        raise CodecError("format-5 restoration header CRC mismatch: the stream is corrupt", 3)
+    levels = struct.unpack_from(f"<{count}H", data, _FIXED.size)
+    valid = (1 <= count <= MAX_LEVELS and levels[0] == 0 and list(levels) == sorted(set(levels))
+             and 2 <= block <= 1024 and thousandths <= 1000)
+    if not valid:
+        raise CodecError("format-5 restoration header has invalid levels, block size or slack", 4)
+    total = header_bytes + map_bytes + plain_bytes
+    if len(data) != total:
+        code = codec.ERR_TRUNCATED if len(data) < total else codec.ERR_TRAILING_DATA
+        raise CodecError(f"format-5 stream is {len(data)} bytes, its header says {total}", code)
+    return VerifiedHeader(block, thousandths, bound, tuple(levels), model_hash, crc, map_bytes, map_crc,
+                          plain_bytes, header_bytes)
+
+
+def split(data: bytes | bytearray | memoryview) -> tuple[VerifiedHeader, bytes, bytes]:
+    """(header, level-map stream, plain stream), with the plain stream's facts checked against it."""
+    header = read_header(data)
+    data = bytes(data)
+    start = header.header_bytes
+    map_stream = data[start : start + header.map_bytes]
+    if zlib.crc32(map_stream) != header.map_crc:
+        raise CodecError("format-5 level map CRC mismatch: the stream is corrupt", 5)
+    plain = data[start + header.map_bytes :]
+    info = codec.info(plain)
+    if header.bound != info.tau + header.slack_thousandths * info.tau // 1000 or header.levels[-1] > info.tau:
+        raise CodecError("format-5 restoration header does not match its plain stream's tau", 4)
+    return header, map_stream, plain
+
+
+def decode(
+    data: bytes | bytearray | memoryview,
+    *,
+    restore: bool = True,
+    models: Iterable[str | Path] = (),
+    threads: int | None = None,
+) -> np.ndarray:
+    """The restored image (within ``header.bound`` of the original), or with ``restore=False`` the
+    plain codec output (within tau). ``models``: integer model files to look in beside the shipped
+    ones. CodecError if the stream is corrupt, the model is missing, or the restoration does not
+    reproduce the encoder's samples exactly."""
+    header, map_stream, plain = split(data)
+    decoded = codec.decode(plain, threads=threads)
+    if not restore:
+        return decoded
+    info = codec.info(plain)
+    level_map = _level_map(map_stream, header, decoded.shape)
+    net = _model_by_hash(header.model_hash, models)
+    max_value = (1 << info.bit_depth) - 1
+    correction = network_correction(net, decoded, info.tau, max_value)
+    restored = apply_levels(decoded, correction, level_map, header.levels, header.block, max_value)
+    if restored_crc(restored) != header.restored_crc:
+        raise CodecError(
+            "the restoration on this machine differs from the encoder's (restored-sample CRC mismatch); "
+            "the bound cannot be guaranteed: decode without restoration (--no-restore) for the plain "
+            "output within tau", 5,
+        )
+    return restored
+
+
+def _level_map(map_stream: bytes, header: VerifiedHeader, shape: tuple[int, ...]) -> np.ndarray:
+    expected = (-(-shape[0] // header.block), -(-shape[1] // header.block))
+    return codec.decode_level_map(map_stream, expected, len(header.levels))
+
+
+def _model_by_hash(wanted: bytes, extra: Iterable[str | Path]) -> IntNet:
+    for path in extra:
+        try:
+            net = IntNet.load(path)
+        except (OSError, IntNetError):
+            continue
+        if net.content_hash == wanted:
+            return net
+    path = shipped_integer_models().get(wanted)
+    if path is None:
+        raise CodecError(
+            f"the stream was restored with integer model {wanted.hex()}, which this installation does not "
+            "have; install the linf-tf version that wrote it, or decode plain with --no-restore", 6,
+        )
+    return IntNet.load(path)
