@@ -28,7 +28,7 @@ CODEC_LAYER = (
 )
 RUNTIME_LAYER = (
     "linf_tf.runtime", "linf_tf.runtime.litert", "linf_tf.runtime.registry", "linf_tf.runtime.tiling",
-    "linf_tf.runtime.box", "linf_tf.runtime.restorer",
+    "linf_tf.runtime.box", "linf_tf.runtime.restorer", "linf_tf.runtime.intnet", "linf_tf.runtime.verified",
 )
 
 

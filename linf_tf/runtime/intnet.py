@@ -20,7 +20,7 @@ across BLAS thread counts. Requantisation is int64.
 
 Model layout (:meth:`IntNet.to_bytes`, little-endian): magic ``LNFQ``, version, channels C, unshuffle
 factor f, layer count, then per layer ``in, out, skip (255 = none), flags (1 relu, 2 final), cin,
-cout``, weights int16 [3, 3, cin, cout], bias int32 [cout], multiplier int32 [cout], shift u8
+cout``, weights int16 [3, 3, cin, cout], bias int64 [cout], multiplier int32 [cout], shift u8
 [cout]; a CRC-32 of everything before it ends the blob. Tensor 0 is the input: the image and a
 constant tau plane (C + 1 channels, each sample ``round(v * ACT_MAX / max_value)``), mirror-padded
 at the bottom/right to a multiple of f and pixel-unshuffled (f*f*(C+1) channels, depth order
@@ -103,7 +103,7 @@ class IntNet:
             skip = NO_SKIP if layer.skip is None else layer.skip
             parts.append(_LAYER_HEAD.pack(layer.source, layer.target, skip, flags, layer.cin, layer.cout))
             parts.append(layer.weights.astype("<i2").tobytes())
-            parts.append(layer.bias.astype("<i4").tobytes())
+            parts.append(layer.bias.astype("<i8").tobytes())
             parts.append(layer.multiplier.astype("<i4").tobytes())
             parts.append(layer.shift.astype("u1").tobytes())
         body = b"".join(parts)
@@ -185,7 +185,7 @@ def _parse_layer(body: bytes, offset: int, index: int, widths: list[int]) -> tup
     if problems:
         raise IntNetError(f"integer model layer {index}: invalid {', '.join(problems)}")
     weights, offset = _take(body, offset, "<i2", 9 * cin * cout)
-    bias, offset = _take(body, offset, "<i4", cout)
+    bias, offset = _take(body, offset, "<i8", cout)
     multiplier, offset = _take(body, offset, "<i4", cout)
     shift, offset = _take(body, offset, "u1", cout)
     weights = weights.reshape(3, 3, cin, cout)

@@ -1,0 +1,187 @@
+"""Encoder-verified restoration, format 5 (issue 18): the bound holds on every sample, the decoder
+reproduces the encoder bit for bit or refuses, and every damaged stream is a CodecError."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skimage.data
+
+from linf_tf import codec
+from linf_tf.codec import CodecError
+from linf_tf.runtime import verified
+from linf_tf.runtime.intnet import IntNet
+
+REPO = Path(__file__).resolve().parents[1]
+GRAY = np.ascontiguousarray(skimage.data.camera()[180:228, 210:250])  # 48 x 40: no block divides it
+RGB = np.ascontiguousarray(skimage.data.astronaut()[90:134, 170:206])  # 44 x 36 x 3
+
+
+def _check_plan(image: np.ndarray, tau: int, slack: float, block) -> verified.RestorationPlan:
+    plan = verified.plan_restoration(image, tau, slack, block=block)
+    bound = tau + int(slack * 1000) * tau // 1000
+    assert plan.header.bound == bound
+    error = np.abs(plan.restored.astype(np.int64) - image)
+    assert error.max() <= bound  # every sample of every output
+    restored = verified.decode(plan.stream)
+    np.testing.assert_array_equal(restored, plan.restored)
+    assert restored.dtype == image.dtype and restored.shape == image.shape
+    return plan
+
+
+@pytest.mark.parametrize("tau", [1, 2, 3, 4, 6, 8, 10, 12, 14])
+@pytest.mark.parametrize("image", [GRAY, RGB], ids=["gray", "rgb"])
+def test_bound_holds_on_every_sample_for_every_tau(image: np.ndarray, tau: int) -> None:
+    _check_plan(image, tau, 0.25, "auto")
+
+
+@pytest.mark.parametrize("block", [4, 8, 16, 32, 64])
+@pytest.mark.parametrize("slack", [0.0, 0.25, 0.5, 1.0])
+def test_bound_holds_for_every_block_size_and_slack(block: int, slack: float) -> None:
+    _check_plan(RGB, 6, slack, block)
+
+
+def test_restoration_gains_over_the_plain_codec() -> None:
+    image = np.ascontiguousarray(skimage.data.astronaut()[:128, :128])
+    plan = _check_plan(image, 8, 0.25, 8)
+    plain = codec.decode(plan.plain)
+    mse_plain = np.mean((plain.astype(float) - image) ** 2)
+    mse_restored = np.mean((plan.restored.astype(float) - image) ** 2)
+    assert mse_restored < 0.8 * mse_plain
+    correction = verified.network_correction(verified.integer_model_for(3), plain, 8, 255)
+    header = plan.header
+    level_map, _ = verified.choose_levels(image, plain, correction, header.bound, header.levels, 8, 255)
+    assert len(np.unique(level_map)) > 1  # the encoder really chooses per block
+
+
+def test_no_restore_gives_the_plain_codec_output() -> None:
+    stream = verified.encode(GRAY, 5)
+    header, level_map, plain = verified.split(stream)
+    np.testing.assert_array_equal(verified.decode(stream, restore=False), codec.decode(plain))
+    assert header.side_bytes + header.plain_bytes == len(stream)
+    assert np.abs(verified.decode(stream, restore=False).astype(int) - GRAY).max() <= 5
+
+
+def test_plain_codec_reader_points_to_the_verified_reader() -> None:
+    with pytest.raises(CodecError, match="format-5"):
+        codec.decode(verified.encode(GRAY, 3))
+
+
+def test_a_one_sample_disagreement_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    stream = verified.encode(RGB, 6, block=8)
+    header, map_stream, _ = verified.split(stream)
+    blocks = (-(-RGB.shape[0] // 8), -(-RGB.shape[1] // 8))
+    widths = np.asarray(header.levels)[codec.decode_level_map(map_stream, blocks, len(header.levels))]
+    moved = np.repeat(np.repeat(widths, 8, axis=0), 8, axis=1)[: RGB.shape[0], : RGB.shape[1]] > 0
+    assert moved.any()
+    original = verified.network_correction
+
+    def off_by_one(net, decoded, tau, max_value):
+        correction = original(net, decoded, tau, max_value).copy()
+        y = decoded.reshape(correction.shape)
+        # One sample the decoder would move differently: its block allows a move, the encoder's
+        # network did not move it, and +1 stays inside the sample range.
+        where = np.argwhere((correction == 0) & (y < max_value) & moved[..., None])
+        correction[tuple(where[0])] = 1
+        return correction
+
+    monkeypatch.setattr(verified, "network_correction", off_by_one)
+    with pytest.raises(CodecError, match="differs from the encoder.*--no-restore"):
+        verified.decode(stream)
+
+
+def test_missing_model_names_its_hash(monkeypatch: pytest.MonkeyPatch) -> None:
+    stream = verified.encode(GRAY, 4)
+    monkeypatch.setattr(verified, "shipped_integer_models", lambda: {})
+    with pytest.raises(CodecError, match=verified.read_header(stream).model_hash.hex()):
+        verified.decode(stream)
+    verified.decode(stream, restore=False)  # plain decoding needs no model
+
+
+def test_an_extra_model_file_is_found_by_hash(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    net = verified.integer_model_for(1)
+    path = tmp_path / "mine.bin"
+    path.write_bytes(net.to_bytes())
+    stream = verified.encode(GRAY, 4, model=path)
+    monkeypatch.setattr(verified, "shipped_integer_models", lambda: {})
+    np.testing.assert_array_equal(verified.decode(stream, models=[path]), verified.plan_restoration(
+        GRAY, 4, model=net).restored)
+
+
+def test_every_damaged_byte_and_every_cut_is_a_codec_error() -> None:
+    stream = verified.encode(np.ascontiguousarray(GRAY[:24, :20]), 6, block=8)
+    header = verified.read_header(stream)
+    head = header.header_bytes + header.map_bytes + 40
+    positions = list(range(head)) + list(range(len(stream) - 40, len(stream)))
+    for position in positions:
+        damaged = bytearray(stream)
+        damaged[position] ^= 0x5A
+        with pytest.raises(CodecError):
+            verified.decode(bytes(damaged))
+    for cut in range(0, len(stream), 7):
+        with pytest.raises(CodecError):
+            verified.decode(stream[:cut])
+    with pytest.raises(CodecError):
+        verified.decode(stream + b"\0")
+
+
+def test_random_garbage_after_the_magic_is_a_codec_error() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        junk = b"LINF\x05" + rng.integers(0, 256, int(rng.integers(0, 120)), dtype=np.uint8).tobytes()
+        with pytest.raises(CodecError):
+            verified.decode(junk)
+
+
+def test_other_channel_counts_and_bit_depths() -> None:
+    rng = np.random.default_rng(2)
+    two = np.stack([GRAY, GRAY[::-1]], axis=-1)
+    _check_plan(two, 5, 0.25, 16)  # the 1-channel model on each channel
+    deep = (GRAY.astype(np.uint16) * 16 + rng.integers(0, 16, GRAY.shape)).astype(np.uint16)
+    plan = verified.plan_restoration(deep, 40, 0.25, bit_depth=12)
+    assert np.abs(plan.restored.astype(int) - deep).max() <= 50
+    np.testing.assert_array_equal(verified.decode(plan.stream), plan.restored)
+
+
+def test_bad_arguments_are_clear_errors() -> None:
+    with pytest.raises(ValueError, match="tau >= 1"):
+        verified.encode(GRAY, 0)
+    with pytest.raises(ValueError, match="slack"):
+        verified.encode(GRAY, 3, 1.5)
+    with pytest.raises(ValueError, match="unsigned"):
+        verified.encode(GRAY.astype(np.int16), 3)
+    with pytest.raises(ValueError, match="block"):
+        verified.encode(GRAY, 3, block=1)
+
+
+def test_the_same_restoration_on_one_blas_thread() -> None:
+    stream = verified.encode(RGB, 7)
+    path = REPO / "out" / "test_verified_stream.nlc"
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(stream)
+    code = (
+        "import hashlib, sys\n"
+        "from linf_tf.runtime import verified\n"
+        f"print(hashlib.sha256(verified.decode(open({str(path)!r}, 'rb').read()).tobytes()).hexdigest())\n"
+    )
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env=env,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    import hashlib
+
+    assert result.stdout.strip() == hashlib.sha256(verified.decode(stream).tobytes()).hexdigest()
+
+
+def test_level_map_round_trip_and_refusals() -> None:
+    level_map = np.random.default_rng(3).integers(0, 5, (13, 17)).astype(np.uint8)
+    coded = codec.encode_level_map(level_map, 5)
+    np.testing.assert_array_equal(codec.decode_level_map(coded, level_map.shape, 5), level_map)
+    with pytest.raises(CodecError):
+        codec.encode_level_map(level_map, 4)  # a symbol >= levels
+    assert isinstance(verified.integer_model_for(3), IntNet)
