@@ -1,8 +1,10 @@
 """The ``linf`` command: compress images to ``.nlc`` streams, decompress them, inspect headers.
 
-Every decoded sample is within ``tau`` of the original (``tau = 0``: bit-exact). Several inputs, or
-a folder, are processed file by file into an output folder, with a progress bar and a summary: a
-file that fails is reported by name and the rest still run; the exit status is then 2.
+Every decoded sample is within ``tau`` of the original (``tau = 0``: bit-exact); a stream written with
+``compress --restore-slack K`` (format 5) also carries an encoder-verified restoration, which decompress
+applies, within ``tau + floor(K * tau)``. Several inputs, or a folder, are processed file by file
+into an output folder, with a progress bar and a summary: a file that fails is reported by name and
+the rest still run; the exit status is then 2.
 
 Modules: ``parser`` (options), ``compress`` / ``decompress`` / ``restore`` / ``info`` (one command
 each), ``batch`` (folders, batches, summaries), ``common`` (errors, results, path checks, printing).

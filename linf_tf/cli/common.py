@@ -18,6 +18,7 @@ from linf_tf import codec
 from linf_tf.image_samples import StackLayout
 from linf_tf.imageio import WRITE_SUFFIXES
 from linf_tf.runtime import guaranteed_bound
+from linf_tf.runtime.verified import VerifiedHeader
 from linf_tf.sidecar import SIDECAR_SUFFIX, Sidecar
 
 STREAM_SUFFIX = ".nlc"
@@ -43,17 +44,8 @@ def print_facts(
     title: str, header: codec.StreamInfo, restored_slack: float | None = None, note: str = ""
 ) -> None:
     """The facts of one stream (sizes, ratio, guaranteed error), printed when one file is processed."""
-    raw = raw_bytes(header)
-    rows = [
-        ("file", title),
-        ("shape", f"{header.shape} ({header.channels} channel{'s' if header.channels > 1 else ''}, "
-                  f"{header.dtype}, {header.bit_depth}-bit)"),
-        ("original size", f"{raw:,} bytes (raw samples)"),
-        ("compressed size", f"{header.total_bytes:,} bytes ({header.coding_mode})"),
-        ("bits per sample", f"{header.bits_per_sample:.4f}"),
-        ("compression ratio", f"{raw / header.total_bytes:.3f}:1"),
-        ("guaranteed max error", str(header.tau)),
-    ]
+    rows = fact_rows(title, header, header.total_bytes, header.coding_mode)
+    rows.append(("guaranteed max error", str(header.tau)))
     if restored_slack is not None:
         bound = guaranteed_bound(header.tau, restored_slack)
         detail = f"{bound} after restoration (tau {header.tau}, slack {restored_slack})"
@@ -61,6 +53,53 @@ def print_facts(
     if note:
         rows.append(("note", note))
     print_rows(rows)
+
+
+def print_verified_facts(
+    title: str, header: codec.StreamInfo, restoration: VerifiedHeader, total_bytes: int,
+    restored: bool = True, note: str = "",
+) -> None:
+    """The facts of one format-5 stream: ``header`` is its plain stream's, ``total_bytes`` the whole file.
+
+    ``restored``: the verified restoration was (or will be, by decompress) applied, so the bound is
+    ``restoration.bound``; else the plain output's tau."""
+    rows = fact_rows(title, header, total_bytes, f"{header.coding_mode} + verified restoration")
+    if restored:
+        rows.append(("guaranteed max error", verified_bound_text(restoration, header.tau)))
+    else:
+        rows.append(("guaranteed max error", f"{header.tau} (plain output: verified restoration skipped "
+                                             f"with --no-restore; {restoration.bound} with it)"))
+    rows.append(("restoration block", f"{restoration.block} x {restoration.block} pixels"))
+    rows.append(("side information", side_information_text(restoration, total_bytes)))
+    if note:
+        rows.append(("note", note))
+    print_rows(rows)
+
+
+def verified_bound_text(restoration: VerifiedHeader, tau: int) -> str:
+    """``BOUND (verified restoration, tau T, slack K)``."""
+    return f"{restoration.bound} (verified restoration, tau {tau}, slack {restoration.slack:g})"
+
+
+def side_information_text(restoration: VerifiedHeader, total_bytes: int) -> str:
+    """What the restoration adds to the plain stream, in bytes and as a share of the whole stream."""
+    share = 100 * restoration.side_bytes / total_bytes
+    return (f"{restoration.side_bytes:,} bytes ({restoration.header_bytes} header + "
+            f"{restoration.map_bytes:,} level map; {share:.2f} % of the stream)")
+
+
+def fact_rows(title: str, header: codec.StreamInfo, total_bytes: int, coding: str) -> list[tuple[str, str]]:
+    """The rows every command's facts start with: file, shape, sizes, bits per sample, ratio."""
+    raw = raw_bytes(header)
+    return [
+        ("file", title),
+        ("shape", f"{header.shape} ({header.channels} channel{'s' if header.channels > 1 else ''}, "
+                  f"{header.dtype}, {header.bit_depth}-bit)"),
+        ("original size", f"{raw:,} bytes (raw samples)"),
+        ("compressed size", f"{total_bytes:,} bytes ({coding})"),
+        ("bits per sample", f"{8.0 * total_bytes / header.num_samples:.4f}"),
+        ("compression ratio", f"{raw / total_bytes:.3f}:1"),
+    ]
 
 
 def print_rows(rows: Iterable[tuple[str, str]]) -> None:
@@ -76,11 +115,11 @@ def raw_bytes(header: codec.StreamInfo) -> int:
     return header.num_samples * header.dtype.itemsize
 
 
-def file_result(header: codec.StreamInfo, note: str = "") -> FileResult:
-    """The batch summary's entry for one stream."""
-    return FileResult(
-        raw_bytes=raw_bytes(header), stream_bytes=header.total_bytes, samples=header.num_samples, note=note
-    )
+def file_result(header: codec.StreamInfo, note: str = "", stream_bytes: int | None = None) -> FileResult:
+    """The batch summary's entry for one stream (``stream_bytes``: the whole file when it is more than
+    ``header``'s stream, i.e. format 5)."""
+    total = header.total_bytes if stream_bytes is None else stream_bytes
+    return FileResult(raw_bytes=raw_bytes(header), stream_bytes=total, samples=header.num_samples, note=note)
 
 
 def read_stream(path: Path) -> bytes:

@@ -1,4 +1,5 @@
-"""``linf compress``: images to ``.nlc`` streams, plus a sidecar for what a stream cannot hold."""
+"""``linf compress``: images to ``.nlc`` streams, plus a sidecar for what a stream cannot hold; with
+``--restore-slack``, format-5 streams that carry an encoder-verified restoration."""
 
 from __future__ import annotations
 
@@ -17,15 +18,18 @@ from linf_tf.cli.common import (
     file_result,
     make_parent,
     print_facts,
+    print_verified_facts,
     refuse_overwrite,
 )
 from linf_tf.image_samples import ImageData
 from linf_tf.imageio import READ_SUFFIXES, is_supported_image, read_image
+from linf_tf.runtime import verified
 from linf_tf.sidecar import Sidecar, from_image, sidecar_path, write_sidecar
 
 
 def run_compress(args: argparse.Namespace) -> int:
     """The ``compress`` command: one image or a batch."""
+    check_verified_options(args)
     jobs = plan(args.inputs, args.output, is_supported_image, STREAM_SUFFIX, args.recursive)
     return execute(
         "compress", jobs, lambda src, dst, verbose, threads: compress_file(src, dst, args, verbose, threads),
@@ -45,16 +49,49 @@ def compress_file(
     refuse_overwrite(sidecar_path(target), args.force)
     image = read_for_codec(source, args.signed_offset)
     bit_depth = args.bit_depth if args.bit_depth is not None else image.bit_depth
-    stream = codec.encode(image.pixels, args.tau, bit_depth=bit_depth, threads=threads)
-    header = codec.info(stream)
+    restore_slack = getattr(args, "restore_slack", None)
+    if restore_slack is None:
+        stream = codec.encode(image.pixels, args.tau, bit_depth=bit_depth, threads=threads)
+        header, restoration = codec.info(stream), None
+    else:
+        if image.signed:
+            raise CliError(
+                f"{source} holds signed samples; --restore-slack (encoder-verified restoration) takes "
+                "unsigned images only: compress it without --restore-slack"
+            )
+        block = "auto" if args.slack_block is None else args.slack_block
+        stream = verified.encode(image.pixels, args.tau, restore_slack, block=block, bit_depth=bit_depth,
+                                 threads=threads)
+        restoration, _, plain = verified.split(stream)
+        header = codec.info(plain)
     make_parent(target)
     target.write_bytes(stream)
     extra = from_image(image)
     _store_sidecar(target, extra, source)
     note = _compress_note(image, extra, target)
     if verbose:
-        print_facts(f"{source} -> {target}", header, note=note)
-    return file_result(header, note)
+        if restoration is None:
+            print_facts(f"{source} -> {target}", header, note=note)
+        else:
+            print_verified_facts(f"{source} -> {target}", header, restoration, len(stream), note=note)
+    return file_result(header, note, stream_bytes=len(stream))
+
+
+def check_verified_options(args: argparse.Namespace) -> None:
+    """--restore-slack and --slack-block checked before any file is read."""
+    slack = getattr(args, "restore_slack", None)
+    if slack is None:
+        if getattr(args, "slack_block", None) is not None:
+            raise CliError("--slack-block only applies with --restore-slack")
+        return
+    if not 0.0 <= slack <= 1.0:  # NaN too
+        raise CliError(f"--restore-slack must be between 0 and 1, got {slack:g}")
+    thousandths = slack * 1000
+    if abs(thousandths - round(thousandths)) > 1e-6:
+        # The stream stores thousandths; rounding could loosen the bound beyond the one asked for.
+        raise CliError(f"--restore-slack is stored in thousandths: give at most 3 decimals, got {slack!r}")
+    if args.tau == 0:
+        raise CliError("--restore-slack needs tau >= 1: at tau 0 the stream is already lossless")
 
 
 def read_for_codec(source: Path, signed_offset: bool) -> ImageData:

@@ -1,5 +1,6 @@
 """``linf decompress``: ``.nlc`` streams to PNG or TIFF, optionally restored by the l-inf CNN, with
-what the sidecar recorded (stack axes, signed values) given back."""
+what the sidecar recorded (stack axes, signed values) given back. Format-5 streams carry their own
+encoder-verified restoration, applied unless ``--no-restore``."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from linf_tf.cli.common import (
     make_parent,
     needs_tiff,
     print_facts,
+    print_verified_facts,
     read_stream,
     refuse_overwrite,
     to_signed,
@@ -27,7 +29,7 @@ from linf_tf.cli.common import (
 from linf_tf.cli.restore import check_network_options, make_network
 from linf_tf.image_samples import StackLayout
 from linf_tf.imageio import TIFF_SUFFIXES, write_image
-from linf_tf.runtime import DEFAULT_SLACK, NetworkRestorer
+from linf_tf.runtime import DEFAULT_SLACK, NetworkRestorer, verified
 from linf_tf.sidecar import Sidecar, read_sidecar, sidecar_path
 
 
@@ -36,6 +38,9 @@ def run_decompress(args: argparse.Namespace) -> int:
     if args.restore:
         check_network_options(args)
     jobs = plan(args.inputs, args.output, is_stream_file, "." + args.format, args.recursive)
+    if args.restore and not jobs.batch:  # refused before the network is loaded
+        (source, _), = jobs.jobs
+        _refuse_network_on_verified(read_stream(source), source)
     network = make_network(args)
     # The network (--restore) is shared and uses every core itself: files go one at a time, and
     # each file's stripes still decode on every thread (one thread cost 0.3 s of a 5 s restore).
@@ -63,6 +68,8 @@ def decompress_file(
     ``fit_format`` (batch mode) switches a .png target to .tif when PNG cannot hold the image.
     """
     data = read_stream(source)
+    if verified.is_verified_stream(data):
+        return _decompress_verified(data, source, target, args, verbose, fit_format, threads)
     header = codec.info(data)
     extra = read_sidecar(source) or Sidecar()
     if fit_format and needs_tiff(header.channels, extra.layout, extra.signed or header.dtype.kind == "i"):
@@ -79,6 +86,45 @@ def decompress_file(
         slack = args.slack if args.restore else None
         print_facts(f"{source} -> {target}", header, restored_slack=slack, note=note)
     return file_result(header, note)
+
+
+def _decompress_verified(
+    data: bytes,
+    source: Path,
+    target: Path,
+    args: argparse.Namespace,
+    verbose: bool,
+    fit_format: bool,
+    threads: int | None,
+) -> FileResult:
+    """A format-5 stream: its plain stream decoded and, unless --no-restore, restored as the encoder
+    verified (a missing model or a restoration that differs from the encoder's is a CodecError)."""
+    _refuse_network_on_verified(data, source, args.restore)
+    restoration, _, plain = verified.split(data)
+    header = codec.info(plain)
+    extra = read_sidecar(source) or Sidecar()
+    if fit_format and needs_tiff(header.channels, extra.layout, extra.signed or header.dtype.kind == "i"):
+        target = as_tiff(target)
+    check_image_target(target)
+    refuse_overwrite(target, args.force)
+    restore = not getattr(args, "no_restore", False)
+    pixels = verified.decode(data, restore=restore, threads=threads)
+    pixels, layout, note = _undo_sidecar(pixels, extra, target, source)
+    make_parent(target)
+    write_image(target, pixels, bit_depth=header.bit_depth, layout=layout)
+    if verbose:
+        print_verified_facts(
+            f"{source} -> {target}", header, restoration, len(data), restored=restore, note=note
+        )
+    return file_result(header, note, stream_bytes=len(data))
+
+
+def _refuse_network_on_verified(data: bytes, source: Path, restore: bool = True) -> None:
+    if restore and verified.is_verified_stream(data):
+        raise CliError(
+            f"{source} is a format-5 stream: it carries its own encoder-verified restoration, which "
+            "decompress applies by default; drop --restore (the l-inf CNN is for plain streams)"
+        )
 
 
 def decoded_pixels(

@@ -1,4 +1,5 @@
-"""``linf info``: the header fields of ``.nlc`` streams (and their sidecars), without decoding."""
+"""``linf info``: the header fields of ``.nlc`` streams (and their sidecars), without decoding; for a
+format-5 stream also what its encoder-verified restoration header says."""
 
 from __future__ import annotations
 
@@ -14,7 +15,10 @@ from linf_tf.cli.common import (
     print_rows,
     read_stream,
     report_failure,
+    side_information_text,
+    verified_bound_text,
 )
+from linf_tf.runtime import verified
 from linf_tf.sidecar import read_sidecar, sidecar_path
 
 
@@ -48,7 +52,13 @@ def run_info(args: argparse.Namespace) -> int:
 
 
 def _info_rows(path: Path) -> list[tuple[str, str]]:
-    header = codec.info(read_stream(path))
+    data = read_stream(path)
+    if verified.is_verified_stream(data):
+        return _verified_rows(path, data)
+    return _plain_rows(path, codec.info(data))
+
+
+def _plain_rows(path: Path, header: codec.StreamInfo) -> list[tuple[str, str]]:
     rows = [
         ("file", str(path)),
         ("format version", str(header.format_version)),
@@ -72,3 +82,37 @@ def _info_rows(path: Path) -> list[tuple[str, str]]:
     if extra is not None:
         rows.append(("sidecar", f"{sidecar_path(path).name}: {extra.describe()}"))
     return rows
+
+
+def _verified_rows(path: Path, data: bytes) -> list[tuple[str, str]]:
+    """A format-5 stream: its plain stream's rows, relabelled where they differ, plus the restoration's."""
+    restoration, _, plain = verified.split(data)
+    header = codec.info(plain)
+    total = len(data)
+    rows = dict(_plain_rows(path, header))
+    rows["format version"] = (f"{verified.FORMAT_VERSION} (plain stream + encoder-verified restoration; "
+                              f"plain stream format {header.format_version})")
+    rows["tau (max error)"] = f"{header.tau} (plain output, decompress --no-restore)"
+    rows["header bytes"] += " (plain stream)"
+    rows["payload bytes"] += " (plain stream)"
+    rows["total bytes"] = f"{total:,} (whole file: plain stream {header.total_bytes:,} + side information)"
+    rows["bits per sample"] = f"{8.0 * total / header.num_samples:.4f}"
+    blocks_h, blocks_w = -(-header.height // restoration.block), -(-header.width // restoration.block)
+    model = verified.shipped_integer_models().get(restoration.model_hash)
+    added = {
+        "guaranteed max error after restoration": verified_bound_text(restoration, header.tau),
+        "restore slack": f"{restoration.slack:g} (bound = tau + floor(slack * tau))",
+        "restoration block": f"{restoration.block} x {restoration.block} pixels "
+                             f"({blocks_h} x {blocks_w} blocks)",
+        "restoration levels": f"{', '.join(map(str, restoration.levels))} (box half-widths in samples)",
+        "restoration model": f"{restoration.model_hash.hex()} "
+                             + (f"(shipped: {model.parent.name})" if model is not None
+                                else "(not in this installation: decompress needs --no-restore)"),
+        "side information": side_information_text(restoration, total),
+    }
+    ordered = []
+    for label, value in rows.items():
+        ordered.append((label, value))
+        if label == "tau (max error)":
+            ordered.extend(added.items())
+    return ordered

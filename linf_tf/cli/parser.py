@@ -15,7 +15,7 @@ from linf_tf.cli.decompress import run_decompress
 from linf_tf.cli.info import run_info
 from linf_tf.cli.restore import run_restore
 from linf_tf.imageio import READ_SUFFIXES
-from linf_tf.runtime import DEFAULT_SLACK, DEFAULT_TILE
+from linf_tf.runtime import DEFAULT_SLACK, DEFAULT_TILE, verified
 from linf_tf.sidecar import SIDECAR_SUFFIX
 
 
@@ -56,7 +56,9 @@ def _add_compress(commands: argparse._SubParsersAction) -> None:
         description="Compress images, or every supported image in folders, to .nlc streams. "
         f"Readable formats: {', '.join(sorted(READ_SUFFIXES))} (DICOM also without a suffix). "
         f"Stacks and signed data also get a NAME.nlc{SIDECAR_SUFFIX} sidecar that decompress uses "
-        "to give back the axis order and the signed values.",
+        "to give back the axis order and the signed values. With --restore-slack K the stream (format 5) "
+        "also carries an encoder-verified restoration: decompress then returns every sample within "
+        "TAU + floor(K*TAU) of the original, with most of the network's gain.",
     )
     sub.add_argument("inputs", type=Path, nargs="+", metavar="IN", help="image file(s) or folder(s)")
     sub.add_argument(
@@ -77,6 +79,19 @@ def _add_compress(commands: argparse._SubParsersAction) -> None:
         "gives the signed values back. (A codec without signed streams stored it shifted by 2**(bits-1), "
         "with the offset in a sidecar; such sidecars are still read.)",
     )
+    sub.add_argument(
+        "--restore-slack", type=float, default=None, metavar="K",
+        help="write a format-5 stream with encoder-verified restoration: the encoder runs the shipped "
+        "integer network and stores, per block, how far it may move the samples, so that decompress "
+        "guarantees TAU + floor(K*TAU) (K from 0 to 1, in thousandths, e.g. 0.25; needs TAU >= 1 and "
+        "unsigned samples). Default: a plain stream",
+    )
+    sub.add_argument(
+        "--slack-block", type=_slack_block, default=None, metavar="{auto,8,16,32,...}",
+        help="with --restore-slack: the block size (pixels, 2-1024) of the stored level map; 'auto' "
+        f"picks the best of {', '.join(map(str, verified.BLOCK_SIZES))} whose side information stays "
+        f"within {verified.DEFAULT_MAX_SIDE_FRACTION:.0%}% of the stream (default: auto)",
+    )
     _add_common_output_options(sub)
     _add_threads_option(sub)
     sub.set_defaults(handler=run_compress)
@@ -88,15 +103,24 @@ def _add_decompress(commands: argparse._SubParsersAction) -> None:
         help="decompress .nlc stream(s) to PNG or TIFF",
         description="Decompress .nlc streams, or every .nlc file in folders, to PNG or TIFF. A sidecar "
         f"NAME.nlc{SIDECAR_SUFFIX} (written by compress for stacks and signed data) restores the "
-        "original axis order and signed values in a TIFF.",
+        "original axis order and signed values in a TIFF. Format-5 streams (compress --restore-slack) are "
+        "restored automatically, exactly as their encoder verified: every sample within the bound that "
+        "compress printed.",
     )
     sub.add_argument("inputs", type=Path, nargs="+", metavar="IN", help=".nlc file(s) or folder(s)")
     sub.add_argument("-o", "--output", required=True, metavar="OUT", help=OUTPUT_HELP + " (.png/.tif)")
     _add_format_option(sub)
-    sub.add_argument(
+    restoration = sub.add_mutually_exclusive_group()
+    restoration.add_argument(
         "--restore", action="store_true",
-        help="after decoding, remove the codec's artifacts with the l-inf CNN; every sample stays "
-        "within tau + floor(slack*tau) of the original (printed)",
+        help="plain streams: after decoding, remove the codec's artifacts with the l-inf CNN; every "
+        "sample stays within tau + floor(slack*tau) of the original (printed). Refused for format-5 "
+        "streams, which carry their own restoration",
+    )
+    restoration.add_argument(
+        "--no-restore", action="store_true",
+        help="format-5 streams: skip their encoder-verified restoration and write the plain decoded "
+        "image (within tau); e.g. when this installation lacks the stream's model",
     )
     _add_network_options(sub)
     _add_common_output_options(sub)
@@ -162,7 +186,9 @@ def _add_info(commands: argparse._SubParsersAction) -> None:
     sub = commands.add_parser(
         "info", help="print the header of .nlc stream(s)",
         description="Print the header fields of .nlc streams, or of every .nlc file in folders "
-        "(the payload is not decoded). Each bad file is reported by name; exit status 2 if any.",
+        "(the payload is not decoded). Each bad file is reported by name; exit status 2 if any. For a "
+        "format-5 stream also its verified restoration: the guaranteed bound, slack, block size, levels, "
+        "model hash and side information.",
     )
     sub.add_argument("inputs", type=Path, nargs="+", metavar="IN", help=".nlc file(s) or folder(s)")
     sub.add_argument("-r", "--recursive", action="store_true", help="also look in sub-folders")
@@ -184,6 +210,18 @@ def _add_threads_option(sub: argparse.ArgumentParser) -> None:
         "(images of 2 MP and more are striped); a folder: files are processed in parallel. The output "
         "bytes are the same for every N",
     )
+
+
+def _slack_block(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be 'auto' or a block size in pixels, got {text!r}") from None
+    if not 2 <= value <= 1024:
+        raise argparse.ArgumentTypeError(f"must be 'auto' or 2 to 1024 pixels, got {value}")
+    return value
 
 
 def _positive_int(text: str) -> int:
