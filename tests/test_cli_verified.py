@@ -105,7 +105,8 @@ def test_compress_decompress_info_round_trip(
     assert f"guaranteed max error after restoration: {bound} (verified restoration" in info_text
     assert f"restore slack:                          {float(slack):g}" in info_text
     assert f"restoration block:                      {header.block} x {header.block} pixels" in info_text
-    assert f"restoration levels:                     {', '.join(map(str, header.levels))}" in info_text
+    levels = ", ".join(f"{q / 4:g}d|{w}" for q, w in header.levels)
+    assert f"restoration levels:                     {levels}" in info_text
     assert header.model_hash.hex() in info_text
     assert f"side information:                       {header.side_bytes:,} bytes" in info_text
     assert f"total bytes:                            {len(stream):,} (whole file" in info_text

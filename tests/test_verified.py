@@ -76,8 +76,9 @@ def test_a_one_sample_disagreement_is_caught(monkeypatch: pytest.MonkeyPatch) ->
     stream = verified.encode(RGB, 6, block=8)
     header, map_stream, _ = verified.split(stream)
     blocks = (-(-RGB.shape[0] // 8), -(-RGB.shape[1] // 8))
-    widths = np.asarray(header.levels)[codec.decode_level_map(map_stream, blocks, len(header.levels))]
-    moved = np.repeat(np.repeat(widths, 8, axis=0), 8, axis=1)[: RGB.shape[0], : RGB.shape[1]] > 0
+    levels = np.asarray(header.levels)[codec.decode_level_map(map_stream, blocks, len(header.levels))]
+    moves = (levels[..., 0] > 0) & (levels[..., 1] > 0)  # a correction of 1 moves the sample
+    moved = np.repeat(np.repeat(moves, 8, axis=0), 8, axis=1)[: RGB.shape[0], : RGB.shape[1]]
     assert moved.any()
     original = verified.network_correction
 

@@ -104,7 +104,8 @@ def _verified_rows(path: Path, data: bytes) -> list[tuple[str, str]]:
         "restore slack": f"{restoration.slack:g} (bound = tau + floor(slack * tau))",
         "restoration block": f"{restoration.block} x {restoration.block} pixels "
                              f"({blocks_h} x {blocks_w} blocks)",
-        "restoration levels": f"{', '.join(map(str, restoration.levels))} (box half-widths in samples)",
+        "restoration levels": ", ".join(f"{q / 4:g}d|{w}" for q, w in restoration.levels)
+        + " (move = correction d scaled, clipped to ±half-width)",
         "restoration model": f"{restoration.model_hash.hex()} "
                              + (f"(shipped: {model.parent.name})" if model is not None
                                 else "(not in this installation: decompress needs --no-restore)"),

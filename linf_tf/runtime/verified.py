@@ -2,10 +2,12 @@
 
 A decoder cannot know where its network is wrong, so a plain restored stream must use one small
 box everywhere. The encoder knows the original: it runs the very same restoration (the exact
-integer network of :mod:`linf_tf.runtime.intnet`), and for every block picks the box half-width
-("level") that lowers the block's squared error most *while keeping every sample of the block within
-the bound* ``tau + floor(slack * tau)``. The level map travels in the stream, coded losslessly by
-the codec itself; the decoder reruns the network, applies the map, and so meets the bound exactly.
+integer network of :mod:`linf_tf.runtime.intnet`), and for every block picks the "level" that lowers
+the block's squared error most *while keeping every sample of the block within the bound*
+``tau + floor(slack * tau)``. A level (q, w) moves a sample by ``clip(round(q * d / 4), -w, w)``,
+d being the network's correction: q/4 scales it (a network trained for MSE moves too little in
+some blocks and too much in others), w is the box half-width. The level map travels in the stream,
+coded losslessly; the decoder reruns the network, applies the map, and so meets the bound exactly.
 
 Stream layout (little-endian): a 44-byte fixed part ::
 
@@ -14,7 +16,8 @@ Stream layout (little-endian): a 44-byte fixed part ::
     12 model hash (16 bytes)   28 CRC-32 of the restored samples (u32)
     32 level-map bytes (u32)   36 CRC-32 of the level-map bytes (u32)   40 plain stream bytes (u64)
 
-then the n levels (u16 each, box half-widths in samples, ascending, the first 0), a CRC-32 of all the
+then the n levels (q as u8 in quarters, w as u16 in samples; the first is (0, 0), the plain output),
+a CRC-32 of all the
 header bytes before it, the level map (one symbol per block, context-coded by the C core's
 ``linf_encode_levelmap``), and the plain stream of the image itself. Nothing else: a stream's size
 is exactly the sum.
@@ -26,6 +29,7 @@ samples whose bound nobody verified. ``restore=False`` gives the plain codec out
 
 from __future__ import annotations
 
+import math
 import struct
 import zlib
 from collections.abc import Iterable
@@ -47,6 +51,7 @@ DEFAULT_RESTORE_SLACK = 0.25
 BLOCK_SIZES = (8, 16, 32)  # what ``block="auto"`` chooses from
 DEFAULT_MAX_SIDE_FRACTION = 0.01  # "auto": the level map may add up to 1 % to the plain stream
 MAX_LEVELS = 8
+MAX_QUARTERS = 16  # a level scales the correction by at most 4
 _FIXED = struct.Struct("<4sBBHHH16sIIIQ")
 
 
@@ -57,7 +62,7 @@ class VerifiedHeader:
     block: int
     slack_thousandths: int
     bound: int
-    levels: tuple[int, ...]
+    levels: tuple[tuple[int, int], ...]  # (quarters, half-width) per level
     model_hash: bytes
     restored_crc: int
     map_bytes: int
@@ -79,11 +84,23 @@ def is_verified_stream(data: bytes | bytearray | memoryview) -> bool:
     return len(data) >= 5 and bytes(data[:4]) == MAGIC and data[4] == FORMAT_VERSION
 
 
-def slack_levels(tau: int, slack_thousandths: int) -> tuple[int, ...]:
-    """Box half-widths offered per block: none, the always-safe floor(slack*tau), then up to tau."""
+def slack_levels(tau: int, slack_thousandths: int) -> tuple[tuple[int, int], ...]:
+    """The (quarters, half-width) levels offered per block: the plain output; the network in the
+    always-safe box floor(slack*tau); half, all and 1.5x of its correction in the box tau; twice it
+    in the box 2 tau. BUILD_NOTES "Verified restoration" has what each family of levels bought."""
     safe = slack_thousandths * tau // 1000
-    wider = (tau // 2, (3 * tau) // 4, tau)
-    return tuple(sorted({0, safe, *(level for level in wider if level > safe)}))
+    wanted = [(0, 0), (4, safe), (2, tau), (4, tau), (6, tau), (8, 2 * tau)]
+    levels = []
+    for quarters, width in wanted:
+        level = (0, 0) if quarters == 0 or width == 0 else (quarters, width)
+        if level not in levels:
+            levels.append(level)
+    return tuple(levels)
+
+
+def _moves(correction: np.ndarray, quarters: np.ndarray | int, width: np.ndarray | int) -> np.ndarray:
+    """clip(round(q * d / 4), -w, w), rounding half up, in integers."""
+    return np.clip((correction.astype(np.int64) * quarters + 2) >> 2, -width, width)
 
 
 def _per_block(values: np.ndarray, block: int, reduce: str) -> np.ndarray:
@@ -102,23 +119,25 @@ def _expand(level_map: np.ndarray, block: int, shape: tuple[int, ...]) -> np.nda
 
 
 def apply_levels(decoded: np.ndarray, correction: np.ndarray, level_map: np.ndarray,
-                 levels: tuple[int, ...], block: int, max_value: int) -> np.ndarray:
-    """clip(y + clip(correction, -w, w), 0, max) with w the block's box half-width (integers)."""
+                 levels: tuple[tuple[int, int], ...], block: int, max_value: int) -> np.ndarray:
+    """clip(y + move, 0, max), each sample moved by its block's level (integers)."""
     y = decoded.reshape(correction.shape).astype(np.int64)
-    width = _expand(np.asarray(levels, np.int64)[level_map], block, y.shape)
-    moved = np.clip(correction, -width, width)
-    return np.clip(y + moved, 0, max_value).astype(decoded.dtype).reshape(decoded.shape)
+    table = np.asarray(levels, np.int64)[level_map]
+    quarters, width = (_expand(table[..., i], block, y.shape) for i in (0, 1))
+    return np.clip(y + _moves(correction, quarters, width), 0, max_value).astype(decoded.dtype).reshape(
+        decoded.shape)
 
 
 def choose_levels(original: np.ndarray, decoded: np.ndarray, correction: np.ndarray, bound: int,
-                  levels: tuple[int, ...], block: int, max_value: int) -> tuple[np.ndarray, np.ndarray]:
+                  levels: tuple[tuple[int, int], ...], block: int, max_value: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """Per block, the level with the least squared error among those keeping every sample within
     ``bound`` of the original (level 0, the plain output, always does). Returns (map, SSE per block)."""
     x = original.reshape(correction.shape).astype(np.int64)
     y = decoded.reshape(correction.shape).astype(np.int64)
     best_sse = best_map = None
-    for index, level in enumerate(levels):
-        error = np.clip(y + np.clip(correction, -level, level), 0, max_value) - x
+    for index, (quarters, width) in enumerate(levels):
+        error = np.clip(y + _moves(correction, quarters, width), 0, max_value) - x
         worst = _per_block(np.abs(error), block, "max")
         sse = np.where(worst <= bound, _per_block(error * error, block, "sum"), np.iinfo(np.int64).max)
         if best_sse is None:
@@ -231,7 +250,7 @@ def plan_restoration(
         correction = network_correction(net, decoded, tau, max_value)
     bound = tau + thousandths * tau // 1000
     levels = slack_levels(tau, thousandths)
-    header_bytes = _FIXED.size + 2 * len(levels) + 4
+    header_bytes = _FIXED.size + 3 * len(levels) + 4
     candidates = []
     for size in sorted(blocks, reverse=True):  # largest first: the fallback when none fits the budget
         level_map, sse = choose_levels(image, decoded, correction, bound, levels, size, max_value)
@@ -246,9 +265,10 @@ def plan_restoration(
 
 
 def _check_slack(slack: float) -> int:
+    """Slack in whole thousandths, rounded down: the stored bound never exceeds the one asked for."""
     if not 0.0 <= float(slack) <= 1.0:
         raise ValueError(f"restore slack must be between 0 and 1, got {slack}")
-    return round(float(slack) * 1000)
+    return math.floor(float(slack) * 1000 + 1e-9)
 
 
 def _check_block(block: int | str) -> tuple[int, ...]:
@@ -263,7 +283,7 @@ def _write_header(header: VerifiedHeader) -> bytes:
     fixed = _FIXED.pack(MAGIC, FORMAT_VERSION, len(header.levels), header.block, header.slack_thousandths,
                         header.bound, header.model_hash, header.restored_crc, header.map_bytes,
                         header.map_crc, header.plain_bytes)
-    body = fixed + struct.pack(f"<{len(header.levels)}H", *header.levels)
+    body = fixed + b"".join(struct.pack("<BH", *level) for level in header.levels)
     return body + struct.pack("<I", zlib.crc32(body))
 
 
@@ -276,14 +296,15 @@ def read_header(data: bytes | bytearray | memoryview) -> VerifiedHeader:
         raise CodecError("format-5 stream is truncated (header)", codec.ERR_TRUNCATED)
     fields = _FIXED.unpack_from(data)
     count, block, thousandths, bound, model_hash, crc, map_bytes, map_crc, plain_bytes = fields[2:]
-    header_bytes = _FIXED.size + 2 * count + 4
+    header_bytes = _FIXED.size + 3 * count + 4
     if len(data) < header_bytes:
         raise CodecError("format-5 stream is truncated (header)", codec.ERR_TRUNCATED)
     body = data[: header_bytes - 4]
     if zlib.crc32(body) != struct.unpack_from("<I", data, header_bytes - 4)[0]:
         raise CodecError("format-5 restoration header CRC mismatch: the stream is corrupt", 3)
-    levels = struct.unpack_from(f"<{count}H", data, _FIXED.size)
-    valid = (1 <= count <= MAX_LEVELS and levels[0] == 0 and list(levels) == sorted(set(levels))
+    levels = tuple(struct.unpack_from("<BH", data, _FIXED.size + 3 * i) for i in range(count))
+    valid = (1 <= count <= MAX_LEVELS and levels[0] == (0, 0) and len(set(levels)) == count
+             and all(q <= MAX_QUARTERS for q, _ in levels)
              and 2 <= block <= 1024 and thousandths <= 1000)
     if not valid:
         raise CodecError("format-5 restoration header has invalid levels, block size or slack", 4)
@@ -305,7 +326,8 @@ def split(data: bytes | bytearray | memoryview) -> tuple[VerifiedHeader, bytes, 
         raise CodecError("format-5 level map CRC mismatch: the stream is corrupt", 5)
     plain = data[start + header.map_bytes :]
     info = codec.info(plain)
-    if header.bound != info.tau + header.slack_thousandths * info.tau // 1000 or header.levels[-1] > info.tau:
+    too_wide = max(width for _, width in header.levels) > 2 * info.tau
+    if header.bound != info.tau + header.slack_thousandths * info.tau // 1000 or too_wide:
         raise CodecError("format-5 restoration header does not match its plain stream's tau", 4)
     return header, map_stream, plain
 

@@ -1,0 +1,233 @@
+"""Encoder-verified restoration (format 5) against the plain codec and a uniform box, per set.
+
+For every image, mode (gray = BT.601 luma, rgb) and tau: the plain codec; the same integer network
+with the uniform box floor(slack*tau) (the only *guaranteed* option at the same bound without side
+information); the unverified network in the full box tau (bound 2 tau, for reference); and the
+verified stream for each block size (auto included). All restorations at the guaranteed bound
+tau + floor(slack*tau) are checked sample by sample. Then a timing of encode and decode, plain and
+verified, on a central crop (default 512 x 512), median of ``--repeats``.
+
+    .venv/bin/python benchmarks/verified_bench.py --output-dir out/verified_bench
+
+Writes ``rows.csv`` (one row per image, mode, tau, method), ``summary.json`` and ``summary.md``.
+Without ``../shared/data/eval`` it runs on images bundled with scikit-image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import statistics
+import time
+from collections import defaultdict
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import skimage.data
+from tqdm import tqdm
+
+from linf_tf import codec
+from linf_tf.imageio import read_image
+from linf_tf.pixels import LUMA_WEIGHTS
+from linf_tf.runtime import verified
+
+EVAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "eval"
+SETS = ("set14", "bsd100", "mcmaster")
+FALLBACK = ("astronaut", "coffee", "chelsea", "rocket")
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def to_mode(pixels: np.ndarray, mode: str) -> np.ndarray:
+    rgb = pixels if pixels.ndim == 3 else np.repeat(pixels[..., None], 3, axis=2)
+    rgb = rgb[..., :3]
+    if mode == "rgb":
+        return np.ascontiguousarray(rgb)
+    return np.clip(np.rint(rgb @ LUMA_WEIGHTS), 0, 255).astype(np.uint8)
+
+
+def images(set_names: list[str], limit: int) -> list[tuple[str, str, np.ndarray]]:
+    found = []
+    for name in set_names:
+        folder = EVAL / name
+        paths = sorted(p for p in folder.glob("*") if p.suffix.lower() in (".png", ".bmp", ".tif", ".jpg"))
+        found += [(name, p.stem, read_image(p).pixels) for p in paths[: limit or None]]
+    if not found:
+        found = [("skimage", n, getattr(skimage.data, n)()) for n in FALLBACK]
+    return found
+
+
+def evaluate_image(x: np.ndarray, tau: int, slack: float, blocks: list[str]) -> list[dict]:
+    plain, y = codec.encode_with_decoded(x, tau)
+    y = y.reshape(x.shape)
+    net = verified.integer_model_for(1 if x.ndim == 2 else x.shape[2])
+    correction = verified.network_correction(net, y, tau, 255)
+    bound = tau + int(round(slack * 1000)) * tau // 1000
+    samples = x.size
+    base = {"bits_per_sample": 8 * len(plain) / samples, "side_fraction": 0.0, "block": ""}
+    rows = [dict(base, method="plain", psnr=psnr(x, y), linf=int(np.abs(y.astype(int) - x).max()), bound=tau)]
+    shaped = y.reshape(correction.shape).astype(np.int64)
+    for name, box, row_bound in (("uniform", bound - tau, bound), ("network_tau_box", tau, 2 * tau)):
+        out = np.clip(shaped + np.clip(correction, -box, box), 0, 255).reshape(x.shape)
+        rows.append(
+            dict(
+                base,
+                method=name,
+                psnr=psnr(x, out),
+                linf=int(np.abs(out - x.astype(int)).max()),
+                bound=row_bound,
+            )
+        )
+    for block in blocks:
+        plan = verified.plan_restoration(
+            x, tau, slack, block="auto" if block == "auto" else int(block), correction=correction
+        )
+        linf = int(np.abs(plan.restored.astype(int) - x).max())
+        if linf > bound:
+            raise AssertionError(f"verified restoration broke its bound: {linf} > {bound}")
+        rows.append(
+            {
+                "method": f"verified_{block}",
+                "psnr": psnr(x, plan.restored),
+                "linf": linf,
+                "bound": bound,
+                "bits_per_sample": 8 * len(plan.stream) / samples,
+                "block": plan.header.block,
+                "side_fraction": plan.header.side_bytes / len(plan.stream),
+            }
+        )
+    for row in rows:
+        row["gain"] = row["psnr"] - rows[0]["psnr"]
+    return rows
+
+
+def median_time(function, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def timing(pixels: np.ndarray, size: int, repeats: int, slack: float) -> list[dict]:
+    height, width = pixels.shape[:2]
+    top, left = max(0, (height - size) // 2), max(0, (width - size) // 2)
+    results = []
+    for mode in ("gray", "rgb"):
+        crop = np.ascontiguousarray(to_mode(pixels, mode)[top : top + size, left : left + size])
+        plain = codec.encode(crop, 10)
+        stream = verified.encode(crop, 10, slack)
+        row = {
+            "mode": mode,
+            "shape": "x".join(map(str, crop.shape)),
+            "plain_encode_s": median_time(partial(codec.encode, crop, 10), repeats),
+            "verified_encode_s": median_time(partial(verified.encode, crop, 10, slack), repeats),
+            "plain_decode_s": median_time(partial(codec.decode, plain), repeats),
+            "verified_decode_s": median_time(partial(verified.decode, stream), repeats),
+        }
+        row["encode_ratio"] = row["verified_encode_s"] / row["plain_encode_s"]
+        results.append(row)
+    return results
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    groups = defaultdict(list)
+    for row in rows:
+        groups[(row["set"], row["mode"], row["tau"], row["method"])].append(row)
+    summary = []
+    for (set_name, mode, tau, method), items in sorted(groups.items()):
+        summary.append(
+            {
+                "set": set_name,
+                "mode": mode,
+                "tau": tau,
+                "method": method,
+                "images": len(items),
+                "psnr": statistics.fmean(r["psnr"] for r in items),
+                "gain": statistics.fmean(r["gain"] for r in items),
+                "max_linf": max(r["linf"] for r in items),
+                "bound": items[0]["bound"],
+                "bits_per_sample": statistics.fmean(r["bits_per_sample"] for r in items),
+                "side_fraction": statistics.fmean(r["side_fraction"] for r in items),
+                "blocks": sorted({str(r["block"]) for r in items if r["block"] != ""}),
+            }
+        )
+    return summary
+
+
+def markdown(summary: list[dict], timings: list[dict]) -> str:
+    lines = [
+        "| set | mode | tau | method | bound | max ℓ∞ | PSNR | gain | bits/sample | side info |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for s in summary:
+        side = f"{100 * s['side_fraction']:.2f} %" if s["side_fraction"] else ""
+        lines.append(
+            f"| {s['set']} | {s['mode']} | {s['tau']} | {s['method']} | {s['bound']} | {s['max_linf']} | "
+            f"{s['psnr']:.2f} | {s['gain']:+.2f} | {s['bits_per_sample']:.4f} | {side} |"
+        )
+    if timings:
+        lines += [
+            "",
+            "| mode | crop | plain encode | verified encode | ratio | plain decode | verified decode |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for t in timings:
+            lines.append(
+                f"| {t['mode']} | {t['shape']} | {t['plain_encode_s']:.3f} s "
+                f"| {t['verified_encode_s']:.2f} s | {t['encode_ratio']:.1f}x "
+                f"| {t['plain_decode_s']:.3f} s | {t['verified_decode_s']:.2f} s |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--sets", default=",".join(SETS), help="sets under ../shared/data/eval (comma-separated)"
+    )
+    parser.add_argument("--modes", default="gray,rgb", help="gray (luma) and/or rgb")
+    parser.add_argument("--taus", default="6,10,14", help="codec taus")
+    parser.add_argument("--slack", type=float, default=0.25, help="guaranteed bound tau + floor(slack*tau)")
+    parser.add_argument("--blocks", default="8,16,32,auto", help="level-map block sizes to compare")
+    parser.add_argument("--limit", type=int, default=0, help="first N images per set (0 = all)")
+    parser.add_argument("--timing-size", type=int, default=512, help="crop side for the timing (0 = none)")
+    parser.add_argument("--repeats", type=int, default=3, help="timing repeats (median)")
+    parser.add_argument("--output-dir", type=Path, default=Path("out/verified_bench"))
+    args = parser.parse_args(argv)
+    found = images(args.sets.split(","), args.limit)
+    taus = [int(t) for t in args.taus.split(",")]
+    modes, blocks = args.modes.split(","), args.blocks.split(",")
+    rows = []
+    for set_name, name, pixels in tqdm(found, desc="images", unit="image"):
+        for mode in modes:
+            x = to_mode(pixels, mode)
+            for tau in taus:
+                for row in evaluate_image(x, tau, args.slack, blocks):
+                    rows.append({"set": set_name, "image": name, "mode": mode, "tau": tau, **row})
+    timings = timing(found[0][2], args.timing_size, args.repeats, args.slack) if args.timing_size else []
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    with open(args.output_dir / "rows.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    summary = summarise(rows)
+    (args.output_dir / "summary.json").write_text(
+        json.dumps({"summary": summary, "timing": timings}, indent=1)
+    )
+    text = markdown(summary, timings)
+    (args.output_dir / "summary.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
