@@ -1113,6 +1113,334 @@ static void test_format2(void)
     free(s);
 }
 
+/* ---- level maps (format 5's per-block symbols, csrc/src/levelmap.c) ------------------------ */
+
+enum lm_pattern { LM_NOISE, LM_BLOCKS, LM_STRIPES, LM_CONST_TOP, NUM_LM_PATTERNS };
+static const char *const LM_PATTERN_NAMES[] = {"noise", "blocks", "stripes", "constant top"};
+
+/* Symbols < levels: uniform noise, 8x8 regions (what real maps look like), diagonal stripes. */
+static uint8_t *make_levelmap(uint32_t w, uint32_t h, uint32_t levels, enum lm_pattern p)
+{
+    uint8_t *map = xmalloc((size_t)w * h);
+    const uint32_t salt = rnd();
+    for (uint32_t y = 0; y < h; y++)
+        for (uint32_t x = 0; x < w; x++) {
+            uint32_t s;
+            switch (p) {
+            case LM_NOISE: s = rnd(); break;
+            case LM_BLOCKS: s = ((x / 8) * 7919u + (y / 8) * 104729u + salt) >> 3; break;
+            case LM_STRIPES: s = (x + y) / 3; break;
+            default: s = levels - 1; break;
+            }
+            map[(size_t)y * w + x] = (uint8_t)(s % levels);
+        }
+    return map;
+}
+
+/* Encodes into a buffer of linf_levelmap_max_bytes; returns a copy of exactly the written size. */
+static uint8_t *encode_levelmap_exact(const uint8_t *map, uint32_t w, uint32_t h, uint32_t levels, size_t *size)
+{
+    const size_t cap = linf_levelmap_max_bytes(w, h);
+    uint8_t *dst = xmalloc(cap);
+    size_t written = 0;
+    uint8_t *exact = NULL;
+    if (CHECK_STATUS(linf_encode_levelmap(map, w, h, levels, dst, cap, &written), LINF_OK) &&
+        CHECK(written > 0 && written <= cap))
+        exact = dup_bytes(dst, written);
+    *size = exact ? written : 0;
+    free(dst);
+    return exact;
+}
+
+#define LM_GUARD 64u
+#define LM_GUARD_BYTE 0xA5u
+
+/* A map buffer of count bytes followed by LM_GUARD guard bytes (caught without ASan too). */
+static uint8_t *guarded_map(size_t count)
+{
+    uint8_t *m = xmalloc(count + LM_GUARD);
+    memset(m, LM_GUARD_BYTE, count + LM_GUARD);
+    return m;
+}
+
+static int guard_intact(const uint8_t *m, size_t count)
+{
+    for (size_t i = 0; i < LM_GUARD; i++)
+        if (m[count + i] != LM_GUARD_BYTE) return 0;
+    return 1;
+}
+
+static uint32_t levelmap_top(const uint8_t *map, size_t count)
+{
+    uint32_t top = 0;
+    for (size_t i = 0; i < count; i++)
+        if (map[i] > top) top = map[i];
+    return top;
+}
+
+static void levelmap_roundtrip(const uint8_t *map, uint32_t w, uint32_t h, uint32_t levels)
+{
+    const size_t count = (size_t)w * h;
+    uint8_t *before = dup_bytes(map, count);
+    size_t n = 0;
+    uint8_t *s = encode_levelmap_exact(map, w, h, levels, &n);
+    CHECK(memcmp(map, before, count) == 0); /* the encoder leaves its input alone */
+    if (!s) goto done;
+
+    /* Deterministic; fits exactly its size, and not one byte less. */
+    uint8_t *again = xmalloc(n);
+    size_t written = 0;
+    CHECK_STATUS(linf_encode_levelmap(map, w, h, levels, again, n, &written), LINF_OK);
+    CHECK(written == n && memcmp(again, s, n) == 0);
+    free(again);
+    again = xmalloc(n - 1);
+    CHECK_STATUS(linf_encode_levelmap(map, w, h, levels, again, n - 1, &written), LINF_ERR_BUFFER_TOO_SMALL);
+    free(again);
+
+    uint8_t *out = xmalloc(count); /* exact size: ASan catches a write past it */
+    if (CHECK_STATUS(linf_decode_levelmap(s, n, w, h, levels, out), LINF_OK)) CHECK(memcmp(out, map, count) == 0);
+    /* The model does not depend on levels: at the maximum the map is the same; below its top
+     * symbol that symbol is refused. */
+    if (levels < LINF_LEVELMAP_MAX_LEVELS &&
+        CHECK_STATUS(linf_decode_levelmap(s, n, w, h, LINF_LEVELMAP_MAX_LEVELS, out), LINF_OK))
+        CHECK(memcmp(out, map, count) == 0);
+    const uint32_t top = levelmap_top(map, count);
+    if (top > 0) CHECK_STATUS(linf_decode_levelmap(s, n, w, h, top, out), LINF_ERR_CORRUPT_PAYLOAD);
+    free(out);
+    free(s);
+done:
+    free(before);
+}
+
+static void test_levelmap_roundtrips(void)
+{
+    const uint32_t shapes[][2] = {{1, 1}, {1, 97}, {97, 1}, {2, 2}, {37, 53}, {53, 37}, {256, 256}};
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+        for (uint32_t levels = 1; levels <= LINF_LEVELMAP_MAX_LEVELS; levels++)
+            for (int p = 0; p < NUM_LM_PATTERNS; p++) {
+                const uint32_t w = shapes[si][0], h = shapes[si][1];
+                CONTEXT("level map round trip %s %ux%u levels %u", LM_PATTERN_NAMES[p], (unsigned)w, (unsigned)h,
+                        (unsigned)levels);
+                uint8_t *map = make_levelmap(w, h, levels, (enum lm_pattern)p);
+                levelmap_roundtrip(map, w, h, levels);
+                free(map);
+            }
+    /* Random shapes, random levels, noise or blocks. */
+    for (int trial = 0; trial < 60; trial++) {
+        const uint32_t w = 1 + rnd() % 90, h = 1 + rnd() % 90, levels = 1 + rnd() % LINF_LEVELMAP_MAX_LEVELS;
+        CONTEXT("level map round trip trial %d %ux%u levels %u", trial, (unsigned)w, (unsigned)h, (unsigned)levels);
+        uint8_t *map = make_levelmap(w, h, levels, (enum lm_pattern)(rnd() % NUM_LM_PATTERNS));
+        levelmap_roundtrip(map, w, h, levels);
+        free(map);
+    }
+}
+
+/* A uniform map costs a few bytes; regions cost far less than noise; noise needs ~log2(levels). */
+static void test_levelmap_compresses(void)
+{
+    for (uint32_t v = 0; v < LINF_LEVELMAP_MAX_LEVELS; v++) {
+        uint8_t *map = xmalloc(64 * 64);
+        memset(map, (int)v, 64 * 64);
+        size_t n = 0;
+        CONTEXT("64x64 level map, all %u", (unsigned)v);
+        uint8_t *s = encode_levelmap_exact(map, 64, 64, LINF_LEVELMAP_MAX_LEVELS, &n);
+        if (s && !CHECK(n < 40)) fprintf(stderr, "  %zu bytes\n", n);
+        free(s);
+        free(map);
+    }
+    size_t noise = 0, blocks = 0;
+    uint8_t *a = make_levelmap(128, 128, 8, LM_NOISE), *b = make_levelmap(128, 128, 8, LM_BLOCKS);
+    CONTEXT("128x128 level maps, 8 levels");
+    uint8_t *sa = encode_levelmap_exact(a, 128, 128, 8, &noise), *sb = encode_levelmap_exact(b, 128, 128, 8, &blocks);
+    CHECK(noise >= 128 * 128 * 3 / 8 * 99 / 100 && noise <= 128 * 128 * 3 / 8 * 103 / 100);
+    CHECK(blocks * 4 < noise);
+    free(sa);
+    free(sb);
+    free(a);
+    free(b);
+}
+
+static void test_levelmap_misuse(void)
+{
+    uint8_t map[16] = {0}, dst[256], out[16];
+    size_t written = 0;
+    CONTEXT("level map misuse");
+    CHECK(linf_levelmap_max_bytes(1, 1) > 0);
+    CHECK(linf_levelmap_max_bytes(4, 4) >= linf_levelmap_max_bytes(4, 3));
+    CHECK(linf_levelmap_max_bytes(LINF_MAX_DIMENSION, LINF_MAX_DIMENSION) >=
+          (size_t)LINF_MAX_DIMENSION * LINF_MAX_DIMENSION);
+
+    CHECK_STATUS(linf_encode_levelmap(NULL, 4, 4, 2, dst, sizeof dst, &written), LINF_ERR_NULL_ARGUMENT);
+    CHECK_STATUS(linf_encode_levelmap(map, 4, 4, 2, NULL, sizeof dst, &written), LINF_ERR_NULL_ARGUMENT);
+    CHECK_STATUS(linf_encode_levelmap(map, 4, 4, 2, dst, sizeof dst, NULL), LINF_ERR_NULL_ARGUMENT);
+    CHECK_STATUS(linf_encode_levelmap(map, 0, 4, 2, dst, sizeof dst, &written), LINF_ERR_INVALID_DIMENSIONS);
+    CHECK_STATUS(linf_encode_levelmap(map, 4, 0, 2, dst, sizeof dst, &written), LINF_ERR_INVALID_DIMENSIONS);
+    /* Refused before the (16-byte) map is read. */
+    CHECK_STATUS(linf_encode_levelmap(map, LINF_MAX_DIMENSION + 1, 1, 2, dst, sizeof dst, &written),
+                 LINF_ERR_INVALID_DIMENSIONS);
+    CHECK_STATUS(linf_encode_levelmap(map, 1, LINF_MAX_DIMENSION + 1, 2, dst, sizeof dst, &written),
+                 LINF_ERR_INVALID_DIMENSIONS);
+    CHECK_STATUS(linf_encode_levelmap(map, 4, 4, 0, dst, sizeof dst, &written), LINF_ERR_INVALID_DIMENSIONS);
+    CHECK_STATUS(linf_encode_levelmap(map, 4, 4, LINF_LEVELMAP_MAX_LEVELS + 1, dst, sizeof dst, &written),
+                 LINF_ERR_INVALID_DIMENSIONS);
+    CHECK_STATUS(linf_encode_levelmap(map, 4, 4, 256, dst, sizeof dst, &written), LINF_ERR_INVALID_DIMENSIONS);
+    CHECK_STATUS(linf_encode_levelmap(map, 4, 4, 1, dst, sizeof dst, &written), LINF_OK);
+    const size_t n = written;
+
+    CHECK_STATUS(linf_decode_levelmap(NULL, n, 4, 4, 2, out), LINF_ERR_NULL_ARGUMENT);
+    CHECK_STATUS(linf_decode_levelmap(dst, n, 4, 4, 2, NULL), LINF_ERR_NULL_ARGUMENT);
+    CHECK_STATUS(linf_decode_levelmap(dst, n, 0, 4, 2, out), LINF_ERR_INVALID_DIMENSIONS);
+    CHECK_STATUS(linf_decode_levelmap(dst, n, 4, 0, 2, out), LINF_ERR_INVALID_DIMENSIONS);
+    CHECK_STATUS(linf_decode_levelmap(dst, n, LINF_MAX_DIMENSION + 1, 1, 2, out), LINF_ERR_INVALID_DIMENSIONS);
+    CHECK_STATUS(linf_decode_levelmap(dst, n, 4, 4, 0, out), LINF_ERR_INVALID_DIMENSIONS);
+    CHECK_STATUS(linf_decode_levelmap(dst, n, 4, 4, LINF_LEVELMAP_MAX_LEVELS + 1, out), LINF_ERR_INVALID_DIMENSIONS);
+    CHECK_STATUS(linf_decode_levelmap(dst, n, 4, 4, 1, out), LINF_OK);
+
+    /* Symbols >= levels are refused by the encoder, wherever they are. */
+    for (uint32_t levels = 1; levels <= LINF_LEVELMAP_MAX_LEVELS; levels++) {
+        const uint32_t w = 9, h = 7;
+        uint8_t *m = make_levelmap(w, h, levels, LM_NOISE);
+        uint8_t *buf = xmalloc(linf_levelmap_max_bytes(w, h));
+        const size_t spots[] = {0, w - 1, w, (size_t)w * h / 2, (size_t)w * h - 1};
+        const uint32_t bad[] = {levels, levels + 1, 255};
+        for (size_t si = 0; si < sizeof spots / sizeof spots[0]; si++)
+            for (size_t bi = 0; bi < sizeof bad / sizeof bad[0]; bi++) {
+                const uint8_t keep = m[spots[si]];
+                m[spots[si]] = (uint8_t)bad[bi];
+                CONTEXT("level map levels %u, symbol %u at %zu", (unsigned)levels, (unsigned)bad[bi], spots[si]);
+                CHECK_STATUS(linf_encode_levelmap(m, w, h, levels, buf, linf_levelmap_max_bytes(w, h), &written),
+                             LINF_ERR_SAMPLE_OUT_OF_RANGE);
+                m[spots[si]] = keep;
+            }
+        free(buf);
+        free(m);
+    }
+
+    /* Every capacity below the size (buffers of exactly that size) is refused; the size fits. */
+    for (int k = 0; k < 3; k++) {
+        const uint32_t w = k == 0 ? 1 : 23, h = k == 0 ? 1 : 17;
+        uint8_t *m = make_levelmap(w, h, 8, k == 2 ? LM_BLOCKS : LM_NOISE);
+        size_t size = 0;
+        CONTEXT("level map capacities, case %d", k);
+        uint8_t *s = encode_levelmap_exact(m, w, h, 8, &size);
+        for (size_t cap = 0; s && cap <= size; cap++) {
+            uint8_t *buf = xmalloc(cap);
+            CONTEXT("level map case %d, capacity %zu of %zu", k, cap, size);
+            if (cap < size) {
+                CHECK_STATUS(linf_encode_levelmap(m, w, h, 8, buf, cap, &written), LINF_ERR_BUFFER_TOO_SMALL);
+            } else if (CHECK_STATUS(linf_encode_levelmap(m, w, h, 8, buf, cap, &written), LINF_OK)) {
+                CHECK(written == size && memcmp(buf, s, size) == 0);
+            }
+            free(buf);
+        }
+        free(s);
+        free(m);
+    }
+}
+
+/* Decodes damaged bytes into an exactly sized map (ASan) or one with guard bytes (plain builds):
+ * an error, or a map of valid symbols; never a write past width * height. Returns the status. */
+static linf_status decode_levelmap_damaged(const uint8_t *s, size_t n, uint32_t w, uint32_t h, uint32_t levels,
+                                           int guarded)
+{
+    const size_t count = (size_t)w * h;
+    uint8_t *src = dup_bytes(s, n); /* exact size: ASan catches a read past it */
+    uint8_t *out = guarded ? guarded_map(count) : xmalloc(count);
+    const linf_status st = linf_decode_levelmap(src, n, w, h, levels, out);
+    CHECK(st == LINF_OK || st == LINF_ERR_TRUNCATED || st == LINF_ERR_CORRUPT_PAYLOAD);
+    if (st == LINF_OK) {
+        CHECK(levelmap_top(out, count) < levels);
+        /* Deterministic: the same bytes decode to the same map. */
+        uint8_t *again = xmalloc(count);
+        CHECK(linf_decode_levelmap(src, n, w, h, levels, again) == LINF_OK && memcmp(again, out, count) == 0);
+        free(again);
+    }
+    if (guarded) CHECK(guard_intact(out, count));
+    free(out);
+    free(src);
+    return st;
+}
+
+static void test_levelmap_truncation(void)
+{
+    const struct { uint32_t w, h, levels; enum lm_pattern p; } cases[] = {
+        {1, 1, 2, LM_NOISE}, {37, 53, 8, LM_NOISE}, {37, 53, 5, LM_BLOCKS}, {256, 3, 3, LM_NOISE},
+        {1, 200, 8, LM_STRIPES}, {64, 64, 1, LM_NOISE},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        const uint32_t w = cases[k].w, h = cases[k].h, levels = cases[k].levels;
+        uint8_t *map = make_levelmap(w, h, levels, cases[k].p);
+        size_t n = 0;
+        CONTEXT("level map truncation case %zu", k);
+        uint8_t *s = encode_levelmap_exact(map, w, h, levels, &n);
+        size_t refused = 0, long_cuts = 0;
+        for (size_t len = 0; s && len < n; len++) {
+            CONTEXT("level map case %zu (%ux%u levels %u) cut to %zu of %zu bytes", k, (unsigned)w, (unsigned)h,
+                    (unsigned)levels, len, n);
+            const linf_status st = decode_levelmap_damaged(s, len, w, h, levels, (int)(len & 1));
+            if (len + 16 < n) {
+                long_cuts++;
+                refused += st != LINF_OK;
+            }
+        }
+        /* A noisy map's stream is dense: losing more than 16 bytes of it is nearly always noticed.
+         * Not always: the zeros read past the end decode as symbol 0, and from a fresh model (a cut
+         * to 0 or 1 bytes) a small all-zero map costs under 8 bytes, so it decodes. The container's
+         * CRC of the map bytes is what catches that. */
+        if (cases[k].p == LM_NOISE && levels > 1) {
+            CONTEXT("level map case %zu: %zu of %zu long cuts refused", k, refused, long_cuts);
+            CHECK(refused * 10 >= long_cuts * 9);
+        }
+        free(s);
+        free(map);
+    }
+}
+
+static void test_levelmap_damage(void)
+{
+    const struct { uint32_t w, h, levels; enum lm_pattern p; } cases[] = {
+        {37, 53, 8, LM_NOISE}, {37, 53, 6, LM_BLOCKS}, {16, 16, 2, LM_STRIPES}, {1, 1, 8, LM_NOISE},
+        {200, 1, 4, LM_NOISE}, {64, 64, 8, LM_CONST_TOP},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        const uint32_t w = cases[k].w, h = cases[k].h, levels = cases[k].levels;
+        uint8_t *map = make_levelmap(w, h, levels, cases[k].p);
+        size_t n = 0;
+        CONTEXT("level map damage case %zu", k);
+        uint8_t *s = encode_levelmap_exact(map, w, h, levels, &n);
+        for (int trial = 0; s && trial < 1500; trial++) {
+            uint8_t *e = dup_bytes(s, n);
+            const int flips = 1 + (int)(rnd() % 8);
+            for (int f = 0; f < flips; f++) {
+                if (rnd() & 1)
+                    e[rnd() % n] ^= (uint8_t)(1u << (rnd() % 8));
+                else
+                    e[rnd() % n] = (uint8_t)rnd();
+            }
+            /* Some also cut short, and decoded as a map of another shape and levels. */
+            const size_t len = trial % 5 == 0 ? rnd() % (n + 1) : n;
+            CONTEXT("level map damage case %zu trial %d (%d flips, %zu of %zu bytes)", k, trial, flips, len, n);
+            decode_levelmap_damaged(e, len, w, h, levels, trial & 1);
+            if (trial % 7 == 0) decode_levelmap_damaged(e, len, h, w, 1 + rnd() % LINF_LEVELMAP_MAX_LEVELS, 1);
+            free(e);
+        }
+        free(s);
+        free(map);
+    }
+    /* Pure garbage of every small length and some longer ones, for many shapes and levels. */
+    for (int trial = 0; trial < 3000; trial++) {
+        const size_t n = trial < 64 ? (size_t)trial : rnd() % 600;
+        uint8_t *g = xmalloc(n);
+        const int fill = (int)(rnd() % 4);
+        for (size_t i = 0; i < n; i++) g[i] = fill == 0 ? 0x00 : fill == 1 ? 0xFF : (uint8_t)rnd();
+        const uint32_t w = 1 + rnd() % 70, h = 1 + rnd() % 70, levels = 1 + rnd() % LINF_LEVELMAP_MAX_LEVELS;
+        CONTEXT("level map garbage trial %d (%zu bytes, fill %d) %ux%u levels %u", trial, n, fill, (unsigned)w,
+                (unsigned)h, (unsigned)levels);
+        decode_levelmap_damaged(g, n, w, h, levels, trial & 1);
+        free(g);
+    }
+}
+
 int main(void)
 {
     test_version_and_messages();
@@ -1130,6 +1458,11 @@ int main(void)
     test_stripe_damage();
     test_signed();
     test_format2();
+    test_levelmap_misuse();
+    test_levelmap_roundtrips();
+    test_levelmap_compresses();
+    test_levelmap_truncation();
+    test_levelmap_damage();
     printf("%d passed, %d failed\n", g_passed, g_failed);
     return g_failed == 0 ? 0 : 1;
 }
