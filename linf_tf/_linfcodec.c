@@ -134,6 +134,10 @@ static PyObject *py_encode_levelmap(PyObject *self, PyObject *args)
         goto done;
     }
     const size_t capacity = linf_levelmap_max_bytes(width, height);
+    if (capacity == 0) {
+        PyErr_SetString(PyExc_ValueError, "level map too large");
+        goto done;
+    }
     result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)capacity);
     if (!result) goto done;
     size_t written = 0;

@@ -3,6 +3,7 @@
  * decisions down a binary tree; the context is the left and upper neighbours' symbols, because a
  * network is wrong (or right) in regions larger than a block. Pure C, no Python: fuzzed with the
  * rest of the core. */
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "linf_codec.h"
@@ -46,7 +47,8 @@ static linf_status check_args(const void *map, uint32_t width, uint32_t height, 
 size_t linf_levelmap_max_bytes(uint32_t width, uint32_t height)
 {
     /* Three decisions per symbol can each cost up to ~11 bits at the probability floor. */
-    return (size_t)width * height * 5u + 16u;
+    const uint64_t bytes = (uint64_t)width * height * 5u + 16u;
+    return bytes > SIZE_MAX ? 0 : (size_t)bytes; /* 0: too large for this platform */
 }
 
 linf_status linf_encode_levelmap(const uint8_t *map, uint32_t width, uint32_t height, uint32_t levels,
