@@ -333,11 +333,12 @@ def test_forged_headers_are_rejected_before_allocation(fields: dict, code: int) 
 
 def test_format_1_streams_are_refused_with_a_clear_error() -> None:
     """Format 2 changed the model, so a format-1 payload would decode to garbage: refuse it; and a
-    version newer than this build's (5) too. Formats 3 (gray) and 4 (multichannel) are written,
-    2 to 4 are read."""
+    version newer than any this build knows (6) too. Formats 3 (gray) and 4 (multichannel) are
+    written, 2 to 4 are read here; format 5 (verified restoration) has its own reader and a pointer
+    to it (test_verified.py)."""
     assert codec.FORMAT_VERSION == 4
     assert codec.OLDEST_FORMAT_VERSION == 2
-    for version in (1, 5):
+    for version in (1, 6):
         with pytest.raises(CodecError, match="format version") as excinfo:
             codec.decode(forge_header(4, 4, 1, bytes(16), version=version))
         assert excinfo.value.code == 3
