@@ -26,6 +26,7 @@ PINS = {
     "tqdm": "4.70.1",
     "pillow": "13.0.0",  # pydicom's decoder for JPEG 2000 / JPEG baseline DICOM pixel data
     "ai-edge-litert": "2.3.0",
+    "threadpoolctl": "3.8.0",  # one BLAS thread per worker while the integer network runs chunks in parallel
     # [train]: learning, export, evaluation
     "matplotlib": "3.11.2",
     "tensorflow": "2.21.0",
@@ -51,7 +52,7 @@ PINS = {
 
 BASE = [  # codec + CLI + LiteRT restoration
     "numpy", "scikit-image", "imagecodecs", "tifffile", "pydicom", "opencv-python-headless",
-    "tqdm", "pillow", "ai-edge-litert",
+    "tqdm", "pillow", "ai-edge-litert", "threadpoolctl",
 ]
 TRAIN = [
     "tensorflow", "keras", "tensorflow-datasets", "importlib_resources", "absl-py", "tensorboard",

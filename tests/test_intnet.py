@@ -65,6 +65,41 @@ def test_slabs_equal_the_whole_image(monkeypatch: pytest.MonkeyPatch) -> None:
     np.testing.assert_array_equal(net.correction(image, 3, 255), whole)
 
 
+def reference_correction(net: IntNet, image: np.ndarray, tau: int, max_value: int) -> np.ndarray:
+    """The network layer by layer on the whole image, in int64 (no chunks, slabs, threads or BLAS)."""
+    tensors = [intnet.input_tensor(net, image, tau, max_value)]
+    for layer in net.layers:
+        acc = intnet.conv3x3(tensors[layer.source], layer.weights, "int64") + layer.bias
+        value = intnet.round_shift(acc * layer.multiplier, layer.shift)
+        if layer.final:
+            value = np.clip(value, -intnet.FINAL_LIMIT, intnet.FINAL_LIMIT)
+            out = intnet.round_shift(value * max_value, np.int64(intnet.FINAL_BITS))
+            return intnet.shuffle(out, net.factor)[: image.shape[0], : image.shape[1]]
+        if layer.skip is not None:
+            value = value + tensors[layer.skip]
+        if layer.relu:
+            value = np.maximum(value, 0)
+        tensors.append(np.clip(value, -ACT_MAX, ACT_MAX))
+    raise AssertionError("no final layer")
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("chunk_positions,slab_positions", [(1 << 12, 1 << 17), (1, 1 << 17), (30, 20 * 8)])
+def test_chunks_slabs_and_threads_equal_a_plain_reference(
+    monkeypatch: pytest.MonkeyPatch, threads: int, chunk_positions: int, slab_positions: int
+) -> None:
+    """Chunks of one row, odd chunk sizes, slabs and worker counts change nothing, in either backend."""
+    net = random_net(2, 2, seed=5)
+    image = np.random.default_rng(threads).integers(0, 4096, (37, 45, 2)).astype(np.uint16)
+    expected = reference_correction(net, image, 9, 4095)
+    monkeypatch.setattr(intnet, "_CHUNK_POSITIONS", chunk_positions)
+    monkeypatch.setattr(intnet, "_SLAB_POSITIONS", slab_positions)
+    for backend in intnet.BACKENDS:
+        result = net.correction(image, 9, 4095, backend=backend, threads=threads)
+        np.testing.assert_array_equal(result, expected)
+    assert np.abs(expected).max() > 0
+
+
 def test_activations_saturate_instead_of_growing() -> None:
     net = random_net(1, 1, seed=3)
     source = intnet.input_tensor(net, np.full((9, 9, 1), 255, np.uint8), 14, 255)

@@ -82,8 +82,8 @@ def test_a_one_sample_disagreement_is_caught(monkeypatch: pytest.MonkeyPatch) ->
     assert moved.any()
     original = verified.network_correction
 
-    def off_by_one(net, decoded, tau, max_value):
-        correction = original(net, decoded, tau, max_value).copy()
+    def off_by_one(net, decoded, tau, max_value, threads=None):
+        correction = original(net, decoded, tau, max_value, threads).copy()
         y = decoded.reshape(correction.shape)
         # One sample the decoder would move differently: its block allows a move, the encoder's
         # network did not move it, and +1 stays inside the sample range.

@@ -33,12 +33,16 @@ pixel-shuffled back and cropped. NumPy only: no TensorFlow.
 from __future__ import annotations
 
 import hashlib
+import os
 import struct
 import zlib
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 MAGIC = b"LNFQ"
 VERSION = 1
@@ -55,6 +59,7 @@ FLAG_FINAL = 2
 BACKENDS = ("blas", "int64")
 _LAYER_HEAD = struct.Struct("<BBBBHH")
 _SLAB_POSITIONS = 1 << 17  # body positions per slab of rows (bounds the memory of big images)
+_CHUNK_POSITIONS = 1 << 12  # positions per chunk of a layer: its working set stays in cache
 
 
 class IntNetError(ValueError):
@@ -123,10 +128,16 @@ class IntNet:
         return cls.from_bytes(Path(path).read_bytes())
 
     def correction(
-        self, decoded: np.ndarray, tau: int, max_value: int, *, backend: str = "blas"
+        self,
+        decoded: np.ndarray,
+        tau: int,
+        max_value: int,
+        *,
+        backend: str = "blas",
+        threads: int | None = None,
     ) -> np.ndarray:
         """int32 correction (H, W, C) in samples for a decoded image (H, W, C) or (H, W)."""
-        return correction(self, decoded, tau, max_value, backend=backend)
+        return correction(self, decoded, tau, max_value, backend=backend, threads=threads)
 
 
 def model_hash(blob: bytes) -> bytes:
@@ -259,12 +270,19 @@ def conv3x3_as(x: np.ndarray, weights: np.ndarray, dtype: type) -> np.ndarray:
 
 
 def correction(
-    net: IntNet, decoded: np.ndarray, tau: int, max_value: int, *, backend: str = "blas"
+    net: IntNet,
+    decoded: np.ndarray,
+    tau: int,
+    max_value: int,
+    *,
+    backend: str = "blas",
+    threads: int | None = None,
 ) -> np.ndarray:
     """The network's correction in samples, int32 (H, W, C), exact and machine-independent.
 
     Big images run in slabs of rows. A slab carries ``len(layers)`` extra rows on each side: each
     3x3 conv spoils one row at a cut, so the rows kept equal the whole-image result exactly.
+    ``threads`` (default: every core) only changes the speed, never a sample.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
@@ -273,34 +291,110 @@ def correction(
         raise ValueError(f"the integer model takes {net.channels} channel(s), got shape {decoded.shape}")
     if not 1 <= int(max_value) < 1 << 16:
         raise ValueError(f"max_value must be in [1, 65535], got {max_value}")
+    workers = max(1, int(threads) if threads else os.cpu_count() or 1)
     source = input_tensor(net, image, tau, int(max_value))
     height, width = source.shape[:2]
     halo = len(net.layers)
     rows = max(8, _SLAB_POSITIONS // width)
     out = np.empty((height, width, net.factor * net.factor * net.channels), np.int64)
-    for top in range(0, height, rows):
-        bottom = min(height, top + rows)
-        low, high = max(0, top - halo), min(height, bottom + halo)
-        slab = run_layers(net, source[low:high], int(max_value), backend)
-        out[top:bottom] = slab[top - low : bottom - low]
+    # Each worker runs its own matrix products: one BLAS thread apiece, or they fight for the cores.
+    with ThreadPoolExecutor(workers) as pool, threadpool_limits(1 if workers > 1 else None, "blas"):
+        for top in range(0, height, rows):
+            bottom = min(height, top + rows)
+            low, high = max(0, top - halo), min(height, bottom + halo)
+            slab = run_layers(net, source[low:high], int(max_value), backend, pool)
+            out[top:bottom] = slab[top - low : bottom - low]
     return _shuffle_crop(net, out, image.shape[:2]).astype(np.int32)
 
 
-def run_layers(net: IntNet, source: np.ndarray, max_value: int, backend: str) -> np.ndarray:
-    """All layers on tensor 0 (or a slab of it): the final layer's output in samples."""
-    tensors = [source]
-    for layer in net.layers:
-        acc = conv3x3(tensors[layer.source], layer.weights, backend) + layer.bias
+def run_layers(
+    net: IntNet, source: np.ndarray, max_value: int, backend: str, pool: Executor | None = None
+) -> np.ndarray:
+    """All layers on tensor 0 (or a slab of it): the final layer's output in samples.
+
+    Tensors live zero-padded and flattened (see :func:`conv3x3_as`), so a layer is computed in
+    chunks of rows straight from its input buffer: each chunk's nine products, requantisation and
+    skip add stay in cache, and the chunks run in parallel on ``pool``.
+    """
+    dtype = np.float64 if backend == "blas" else np.int64
+    height, width = source.shape[:2]
+    buffers = {0: _padded(source, dtype)}
+    last_use = _last_uses(net)
+    chunk = max(1, _CHUNK_POSITIONS // (width + 2))
+    for index, layer in enumerate(net.layers):
         if layer.final:
-            fraction = np.clip(round_shift(acc * layer.multiplier, layer.shift), -FINAL_LIMIT, FINAL_LIMIT)
-            return round_shift(fraction * max_value, np.int64(FINAL_BITS))
-        value = round_shift(acc * layer.multiplier, layer.shift)
-        if layer.skip is not None:
-            value += tensors[layer.skip]
-        if layer.relu:
-            np.maximum(value, 0, out=value)
-        tensors.append(np.clip(value, -ACT_MAX, ACT_MAX))
+            target = np.empty((height, width, layer.cout), np.int64)
+        else:
+            buffers[layer.target] = np.zeros(((height + 3) * (width + 2), layer.cout), dtype)
+            target = _interior(buffers[layer.target], height, width)
+        skip = None if layer.skip is None else _interior(buffers[layer.skip], height, width)
+        task = partial(_layer_rows, layer, buffers[layer.source], skip, target, chunk, max_value)
+        starts = range(0, height, chunk)
+        list(pool.map(task, starts) if pool else map(task, starts))
+        if layer.final:
+            return target
+        for tensor in [t for t in buffers if last_use[t] == index]:
+            del buffers[tensor]
     raise IntNetError("the integer model has no final layer")
+
+
+def _layer_rows(
+    layer: IntConv,
+    source: np.ndarray,
+    skip: np.ndarray | None,
+    target: np.ndarray,
+    chunk: int,
+    max_value: int,
+    top: int,
+) -> None:
+    """One layer on output rows [top, top + chunk): conv, requantise, skip, ReLU, saturate."""
+    bottom = min(target.shape[0], top + chunk)
+    width = target.shape[1]
+    row = width + 2
+    count = (bottom - top) * row
+    kernel = layer.weights.astype(source.dtype)
+    acc = np.zeros((count, layer.cout), source.dtype)
+    product = np.empty_like(acc)
+    for ky in range(3):
+        for kx in range(3):
+            start = (top + ky) * row + kx
+            np.matmul(source[start : start + count], kernel[ky, kx], out=product)
+            acc += product
+    value = acc.reshape(bottom - top, row, -1)[:, :width].astype(np.int64)
+    value += layer.bias
+    value *= layer.multiplier
+    value = round_shift(value, layer.shift)
+    if layer.final:
+        np.clip(value, -FINAL_LIMIT, FINAL_LIMIT, out=value)
+        target[top:bottom] = round_shift(value * max_value, np.int64(FINAL_BITS))
+        return
+    if skip is not None:
+        value += skip[top:bottom].astype(np.int64)
+    if layer.relu:
+        np.maximum(value, 0, out=value)
+    target[top:bottom] = np.clip(value, -ACT_MAX, ACT_MAX, out=value)
+
+
+def _padded(tensor: np.ndarray, dtype: type) -> np.ndarray:
+    """(h, w, c) -> zero-padded, flattened ((h + 3) * (w + 2), c), the layout the convs read."""
+    height, width, depth = tensor.shape
+    flat = np.zeros(((height + 3) * (width + 2), depth), dtype)
+    _interior(flat, height, width)[:] = tensor
+    return flat
+
+
+def _interior(flat: np.ndarray, height: int, width: int) -> np.ndarray:
+    return flat.reshape(height + 3, width + 2, -1)[1 : height + 1, 1 : width + 1]
+
+
+def _last_uses(net: IntNet) -> dict[int, int]:
+    """For each tensor, the index of the last layer that reads it (its buffer is freed after)."""
+    last = {}
+    for index, layer in enumerate(net.layers):
+        last[layer.source] = index
+        if layer.skip is not None:
+            last[layer.skip] = index
+    return last
 
 
 def _shuffle_crop(net: IntNet, out: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

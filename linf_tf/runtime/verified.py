@@ -9,7 +9,7 @@ d being the network's correction: q/4 scales it (a network trained for MSE moves
 some blocks and too much in others), w is the box half-width. The level map travels in the stream,
 coded losslessly; the decoder reruns the network, applies the map, and so meets the bound exactly.
 
-Stream layout (little-endian): a 44-byte fixed part ::
+Stream layout (little-endian): a 48-byte fixed part ::
 
      0 magic "LINF"   4 version 5 (u8)   5 level count n (u8)   6 block size (u16)
      8 slack in thousandths (u16)   10 bound = tau + floor(slack * tau) (u16)
@@ -174,14 +174,19 @@ def integer_model_for(channels: int, model: str | Path | IntNet | None = None) -
     )
 
 
-def network_correction(net: IntNet, decoded: np.ndarray, tau: int, max_value: int) -> np.ndarray:
-    """int32 (H, W, C) correction; a 1-channel model runs on each channel of a C-channel image."""
+def network_correction(
+    net: IntNet, decoded: np.ndarray, tau: int, max_value: int, threads: int | None = None
+) -> np.ndarray:
+    """int32 (H, W, C) correction; a 1-channel model runs on each channel of a C-channel image.
+    ``threads`` (default: every core) changes the speed only, never a sample."""
     image = decoded[..., None] if decoded.ndim == 2 else decoded
     if net.channels == image.shape[2]:
-        return net.correction(image, tau, max_value)
+        return net.correction(image, tau, max_value, threads=threads)
     if net.channels != 1:
         raise ValueError(f"a {net.channels}-channel model cannot restore {image.shape[2]} channels")
-    planes = [net.correction(image[..., c], tau, max_value)[..., 0] for c in range(image.shape[2])]
+    planes = [
+        net.correction(image[..., c], tau, max_value, threads=threads)[..., 0] for c in range(image.shape[2])
+    ]
     return np.stack(planes, axis=-1)
 
 
@@ -247,7 +252,7 @@ def plan_restoration(
     max_value = (1 << info.bit_depth) - 1
     net = integer_model_for(info.channels, model)
     if correction is None:
-        correction = network_correction(net, decoded, tau, max_value)
+        correction = network_correction(net, decoded, tau, max_value, threads)
     bound = tau + thousandths * tau // 1000
     levels = slack_levels(tau, thousandths)
     header_bytes = _FIXED.size + 3 * len(levels) + 4
@@ -351,7 +356,7 @@ def decode(
     level_map = _level_map(map_stream, header, decoded.shape)
     net = _model_by_hash(header.model_hash, models)
     max_value = (1 << info.bit_depth) - 1
-    correction = network_correction(net, decoded, info.tau, max_value)
+    correction = network_correction(net, decoded, info.tau, max_value, threads)
     restored = apply_levels(decoded, correction, level_map, header.levels, header.block, max_value)
     if restored_crc(restored) != header.restored_crc:
         raise CodecError(
