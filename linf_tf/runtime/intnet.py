@@ -297,8 +297,9 @@ def correction(
     halo = len(net.layers)
     rows = max(8, _SLAB_POSITIONS // width)
     out = np.empty((height, width, net.factor * net.factor * net.channels), np.int64)
-    # Each worker runs its own matrix products: one BLAS thread apiece, or they fight for the cores.
-    with ThreadPoolExecutor(workers) as pool, threadpool_limits(1 if workers > 1 else None, "blas"):
+    # Each worker runs its own matrix products on one BLAS thread: ``threads`` is then the number of
+    # cores used (a batch running files side by side on one thread each does not oversubscribe).
+    with ThreadPoolExecutor(workers) as pool, threadpool_limits(1, "blas"):
         for top in range(0, height, rows):
             bottom = min(height, top + rows)
             low, high = max(0, top - halo), min(height, bottom + halo)
