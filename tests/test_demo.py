@@ -86,3 +86,12 @@ def test_demo_ends_with_the_shipped_network(tmp_path: Path, capsys: pytest.Captu
     restored = read_image(tmp_path / "camera_tau10_restored.png").pixels
     assert restored.shape == gray.shape and demo.max_abs_error(gray, restored) <= 15
     assert demo.psnr(gray, restored, 8) > demo.psnr(gray, decoded, 8) + 0.5
+    # ... and both end with an encoder-verified stream, inside the tighter bound 10 + floor(10 / 4).
+    assert printed.count("verified (format 5)") == 2
+    for name, original in (("astronaut", skdata.astronaut()), ("camera", gray)):
+        stream = (tmp_path / f"{name}_tau10_verified.nlc").read_bytes()
+        checked = read_image(tmp_path / f"{name}_tau10_verified.png").pixels
+        assert demo.verified.read_header(stream).bound == 12
+        assert demo.max_abs_error(original, checked) <= 12
+        assert demo.psnr(original, checked, 8) > demo.psnr(original, demo.codec.decode(
+            demo.verified.split(stream)[2]), 8) + 0.5
