@@ -62,7 +62,26 @@ def images(set_names: list[str], limit: int) -> list[tuple[str, str, np.ndarray]
     return found
 
 
-def evaluate_image(x: np.ndarray, tau: int, slack: float, blocks: list[str]) -> list[dict]:
+def level_family(name: str, tau: int, safe: int) -> list[tuple[int, int]] | None:
+    """The level sets compared in BUILD_NOTES (None: the encoder's default, ``slack_levels``)."""
+    families = {
+        "default": None,
+        # box only: the full correction in boxes from the safe one up to tau
+        "box": [(0, 0), (4, safe), (4, tau // 2), (4, 3 * tau // 4), (4, tau)],
+        # box only, wider: up to 2 tau
+        "box_wide": [(0, 0), (4, safe), (4, tau // 2), (4, tau), (4, 3 * tau // 2), (4, 2 * tau)],
+        # scaled only, in the box tau
+        "scaled_tau": [(0, 0), (4, safe), (2, tau), (4, tau), (6, tau), (8, tau)],
+    }
+    chosen = families[name]
+    if chosen is None:
+        return None
+    return list(dict.fromkeys((0, 0) if q == 0 or w == 0 else (q, w) for q, w in chosen))
+
+
+def evaluate_image(
+    x: np.ndarray, tau: int, slack: float, blocks: list[str], levels: str = "default"
+) -> list[dict]:
     plain, y = codec.encode_with_decoded(x, tau)
     y = y.reshape(x.shape)
     net = verified.integer_model_for(1 if x.ndim == 2 else x.shape[2])
@@ -85,7 +104,12 @@ def evaluate_image(x: np.ndarray, tau: int, slack: float, blocks: list[str]) -> 
         )
     for block in blocks:
         plan = verified.plan_restoration(
-            x, tau, slack, block="auto" if block == "auto" else int(block), correction=correction
+            x,
+            tau,
+            slack,
+            block="auto" if block == "auto" else int(block),
+            correction=correction,
+            levels=level_family(levels, tau, bound - tau),
         )
         linf = int(np.abs(plan.restored.astype(int) - x).max())
         if linf > bound:
@@ -204,6 +228,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timing-size", type=int, default=512, help="crop side for the timing (0 = none)")
     parser.add_argument("--repeats", type=int, default=3, help="timing repeats (median)")
     parser.add_argument("--output-dir", type=Path, default=Path("out/verified_bench"))
+    parser.add_argument(
+        "--levels", default="default", choices=["default", "box", "box_wide", "scaled_tau"],
+        help="level set offered per block (default: the encoder's; others for the ablation)",
+    )
     parser.add_argument("--timing-only", action="store_true", help="only the encode/decode timing")
     args = parser.parse_args(argv)
     found = [] if args.timing_only else images(args.sets.split(","), args.limit)
@@ -214,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         for mode in modes:
             x = to_mode(pixels, mode)
             for tau in taus:
-                for row in evaluate_image(x, tau, args.slack, blocks):
+                for row in evaluate_image(x, tau, args.slack, blocks, args.levels):
                     rows.append({"set": set_name, "image": name, "mode": mode, "tau": tau, **row})
     # The timing image is the 512 x 512 astronaut of scikit-image: the same everywhere.
     timings = []

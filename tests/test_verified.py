@@ -186,3 +186,16 @@ def test_level_map_round_trip_and_refusals() -> None:
     with pytest.raises(CodecError):
         codec.encode_level_map(level_map, 4)  # a symbol >= levels
     assert isinstance(verified.integer_model_for(3), IntNet)
+
+
+def test_any_level_set_decodes_within_the_bound() -> None:
+    """An encoder may offer other levels (experiments): the header carries them, the decoder follows."""
+    levels = [(0, 0), (4, 1), (3, 4), (4, 4)]
+    plan = verified.plan_restoration(GRAY, 4, 0.25, block=8, levels=levels)
+    assert plan.header.levels == tuple(levels)
+    restored = verified.decode(plan.stream)
+    np.testing.assert_array_equal(restored, plan.restored)
+    assert np.abs(restored.astype(int) - GRAY).max() <= 5
+    for bad in ([(4, 1)], [(0, 0), (0, 0)], [(0, 0), (17, 1)], [(0, 0)] + [(4, w) for w in range(1, 9)]):
+        with pytest.raises(ValueError, match="levels"):
+            verified.plan_restoration(GRAY, 4, 0.25, levels=bad)

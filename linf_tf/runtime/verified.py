@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 import struct
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -239,8 +239,10 @@ def plan_restoration(
     threads: int | None = None,
     correction: np.ndarray | None = None,
     max_side_fraction: float = DEFAULT_MAX_SIDE_FRACTION,
+    levels: Sequence[tuple[int, int]] | None = None,
 ) -> RestorationPlan:
-    """:func:`encode`, returning the restored samples too (``correction`` may be given precomputed)."""
+    """:func:`encode`, returning the restored samples too (``correction`` may be given precomputed;
+    ``levels`` replaces :func:`slack_levels`' set, for experiments: any set decodes)."""
     thousandths = _check_slack(slack)
     if int(tau) < 1:
         raise ValueError("verified restoration needs tau >= 1 (tau 0 is already lossless)")
@@ -254,7 +256,7 @@ def plan_restoration(
     if correction is None:
         correction = network_correction(net, decoded, tau, max_value, threads)
     bound = tau + thousandths * tau // 1000
-    levels = slack_levels(tau, thousandths)
+    levels = slack_levels(tau, thousandths) if levels is None else _check_levels(levels)
     header_bytes = _FIXED.size + 3 * len(levels) + 4
     candidates = []
     for size in sorted(blocks, reverse=True):  # largest first: the fallback when none fits the budget
@@ -274,6 +276,22 @@ def _check_slack(slack: float) -> int:
     if not 0.0 <= float(slack) <= 1.0:
         raise ValueError(f"restore slack must be between 0 and 1, got {slack}")
     return math.floor(float(slack) * 1000 + 1e-9)
+
+
+def _check_levels(levels: Sequence[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    chosen = tuple((int(q), int(w)) for q, w in levels)
+    valid = (
+        1 <= len(chosen) <= MAX_LEVELS
+        and chosen[0] == (0, 0)
+        and len(set(chosen)) == len(chosen)
+        and all(0 <= q <= MAX_QUARTERS and 0 <= w < 1 << 16 for q, w in chosen)
+    )
+    if not valid:
+        raise ValueError(
+            f"levels must start with (0, 0), be distinct, at most {MAX_LEVELS}, with 0 <= q <= "
+            f"{MAX_QUARTERS} quarters and 0 <= w < 65536; got {levels!r}"
+        )
+    return chosen
 
 
 def _check_block(block: int | str) -> tuple[int, ...]:
