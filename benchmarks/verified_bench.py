@@ -21,7 +21,7 @@ import json
 import statistics
 import time
 from collections import defaultdict
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +31,7 @@ from tqdm import tqdm
 from linf_tf import codec
 from linf_tf.imageio import read_image
 from linf_tf.pixels import LUMA_WEIGHTS
-from linf_tf.runtime import verified
+from linf_tf.runtime import NetworkRestorer, verified
 
 EVAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "eval"
 SETS = ("set14", "bsd100", "mcmaster")
@@ -79,8 +79,18 @@ def level_family(name: str, tau: int, safe: int) -> list[tuple[int, int]] | None
     return list(dict.fromkeys((0, 0) if q == 0 or w == 0 else (q, w) for q, w in chosen))
 
 
+@cache
+def float_restorer() -> NetworkRestorer:
+    return NetworkRestorer()
+
+
 def evaluate_image(
-    x: np.ndarray, tau: int, slack: float, blocks: list[str], levels: str = "default"
+    x: np.ndarray,
+    tau: int,
+    slack: float,
+    blocks: list[str],
+    levels: str = "default",
+    float_reference: bool = False,
 ) -> list[dict]:
     plain, y = codec.encode_with_decoded(x, tau)
     y = y.reshape(x.shape)
@@ -100,6 +110,18 @@ def evaluate_image(
                 psnr=psnr(x, out),
                 linf=int(np.abs(out - x.astype(int)).max()),
                 bound=row_bound,
+            )
+        )
+    if float_reference:
+        # The shipped LiteRT float16 model in the same box tau: what the integer network costs.
+        out = float_restorer().restore(y, tau, 1.0, 8)
+        rows.append(
+            dict(
+                base,
+                method="litert_float_tau_box",
+                psnr=psnr(x, out),
+                linf=int(np.abs(out - x.astype(int)).max()),
+                bound=2 * tau,
             )
         )
     for block in blocks:
@@ -229,8 +251,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="timing repeats (median)")
     parser.add_argument("--output-dir", type=Path, default=Path("out/verified_bench"))
     parser.add_argument(
-        "--levels", default="default", choices=["default", "box", "box_wide", "scaled_tau"],
+        "--levels",
+        default="default",
+        choices=["default", "box", "box_wide", "scaled_tau"],
         help="level set offered per block (default: the encoder's; others for the ablation)",
+    )
+    parser.add_argument(
+        "--float-reference",
+        action="store_true",
+        help="also the shipped LiteRT (float) model in the box tau, beside the integer network's row",
     )
     parser.add_argument("--timing-only", action="store_true", help="only the encode/decode timing")
     args = parser.parse_args(argv)
@@ -242,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         for mode in modes:
             x = to_mode(pixels, mode)
             for tau in taus:
-                for row in evaluate_image(x, tau, args.slack, blocks, args.levels):
+                for row in evaluate_image(x, tau, args.slack, blocks, args.levels, args.float_reference):
                     rows.append({"set": set_name, "image": name, "mode": mode, "tau": tau, **row})
     # The timing image is the 512 x 512 astronaut of scikit-image: the same everywhere.
     timings = []
