@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -199,3 +200,37 @@ def test_any_level_set_decodes_within_the_bound() -> None:
     for bad in ([(4, 1)], [(0, 0), (0, 0)], [(0, 0), (17, 1)], [(0, 0)] + [(4, w) for w in range(1, 9)]):
         with pytest.raises(ValueError, match="levels"):
             verified.plan_restoration(GRAY, 4, 0.25, levels=bad)
+
+
+def test_auto_keeps_the_side_information_budget_and_beats_the_best_fitting_plain_choice() -> None:
+    """'auto' trades error for map bits (rate-constrained choice) instead of dropping to a bigger block."""
+    image = skimage.data.camera()
+    _, decoded = codec.encode_with_decoded(image, 6)
+    net = verified.integer_model_for(1)
+    correction = verified.network_correction(net, decoded.reshape(image.shape), 6, 255)
+    auto = verified.plan_restoration(image, 6, 0.25, correction=correction)
+    assert auto.header.side_bytes <= 0.01 * len(auto.plain)
+    assert np.abs(auto.restored.astype(int) - image).max() <= 7
+
+    def sse(plan: verified.RestorationPlan) -> int:
+        return int(((plan.restored.astype(np.int64) - image) ** 2).sum())
+
+    plan = partial(verified.plan_restoration, image, 6, 0.25, correction=correction)
+    fixed = {size: plan(block=size) for size in (8, 16, 32)}
+    assert fixed[8].header.side_bytes > 0.01 * len(auto.plain)  # the budget binds: the trade-off path runs
+    fitting = [sse(plan) for plan in fixed.values() if plan.header.side_bytes <= 0.01 * len(plan.plain)]
+    assert sse(auto) <= min(fitting, default=sse(fixed[32]))
+    assert sse(auto) < sse(fixed[32])
+
+
+def test_rate_constrained_choice_fits_its_budget() -> None:
+    rng = np.random.default_rng(7)
+    table = rng.random((5, 40, 40)) * 100
+    table[3, ::2] = np.inf  # a level breaking the bound in some blocks is never chosen there
+    free = np.argmin(table, axis=0).astype(np.uint8)
+    free_bytes = len(codec.encode_level_map(free, 5))
+    for budget in (free_bytes // 2, free_bytes // 5):
+        chosen = verified._rate_constrained(table, budget)
+        assert len(codec.encode_level_map(chosen, 5)) <= budget
+        assert np.isfinite(np.take_along_axis(table, chosen[None].astype(np.intp), 0)).all()
+        assert np.take_along_axis(table, chosen[None].astype(np.intp), 0).sum() >= table.min(axis=0).sum()

@@ -89,8 +89,9 @@ def _add_compress(commands: argparse._SubParsersAction) -> None:
     sub.add_argument(
         "--slack-block", type=_slack_block, default=None, metavar="{auto,8,16,32,...}",
         help="with --restore-slack: the block size (pixels, 2-1024) of the stored level map; 'auto' "
-        f"picks the best of {', '.join(map(str, verified.BLOCK_SIZES))} whose side information stays "
-        f"within {verified.DEFAULT_MAX_SIDE_FRACTION:.0%}% of the stream (default: auto)",
+        f"picks the best of {', '.join(map(str, verified.BLOCK_SIZES))}, each held to side information "
+        f"within {verified.DEFAULT_MAX_SIDE_FRACTION:.0%}% of the stream (a block size given explicitly "
+        "gets its best map, whatever its size) (default: auto)",
     )
     _add_common_output_options(sub)
     _add_threads_option(sub)

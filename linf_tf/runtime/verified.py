@@ -129,23 +129,64 @@ def apply_levels(decoded: np.ndarray, correction: np.ndarray, level_map: np.ndar
 
 
 def choose_levels(original: np.ndarray, decoded: np.ndarray, correction: np.ndarray, bound: int,
-                  levels: tuple[tuple[int, int], ...], block: int, max_value: int
-                  ) -> tuple[np.ndarray, np.ndarray]:
+                  levels: tuple[tuple[int, int], ...], block: int, max_value: int,
+                  budget: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per block, the level with the least squared error among those keeping every sample within
-    ``bound`` of the original (level 0, the plain output, always does). Returns (map, SSE per block)."""
+    ``bound`` of the original (level 0, the plain output, always does). With ``budget`` (bytes of
+    the coded map), the least error whose map fits it, if one does (:func:`_rate_constrained`).
+    Returns (map, SSE per block)."""
+    table = level_errors(original, decoded, correction, bound, levels, block, max_value)
+    level_map = np.argmin(table, axis=0).astype(np.uint8)
+    if budget is not None and len(codec.encode_level_map(level_map, len(levels))) > budget:
+        level_map = _rate_constrained(table, budget)
+    return level_map, np.take_along_axis(table, level_map[None].astype(np.intp), 0)[0]
+
+
+def level_errors(original: np.ndarray, decoded: np.ndarray, correction: np.ndarray, bound: int,
+                 levels: tuple[tuple[int, int], ...], block: int, max_value: int) -> np.ndarray:
+    """(levels, blocks_h, blocks_w) squared error of each level per block; inf where it breaks the bound."""
     x = original.reshape(correction.shape).astype(np.int64)
     y = decoded.reshape(correction.shape).astype(np.int64)
-    best_sse = best_map = None
-    for index, (quarters, width) in enumerate(levels):
+    table = []
+    for quarters, width in levels:
         error = np.clip(y + _moves(correction, quarters, width), 0, max_value) - x
         worst = _per_block(np.abs(error), block, "max")
-        sse = np.where(worst <= bound, _per_block(error * error, block, "sum"), np.iinfo(np.int64).max)
-        if best_sse is None:
-            best_sse, best_map = sse, np.zeros(sse.shape, np.uint8)
+        table.append(np.where(worst <= bound, _per_block(error * error, block, "sum"), np.inf))
+    return np.stack(table)
+
+
+def _rate_constrained(table: np.ndarray, budget: int) -> np.ndarray:
+    """The map minimising error + lambda * bits with the smallest lambda whose coded map fits.
+
+    A symbol's cost is -log2 of its share of the map (three refits per lambda): a rough stand-in
+    for the context coder, but only the *actual* coded size decides whether a map fits. Lambda
+    grows by 4x until the map fits, then 12 bisection steps; if no lambda fits, the smallest map.
+    """
+    count = table.shape[0]
+
+    def choice(weight: float) -> tuple[np.ndarray, int]:
+        level_map = np.argmin(table, axis=0)
+        for _ in range(3):
+            share = (np.bincount(level_map.ravel(), minlength=count) + 0.5) / (level_map.size + 0.5 * count)
+            level_map = np.argmin(table - weight * np.log2(share)[:, None, None], axis=0)
+        level_map = level_map.astype(np.uint8)
+        return level_map, len(codec.encode_level_map(level_map, count))
+
+    low, high = 0.0, 1.0
+    best = choice(high)
+    while best[1] > budget and high < 1e15:
+        low, high = high, 4 * high
+        best = choice(high)
+    if best[1] > budget:
+        return best[0]
+    for _ in range(12):
+        middle = (low + high) / 2
+        candidate = choice(middle)
+        if candidate[1] <= budget:
+            high, best = middle, candidate
         else:
-            better = sse < best_sse
-            best_sse, best_map = np.where(better, sse, best_sse), np.where(better, index, best_map)
-    return best_map.astype(np.uint8), best_sse
+            low = middle
+    return best[0]
 
 
 @cache
@@ -209,9 +250,10 @@ def encode(
     """A format-5 stream: the plain stream of ``image`` at ``tau`` plus the verified level map, so
     that :func:`decode` returns samples within ``tau + floor(slack * tau)`` of ``image``.
 
-    ``block``: the level map's block size in pixels, or "auto": the one of ``BLOCK_SIZES`` with the
-    least squared error among those whose level map and header add at most ``max_side_fraction`` of
-    the plain stream (the largest block if none does).
+    ``block``: the level map's block size in pixels (its least-error map), or "auto": for each of
+    ``BLOCK_SIZES`` the least-error map whose coding and header add at most ``max_side_fraction``
+    of the plain stream (trading error for map bits where needed), then the size with the least
+    error (the largest block if none fits, e.g. a tiny image whose header alone is over budget).
     """
     plan = plan_restoration(image, tau, slack, block=block, model=model, bit_depth=bit_depth, threads=threads,
                             max_side_fraction=max_side_fraction)
@@ -258,11 +300,16 @@ def plan_restoration(
     bound = tau + thousandths * tau // 1000
     levels = slack_levels(tau, thousandths) if levels is None else _check_levels(levels)
     header_bytes = _FIXED.size + 3 * len(levels) + 4
+    # "auto" holds every block size to the side-information budget, trading error for map bits
+    # where the best map would not fit; a block size given explicitly gets its least-error map.
+    # (When the header alone is over budget, a tiny image, the fallback keeps its least-error map.)
+    budget = int(max_side_fraction * len(plain)) - header_bytes if len(blocks) > 1 else None
+    map_budget = budget if budget is not None and budget > 0 else None
     candidates = []
     for size in sorted(blocks, reverse=True):  # largest first: the fallback when none fits the budget
-        level_map, sse = choose_levels(image, decoded, correction, bound, levels, size, max_value)
+        level_map, sse = choose_levels(image, decoded, correction, bound, levels, size, max_value, map_budget)
         map_stream = codec.encode_level_map(level_map, len(levels))
-        fits = header_bytes + len(map_stream) <= max_side_fraction * len(plain)
+        fits = budget is None or len(map_stream) <= budget
         candidates.append((not fits and bool(candidates), float(sse.sum()), size, level_map, map_stream))
     _, _, size, level_map, map_stream = min(candidates, key=lambda c: (c[0], c[1]))
     restored = apply_levels(decoded, correction, level_map, levels, size, max_value)
