@@ -278,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.timing_size:
         timings = timing(skimage.data.astronaut(), args.timing_size, args.repeats, args.slack)
     if args.timing_only:
+        args.output_dir.mkdir(parents=True, exist_ok=True)
+        (args.output_dir / "timing.json").write_text(json.dumps(timings, indent=1))
         print(markdown([], timings))
         return 0
     args.output_dir.mkdir(parents=True, exist_ok=True)
