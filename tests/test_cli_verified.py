@@ -144,8 +144,11 @@ def test_signed_input_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) 
 
 
 def _with_header_crc(stream: bytearray, header: verified.VerifiedHeader) -> bytes:
+    """Recompute the CRC after the header, which covers the header and the level map."""
     body = bytes(stream[: header.header_bytes - 4])
-    stream[header.header_bytes - 4 : header.header_bytes] = struct.pack("<I", zlib.crc32(body))
+    level_map = bytes(stream[header.header_bytes : header.header_bytes + header.map_bytes])
+    crc = zlib.crc32(level_map, zlib.crc32(body))
+    stream[header.header_bytes - 4 : header.header_bytes] = struct.pack("<I", crc)
     return bytes(stream)
 
 
@@ -165,10 +168,10 @@ def test_corrupt_format5_streams_are_clear_errors(
     _assert_cli_error(main(["info", str(damaged)]), capsys.readouterr().err, "level map")
 
     crc_field = bytearray(good)
-    crc_field[28] ^= 0x01  # the restored-sample CRC: the header's own CRC catches it
+    crc_field[18] ^= 0x01  # the restored-sample CRC: the header's own CRC catches it
     damaged.write_bytes(bytes(crc_field))
     code = main(["decompress", str(damaged), "-o", str(out)])
-    _assert_cli_error(code, capsys.readouterr().err, "header CRC mismatch")
+    _assert_cli_error(code, capsys.readouterr().err, "header or level map CRC mismatch")
 
     # The same change with the header CRC recomputed: the restoration no longer reproduces the CRC.
     damaged.write_bytes(_with_header_crc(crc_field, header))

@@ -194,6 +194,10 @@ def test_any_level_set_decodes_within_the_bound() -> None:
     levels = [(0, 0), (4, 1), (3, 4), (4, 4)]
     plan = verified.plan_restoration(GRAY, 4, 0.25, block=8, levels=levels)
     assert plan.header.levels == tuple(levels)
+    assert plan.header.header_bytes == 30 + 3 * len(levels)  # a non-default set travels in the header
+    default = verified.plan_restoration(GRAY, 4, 0.25, block=8)
+    assert default.header.header_bytes == 30 and default.header.levels == verified.slack_levels(4, 250)
+    assert verified.read_header(default.stream) == default.header
     restored = verified.decode(plan.stream)
     np.testing.assert_array_equal(restored, plan.restored)
     assert np.abs(restored.astype(int) - GRAY).max() <= 5

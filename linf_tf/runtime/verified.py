@@ -9,18 +9,19 @@ d being the network's correction: q/4 scales it (a network trained for MSE moves
 some blocks and too much in others), w is the box half-width. The level map travels in the stream,
 coded losslessly; the decoder reruns the network, applies the map, and so meets the bound exactly.
 
-Stream layout (little-endian): a 48-byte fixed part ::
+Stream layout (little-endian): a 26-byte fixed part ::
 
-     0 magic "LINF"   4 version 5 (u8)   5 level count n (u8)   6 block size (u16)
-     8 slack in thousandths (u16)   10 bound = tau + floor(slack * tau) (u16)
-    12 model hash (16 bytes)   28 CRC-32 of the restored samples (u32)
-    32 level-map bytes (u32)   36 CRC-32 of the level-map bytes (u32)   40 plain stream bytes (u64)
+     0 magic "LINF"   4 version 5 (u8)   5 level count n (u8; 0 = the default set)
+     6 block size (u16)   8 slack in thousandths (u16)   10 model id (8 bytes)
+    18 CRC-32 of the restored samples (u32)   22 level-map bytes (u32)
 
-then the n levels (q as u8 in quarters, w as u16 in samples; the first is (0, 0), the plain output),
-a CRC-32 of all the
-header bytes before it, the level map (one symbol per block, context-coded by the C core's
-``linf_encode_levelmap``), and the plain stream of the image itself. Nothing else: a stream's size
-is exactly the sum.
+then, when n > 0, the n levels (q as u8 in quarters, w as u16 in samples; the first is (0, 0), the
+plain output), a CRC-32 of the header bytes before it *and* of the level map that follows it, the
+level map (one symbol per block, context-coded by the C core's ``linf_encode_levelmap``), and the
+plain stream of the image itself, to the end of the data (it must be exactly one stream). The
+default level set (n = 0) is :func:`slack_levels` of the plain stream's tau and the slack; the
+bound is ``tau + floor(slack * tau)``; the model id is the first 8 bytes of the integer model's
+content hash. A stream with the default levels spends 30 bytes on its header.
 
 The CRC of the restored samples is the determinism check: a decoder whose restoration differs from
 the encoder's in a single sample refuses (:class:`~linf_tf.codec.CodecError`) instead of handing out
@@ -52,7 +53,8 @@ BLOCK_SIZES = (8, 16, 32)  # what ``block="auto"`` chooses from
 DEFAULT_MAX_SIDE_FRACTION = 0.01  # "auto": the level map may add up to 1 % to the plain stream
 MAX_LEVELS = 8
 MAX_QUARTERS = 16  # a level scales the correction by at most 4
-_FIXED = struct.Struct("<4sBBHHH16sIIIQ")
+_FIXED = struct.Struct("<4sBBHH8sII")
+MODEL_ID_BYTES = 8  # of the model's content hash: identifies one of a handful of models
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,6 @@ class VerifiedHeader:
     model_hash: bytes
     restored_crc: int
     map_bytes: int
-    map_crc: int
     plain_bytes: int
     header_bytes: int
 
@@ -191,10 +192,10 @@ def _rate_constrained(table: np.ndarray, budget: int) -> np.ndarray:
 
 @cache
 def shipped_integer_models() -> dict[bytes, Path]:
-    """content hash -> file, for every ``weights/*/intnet.bin`` shipped with the package."""
+    """model id (content hash prefix) -> file, for every ``weights/*/intnet.bin`` shipped with the package."""
     found = {}
     for path in sorted(WEIGHTS_DIR.glob(f"*/{INTEGER_MODEL_FILE}")):
-        found[IntNet.load(path).content_hash] = path
+        found[IntNet.load(path).content_hash[:MODEL_ID_BYTES]] = path
     return found
 
 
@@ -299,7 +300,7 @@ def plan_restoration(
         correction = network_correction(net, decoded, tau, max_value, threads)
     bound = tau + thousandths * tau // 1000
     levels = slack_levels(tau, thousandths) if levels is None else _check_levels(levels)
-    header_bytes = _FIXED.size + 3 * len(levels) + 4
+    header_bytes = _header_size(0 if levels == slack_levels(tau, thousandths) else len(levels))
     # "auto" holds every block size to the side-information budget, trading error for map bits
     # where the best map would not fit; a block size given explicitly gets its least-error map.
     # (When the header alone is over budget, a tiny image, the fallback keeps its least-error map.)
@@ -313,9 +314,10 @@ def plan_restoration(
         candidates.append((not fits and bool(candidates), float(sse.sum()), size, level_map, map_stream))
     _, _, size, level_map, map_stream = min(candidates, key=lambda c: (c[0], c[1]))
     restored = apply_levels(decoded, correction, level_map, levels, size, max_value)
-    header = VerifiedHeader(size, thousandths, bound, levels, net.content_hash, restored_crc(restored),
-                            len(map_stream), zlib.crc32(map_stream), len(plain), header_bytes)
-    return RestorationPlan(_write_header(header) + map_stream + plain, plain, restored, header)
+    stored = 0 if levels == slack_levels(tau, thousandths) else len(levels)
+    header = VerifiedHeader(size, thousandths, bound, levels, net.content_hash[:MODEL_ID_BYTES],
+                            restored_crc(restored), len(map_stream), len(plain), _header_size(stored))
+    return RestorationPlan(_write_header(header, map_stream, tau) + plain, plain, restored, header)
 
 
 def _check_slack(slack: float) -> int:
@@ -349,57 +351,65 @@ def _check_block(block: int | str) -> tuple[int, ...]:
     return (int(block),)
 
 
-def _write_header(header: VerifiedHeader) -> bytes:
-    fixed = _FIXED.pack(MAGIC, FORMAT_VERSION, len(header.levels), header.block, header.slack_thousandths,
-                        header.bound, header.model_hash, header.restored_crc, header.map_bytes,
-                        header.map_crc, header.plain_bytes)
-    body = fixed + b"".join(struct.pack("<BH", *level) for level in header.levels)
-    return body + struct.pack("<I", zlib.crc32(body))
+def _write_header(header: VerifiedHeader, map_stream: bytes, tau: int) -> bytes:
+    """Header + level map (the CRC after the header covers both)."""
+    default = header.levels == slack_levels(tau, header.slack_thousandths)
+    levels = () if default else header.levels
+    body = _FIXED.pack(MAGIC, FORMAT_VERSION, len(levels), header.block, header.slack_thousandths,
+                       header.model_hash, header.restored_crc, header.map_bytes)
+    body += b"".join(struct.pack("<BH", *level) for level in levels)
+    return body + struct.pack("<I", zlib.crc32(map_stream, zlib.crc32(body))) + map_stream
+
+
+def _header_size(count: int) -> int:
+    return _FIXED.size + 3 * count + 4
 
 
 def read_header(data: bytes | bytearray | memoryview) -> VerifiedHeader:
-    """The restoration header of a format-5 stream; CodecError if it is corrupt or inconsistent."""
-    data = bytes(data)
+    """The restoration header of a format-5 stream; CodecError if it is corrupt or inconsistent
+    (the CRC, the levels, the block size, and the plain stream's facts are all checked)."""
+    return _parse(bytes(data))[0]
+
+
+def split(data: bytes | bytearray | memoryview) -> tuple[VerifiedHeader, bytes, bytes]:
+    """(header, level-map stream, plain stream), every part checked."""
+    header, map_stream, plain, _ = _parse(bytes(data))
+    return header, map_stream, plain
+
+
+def _parse(data: bytes) -> tuple[VerifiedHeader, bytes, bytes, codec.StreamInfo]:
     if not is_verified_stream(data):
         raise CodecError("not a format-5 (encoder-verified restoration) stream", 2)
     if len(data) < _FIXED.size:
         raise CodecError("format-5 stream is truncated (header)", codec.ERR_TRUNCATED)
-    fields = _FIXED.unpack_from(data)
-    count, block, thousandths, bound, model_hash, crc, map_bytes, map_crc, plain_bytes = fields[2:]
-    header_bytes = _FIXED.size + 3 * count + 4
-    if len(data) < header_bytes:
-        raise CodecError("format-5 stream is truncated (header)", codec.ERR_TRUNCATED)
-    body = data[: header_bytes - 4]
-    if zlib.crc32(body) != struct.unpack_from("<I", data, header_bytes - 4)[0]:
-        raise CodecError("format-5 restoration header CRC mismatch: the stream is corrupt", 3)
-    levels = tuple(struct.unpack_from("<BH", data, _FIXED.size + 3 * i) for i in range(count))
-    valid = (1 <= count <= MAX_LEVELS and levels[0] == (0, 0) and len(set(levels)) == count
-             and all(q <= MAX_QUARTERS for q, _ in levels)
-             and 2 <= block <= 1024 and thousandths <= 1000)
-    if not valid:
-        raise CodecError("format-5 restoration header has invalid levels, block size or slack", 4)
-    total = header_bytes + map_bytes + plain_bytes
-    if len(data) != total:
-        code = codec.ERR_TRUNCATED if len(data) < total else codec.ERR_TRAILING_DATA
-        raise CodecError(f"format-5 stream is {len(data)} bytes, its header says {total}", code)
-    return VerifiedHeader(block, thousandths, bound, tuple(levels), model_hash, crc, map_bytes, map_crc,
-                          plain_bytes, header_bytes)
-
-
-def split(data: bytes | bytearray | memoryview) -> tuple[VerifiedHeader, bytes, bytes]:
-    """(header, level-map stream, plain stream), with the plain stream's facts checked against it."""
-    header = read_header(data)
-    data = bytes(data)
-    start = header.header_bytes
-    map_stream = data[start : start + header.map_bytes]
-    if zlib.crc32(map_stream) != header.map_crc:
-        raise CodecError("format-5 level map CRC mismatch: the stream is corrupt", 5)
-    plain = data[start + header.map_bytes :]
+    _, _, count, block, thousandths, model_id, crc, map_bytes = _FIXED.unpack_from(data)
+    header_bytes = _header_size(count)
+    if len(data) < header_bytes + map_bytes:
+        raise CodecError("format-5 stream is truncated (header or level map)", codec.ERR_TRUNCATED)
+    body, map_stream = data[: header_bytes - 4], data[header_bytes : header_bytes + map_bytes]
+    if zlib.crc32(map_stream, zlib.crc32(body)) != struct.unpack_from("<I", data, header_bytes - 4)[0]:
+        raise CodecError("format-5 restoration header or level map CRC mismatch: the stream is corrupt", 3)
+    plain = data[header_bytes + map_bytes :]
     info = codec.info(plain)
-    too_wide = max(width for _, width in header.levels) > 2 * info.tau
-    if header.bound != info.tau + header.slack_thousandths * info.tau // 1000 or too_wide:
-        raise CodecError("format-5 restoration header does not match its plain stream's tau", 4)
-    return header, map_stream, plain
+    if info.total_bytes != len(plain):
+        code = codec.ERR_TRUNCATED if len(plain) < info.total_bytes else codec.ERR_TRAILING_DATA
+        raise CodecError(
+            f"format-5 plain stream is {len(plain)} bytes, its header says {info.total_bytes}", code
+        )
+    if count:
+        levels = tuple(struct.unpack_from("<BH", data, _FIXED.size + 3 * i) for i in range(count))
+    else:
+        levels = slack_levels(info.tau, thousandths) if thousandths <= 1000 and info.tau >= 1 else ((0, 0),)
+    valid = (len(levels) <= MAX_LEVELS and levels[0] == (0, 0) and len(set(levels)) == len(levels)
+             and all(q <= MAX_QUARTERS and w <= 2 * info.tau for q, w in levels)
+             and 2 <= block <= 1024 and thousandths <= 1000 and info.tau >= 1)
+    if not valid:
+        raise CodecError("format-5 restoration header has invalid levels, block size, slack or tau", 4)
+    bound = info.tau + thousandths * info.tau // 1000
+    header = VerifiedHeader(
+        block, thousandths, bound, levels, model_id, crc, map_bytes, len(plain), header_bytes
+    )
+    return header, map_stream, plain, info
 
 
 def decode(
@@ -443,7 +453,7 @@ def _model_by_hash(wanted: bytes, extra: Iterable[str | Path]) -> IntNet:
             net = IntNet.load(path)
         except (OSError, IntNetError):
             continue
-        if net.content_hash == wanted:
+        if net.content_hash[:MODEL_ID_BYTES] == wanted:
             return net
     path = shipped_integer_models().get(wanted)
     if path is None:
