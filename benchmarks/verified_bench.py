@@ -96,7 +96,7 @@ def evaluate_image(
     y = y.reshape(x.shape)
     net = verified.integer_model_for(1 if x.ndim == 2 else x.shape[2])
     correction = verified.network_correction(net, y, tau, 255)
-    bound = tau + int(round(slack * 1000)) * tau // 1000
+    bound = tau + verified._check_slack(slack) * tau // 1000  # the encoder's rounding (down)
     samples = x.size
     base = {"bits_per_sample": 8 * len(plain) / samples, "side_fraction": 0.0, "block": ""}
     rows = [dict(base, method="plain", psnr=psnr(x, y), linf=int(np.abs(y.astype(int) - x).max()), bound=tau)]

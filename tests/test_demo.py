@@ -95,3 +95,13 @@ def test_demo_ends_with_the_shipped_network(tmp_path: Path, capsys: pytest.Captu
         assert demo.max_abs_error(original, checked) <= 12
         assert demo.psnr(original, checked, 8) > demo.psnr(original, demo.codec.decode(
             demo.verified.split(stream)[2]), 8) + 0.5
+
+
+def test_demo_restore_at_tau_0_skips_the_verified_stream(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    argv = ["--output-dir", str(tmp_path), "--images", "camera", "--taus", "0", "--restore-tau", "0",
+            "--restore-image", "camera"]
+    assert demo.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "restored (l-inf CNN)" in printed and "verified (format 5)" not in printed

@@ -191,3 +191,39 @@ def test_same_output_on_one_blas_thread() -> None:
                             timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == [GOLDEN["gray"], GOLDEN["rgb"]]
+
+
+def test_crafted_layouts_are_refused() -> None:
+    """A bias of -2**63 (whose int64 abs is negative), a final layer in the middle, a tensor nobody reads."""
+    from dataclasses import replace
+
+    net = random_net(1, 2)
+    first, second, third, last = net.layers
+    wrapping = replace(first, bias=np.array([-(1 << 63)] + [0] * (first.cout - 1), np.int64))
+    early_final = replace(second, final=True, relu=False)
+    unread = (first, replace(first, target=2), replace(third, skip=None), last)  # tensor 1 unused
+    for layers, message in (
+        ((wrapping, second, third, last), "2\\*\\*46"),
+        ((first, early_final, third, last), "final|skip"),
+        (unread, "read"),
+    ):
+        with pytest.raises(IntNetError, match=message):
+            IntNet.from_bytes(IntNet(1, 2, layers).to_bytes())
+
+
+def test_the_blas_limit_is_counted_across_concurrent_corrections() -> None:
+    """threadpoolctl's limit is process-wide: overlapping calls must not restore it early or leave it at 1."""
+    from threadpoolctl import threadpool_info
+
+    def blas_threads() -> list[int]:
+        return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+    original = blas_threads()
+    assert original  # NumPy's wheels bundle OpenBLAS: the test must see it
+    limit = intnet._OneBlasThread()
+    limit.__enter__()  # call 1 starts
+    limit.__enter__()  # call 2 starts before call 1 ends
+    limit.__exit__(None, None, None)  # call 1 ends
+    assert all(n == 1 for n in blas_threads())  # still limited while call 2 runs
+    limit.__exit__(None, None, None)  # call 2 ends
+    assert blas_threads() == original

@@ -4,8 +4,10 @@ reproduces the encoder bit for bit or refuses, and every damaged stream is a Cod
 from __future__ import annotations
 
 import os
+import struct
 import subprocess
 import sys
+import zlib
 from functools import partial
 from pathlib import Path
 
@@ -83,8 +85,12 @@ def test_a_one_sample_disagreement_is_caught(monkeypatch: pytest.MonkeyPatch) ->
     assert moved.any()
     original = verified.network_correction
 
-    def off_by_one(net, decoded, tau, max_value, threads=None):
-        correction = original(net, decoded, tau, max_value, threads).copy()
+    faulty_backends = set()
+
+    def off_by_one(net, decoded, tau, max_value, threads=None, backend="blas"):
+        correction = original(net, decoded, tau, max_value, threads, backend).copy()
+        if backend not in faulty_backends:
+            return correction
         y = decoded.reshape(correction.shape)
         # One sample the decoder would move differently: its block allows a move, the encoder's
         # network did not move it, and +1 stays inside the sample range.
@@ -92,7 +98,13 @@ def test_a_one_sample_disagreement_is_caught(monkeypatch: pytest.MonkeyPatch) ->
         correction[tuple(where[0])] = 1
         return correction
 
+    expected = verified.decode(stream)
     monkeypatch.setattr(verified, "network_correction", off_by_one)
+    # A wrong fast (BLAS) path alone: the decoder recomputes with the pure-integer backend and agrees.
+    faulty_backends.add("blas")
+    np.testing.assert_array_equal(verified.decode(stream), expected)
+    # Both paths one sample off: refused.
+    faulty_backends.add("int64")
     with pytest.raises(CodecError, match="differs from the encoder.*--no-restore"):
         verified.decode(stream)
 
@@ -201,7 +213,9 @@ def test_any_level_set_decodes_within_the_bound() -> None:
     restored = verified.decode(plan.stream)
     np.testing.assert_array_equal(restored, plan.restored)
     assert np.abs(restored.astype(int) - GRAY).max() <= 5
-    for bad in ([(4, 1)], [(0, 0), (0, 0)], [(0, 0), (17, 1)], [(0, 0)] + [(4, w) for w in range(1, 9)]):
+    too_wide = [(0, 0), (16, 9)]  # w > 2 tau: a decoder would refuse it, so the encoder does too
+    too_many = [(0, 0)] + [(4, w) for w in range(1, 9)]
+    for bad in ([(4, 1)], [(0, 0), (0, 0)], [(0, 0), (17, 1)], too_many, too_wide):
         with pytest.raises(ValueError, match="levels"):
             verified.plan_restoration(GRAY, 4, 0.25, levels=bad)
 
@@ -238,3 +252,23 @@ def test_rate_constrained_choice_fits_its_budget() -> None:
         assert len(codec.encode_level_map(chosen, 5)) <= budget
         assert np.isfinite(np.take_along_axis(table, chosen[None].astype(np.intp), 0)).all()
         assert np.take_along_axis(table, chosen[None].astype(np.intp), 0).sum() >= table.min(axis=0).sum()
+
+
+def test_a_signed_plain_stream_inside_format5_is_refused() -> None:
+    """Restoration clips to [0, max]: a container around a signed plain stream is corrupt, not restored."""
+    stream = verified.encode(GRAY, 4, block=8)
+    header = verified.read_header(stream)
+    signed_plain = codec.encode(GRAY.astype(np.int16) - 128, 4)
+    head = bytearray(stream[: header.header_bytes + header.map_bytes])
+    level_map = bytes(head[header.header_bytes :])
+    crc = zlib.crc32(level_map, zlib.crc32(bytes(head[: header.header_bytes - 4])))
+    head[header.header_bytes - 4 : header.header_bytes] = struct.pack("<I", crc)
+    with pytest.raises(CodecError, match="signed"):
+        verified.decode(bytes(head) + signed_plain)
+
+
+def test_max_samples_caps_what_a_stream_may_decode_to() -> None:
+    stream = verified.encode(GRAY, 3, block=8)
+    with pytest.raises(CodecError, match="max_samples"):
+        verified.decode(stream, max_samples=GRAY.size - 1)
+    assert verified.decode(stream, max_samples=GRAY.size).shape == GRAY.shape

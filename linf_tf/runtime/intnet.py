@@ -35,6 +35,7 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
+import threading
 import zlib
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -168,6 +169,11 @@ def _parse(blob: bytes) -> IntNet:
         raise IntNetError(f"integer model has {len(body) - offset} stray bytes after its last layer")
     if not layers[-1].final or layers[-1].cout != factor * factor * channels:
         raise IntNetError("the integer model's last layer must be the final one, with f*f*C outputs")
+    if any(layer.final for layer in layers[:-1]):
+        raise IntNetError("only the integer model's last layer may be final")
+    read = {layer.source for layer in layers} | {layer.skip for layer in layers if layer.skip is not None}
+    if read != set(range(len(layers))):
+        raise IntNetError("every tensor but the output must be read by a later layer of the integer model")
     return IntNet(channels, factor, tuple(layers))
 
 
@@ -200,7 +206,9 @@ def _parse_layer(body: bytes, offset: int, index: int, widths: list[int]) -> tup
     multiplier, offset = _take(body, offset, "<i4", cout)
     shift, offset = _take(body, offset, "u1", cout)
     weights = weights.reshape(3, 3, cin, cout)
-    worst = 9 * cin * ACT_MAX * int(np.abs(weights).max(initial=0)) + int(np.abs(bias).max(initial=0))
+    # Python integers: np.abs(-2**63) is still negative in int64 and would slip past the check.
+    largest_bias = max((abs(int(b)) for b in bias), default=0)
+    worst = 9 * cin * ACT_MAX * int(np.abs(weights).max(initial=0)) + largest_bias
     if worst >= ACC_LIMIT:
         raise IntNetError(f"integer model layer {index}: accumulators could reach {worst} >= 2**46")
     in_range = 0 <= multiplier.min() and multiplier.max() <= MAX_MULTIPLIER
@@ -292,20 +300,58 @@ def correction(
     if not 1 <= int(max_value) < 1 << 16:
         raise ValueError(f"max_value must be in [1, 65535], got {max_value}")
     workers = max(1, int(threads) if threads else os.cpu_count() or 1)
-    source = input_tensor(net, image, tau, int(max_value))
-    height, width = source.shape[:2]
+    factor = net.factor
+    # Quantised and unshuffled slab by slab (padded once, in the image's own dtype), so that memory
+    # grows with the image only by the decoded image itself and the int32 output.
+    padded = _pad_to_multiple(image, factor)
+    height, width = padded.shape[0] // factor, padded.shape[1] // factor
     halo = len(net.layers)
     rows = max(8, _SLAB_POSITIONS // width)
-    out = np.empty((height, width, net.factor * net.factor * net.channels), np.int64)
-    # Each worker runs its own matrix products on one BLAS thread: ``threads`` is then the number of
-    # cores used (a batch running files side by side on one thread each does not oversubscribe).
-    with ThreadPoolExecutor(workers) as pool, threadpool_limits(1, "blas"):
+    out = np.empty((height, width, factor * factor * net.channels), np.int32)
+    with ThreadPoolExecutor(workers) as pool, _ONE_BLAS_THREAD:
         for top in range(0, height, rows):
             bottom = min(height, top + rows)
             low, high = max(0, top - halo), min(height, bottom + halo)
-            slab = run_layers(net, source[low:high], int(max_value), backend, pool)
+            source = input_tensor(net, padded[low * factor : high * factor], tau, int(max_value))
+            slab = run_layers(net, source, int(max_value), backend, pool)
             out[top:bottom] = slab[top - low : bottom - low]
-    return _shuffle_crop(net, out, image.shape[:2]).astype(np.int32)
+    return np.ascontiguousarray(_shuffle_crop(net, out, image.shape[:2]))
+
+
+def _pad_to_multiple(image: np.ndarray, factor: int) -> np.ndarray:
+    """Mirror-pad (H, W, C) at the bottom/right to a multiple of f, as :func:`unshuffle` does."""
+    pad_h, pad_w = -image.shape[0] % factor, -image.shape[1] % factor
+    if not (pad_h or pad_w):
+        return image
+    return np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode="symmetric")
+
+
+class _OneBlasThread:
+    """While any correction runs, BLAS keeps one thread per caller: each worker runs its own matrix
+    products, so ``threads`` is the number of cores used. The limit is process-wide (threadpoolctl),
+    hence counted: concurrent corrections (a batch's files side by side) set it once and the last
+    one to finish restores it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._limiter: threadpool_limits | None = None
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._users == 0:
+                self._limiter = threadpool_limits(1, "blas")
+            self._users += 1
+
+    def __exit__(self, *_exc: object) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users == 0 and self._limiter is not None:
+                self._limiter.restore_original_limits()
+                self._limiter = None
+
+
+_ONE_BLAS_THREAD = _OneBlasThread()
 
 
 def run_layers(

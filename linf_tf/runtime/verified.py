@@ -35,14 +35,14 @@ import struct
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 
 import numpy as np
 
 from linf_tf import codec
 from linf_tf.codec import CodecError
-from linf_tf.runtime.intnet import IntNet, IntNetError
+from linf_tf.runtime.intnet import BACKENDS, IntNet, IntNetError
 from linf_tf.runtime.registry import WEIGHTS_DIR
 
 FORMAT_VERSION = 5
@@ -161,7 +161,8 @@ def _rate_constrained(table: np.ndarray, budget: int) -> np.ndarray:
 
     A symbol's cost is -log2 of its share of the map (three refits per lambda): a rough stand-in
     for the context coder, but only the *actual* coded size decides whether a map fits. Lambda
-    grows by 4x until the map fits, then 12 bisection steps; if no lambda fits, the smallest map.
+    grows by 4x until the map fits, then 12 bisection steps; if no lambda up to 1e15 fits, the map
+    of the largest one tried.
     """
     count = table.shape[0]
 
@@ -217,18 +218,22 @@ def integer_model_for(channels: int, model: str | Path | IntNet | None = None) -
 
 
 def network_correction(
-    net: IntNet, decoded: np.ndarray, tau: int, max_value: int, threads: int | None = None
+    net: IntNet,
+    decoded: np.ndarray,
+    tau: int,
+    max_value: int,
+    threads: int | None = None,
+    backend: str = "blas",
 ) -> np.ndarray:
     """int32 (H, W, C) correction; a 1-channel model runs on each channel of a C-channel image.
-    ``threads`` (default: every core) changes the speed only, never a sample."""
+    ``threads`` (default: every core) and ``backend`` change the speed only, never a sample."""
     image = decoded[..., None] if decoded.ndim == 2 else decoded
+    run = partial(net.correction, tau=tau, max_value=max_value, backend=backend, threads=threads)
     if net.channels == image.shape[2]:
-        return net.correction(image, tau, max_value, threads=threads)
+        return run(image)
     if net.channels != 1:
         raise ValueError(f"a {net.channels}-channel model cannot restore {image.shape[2]} channels")
-    planes = [
-        net.correction(image[..., c], tau, max_value, threads=threads)[..., 0] for c in range(image.shape[2])
-    ]
+    planes = [run(image[..., c])[..., 0] for c in range(image.shape[2])]
     return np.stack(planes, axis=-1)
 
 
@@ -299,20 +304,21 @@ def plan_restoration(
     if correction is None:
         correction = network_correction(net, decoded, tau, max_value, threads)
     bound = tau + thousandths * tau // 1000
-    levels = slack_levels(tau, thousandths) if levels is None else _check_levels(levels)
+    levels = slack_levels(tau, thousandths) if levels is None else _check_levels(levels, tau)
     header_bytes = _header_size(0 if levels == slack_levels(tau, thousandths) else len(levels))
     # "auto" holds every block size to the side-information budget, trading error for map bits
     # where the best map would not fit; a block size given explicitly gets its least-error map.
     # (When the header alone is over budget, a tiny image, the fallback keeps its least-error map.)
     budget = int(max_side_fraction * len(plain)) - header_bytes if len(blocks) > 1 else None
     map_budget = budget if budget is not None and budget > 0 else None
-    candidates = []
+    candidates, fitting = [], []
     for size in sorted(blocks, reverse=True):  # largest first: the fallback when none fits the budget
         level_map, sse = choose_levels(image, decoded, correction, bound, levels, size, max_value, map_budget)
         map_stream = codec.encode_level_map(level_map, len(levels))
-        fits = budget is None or len(map_stream) <= budget
-        candidates.append((not fits and bool(candidates), float(sse.sum()), size, level_map, map_stream))
-    _, _, size, level_map, map_stream = min(candidates, key=lambda c: (c[0], c[1]))
+        candidates.append((float(sse.sum()), size, level_map, map_stream))
+        if budget is None or len(map_stream) <= budget:
+            fitting.append(candidates[-1])
+    _, size, level_map, map_stream = min(fitting, key=lambda c: c[0]) if fitting else candidates[0]
     restored = apply_levels(decoded, correction, level_map, levels, size, max_value)
     stored = 0 if levels == slack_levels(tau, thousandths) else len(levels)
     header = VerifiedHeader(size, thousandths, bound, levels, net.content_hash[:MODEL_ID_BYTES],
@@ -327,18 +333,19 @@ def _check_slack(slack: float) -> int:
     return math.floor(float(slack) * 1000 + 1e-9)
 
 
-def _check_levels(levels: Sequence[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+def _check_levels(levels: Sequence[tuple[int, int]], tau: int) -> tuple[tuple[int, int], ...]:
+    """The rules a decoder enforces (:func:`_parse`), so that every stream written decodes."""
     chosen = tuple((int(q), int(w)) for q, w in levels)
     valid = (
         1 <= len(chosen) <= MAX_LEVELS
         and chosen[0] == (0, 0)
         and len(set(chosen)) == len(chosen)
-        and all(0 <= q <= MAX_QUARTERS and 0 <= w < 1 << 16 for q, w in chosen)
+        and all(0 <= q <= MAX_QUARTERS and 0 <= w <= 2 * tau for q, w in chosen)
     )
     if not valid:
         raise ValueError(
             f"levels must start with (0, 0), be distinct, at most {MAX_LEVELS}, with 0 <= q <= "
-            f"{MAX_QUARTERS} quarters and 0 <= w < 65536; got {levels!r}"
+            f"{MAX_QUARTERS} quarters and 0 <= w <= 2 * tau = {2 * tau}; got {levels!r}"
         )
     return chosen
 
@@ -402,9 +409,13 @@ def _parse(data: bytes) -> tuple[VerifiedHeader, bytes, bytes, codec.StreamInfo]
         levels = slack_levels(info.tau, thousandths) if thousandths <= 1000 and info.tau >= 1 else ((0, 0),)
     valid = (len(levels) <= MAX_LEVELS and levels[0] == (0, 0) and len(set(levels)) == len(levels)
              and all(q <= MAX_QUARTERS and w <= 2 * info.tau for q, w in levels)
-             and 2 <= block <= 1024 and thousandths <= 1000 and info.tau >= 1)
+             and 2 <= block <= 1024 and thousandths <= 1000 and info.tau >= 1
+             and not info.is_signed)
     if not valid:
-        raise CodecError("format-5 restoration header has invalid levels, block size, slack or tau", 4)
+        raise CodecError(
+            "format-5 restoration header has invalid levels, block size or slack (or its plain stream "
+            "a tau of 0 or signed samples)", 4
+        )
     bound = info.tau + thousandths * info.tau // 1000
     header = VerifiedHeader(
         block, thousandths, bound, levels, model_id, crc, map_bytes, len(plain), header_bytes
@@ -418,28 +429,33 @@ def decode(
     restore: bool = True,
     models: Iterable[str | Path] = (),
     threads: int | None = None,
+    max_samples: int | None = None,
 ) -> np.ndarray:
     """The restored image (within ``header.bound`` of the original), or with ``restore=False`` the
     plain codec output (within tau). ``models``: integer model files to look in beside the shipped
-    ones. CodecError if the stream is corrupt, the model is missing, or the restoration does not
-    reproduce the encoder's samples exactly."""
+    ones; ``max_samples`` caps the image size as :func:`linf_tf.codec.decode` does (untrusted input:
+    restoration costs ~1 s per 0.26 megapixel on 2 cores). CodecError if the stream is corrupt, the
+    model is missing, or the restoration does not reproduce the encoder's samples exactly."""
     header, map_stream, plain = split(data)
-    decoded = codec.decode(plain, threads=threads)
+    decoded = codec.decode(plain, max_samples, threads=threads)
     if not restore:
         return decoded
     info = codec.info(plain)
     level_map = _level_map(map_stream, header, decoded.shape)
     net = _model_by_hash(header.model_hash, models)
     max_value = (1 << info.bit_depth) - 1
-    correction = network_correction(net, decoded, info.tau, max_value, threads)
-    restored = apply_levels(decoded, correction, level_map, header.levels, header.block, max_value)
-    if restored_crc(restored) != header.restored_crc:
-        raise CodecError(
-            "the restoration on this machine differs from the encoder's (restored-sample CRC mismatch); "
-            "the bound cannot be guaranteed: decode without restoration (--no-restore) for the plain "
-            "output within tau", 5,
-        )
-    return restored
+    # The fast path first; on a mismatch the pure-integer backend, which uses no BLAS at all (a
+    # faulty BLAS is the one way this machine could compute other integers), then give up.
+    for backend in BACKENDS:
+        correction = network_correction(net, decoded, info.tau, max_value, threads, backend)
+        restored = apply_levels(decoded, correction, level_map, header.levels, header.block, max_value)
+        if restored_crc(restored) == header.restored_crc:
+            return restored
+    raise CodecError(
+        "the restoration on this machine differs from the encoder's (restored-sample CRC mismatch); "
+        "the bound cannot be guaranteed: decode without restoration (--no-restore) for the plain "
+        "output within tau", 5,
+    )
 
 
 def _level_map(map_stream: bytes, header: VerifiedHeader, shape: tuple[int, ...]) -> np.ndarray:
