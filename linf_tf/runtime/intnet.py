@@ -262,19 +262,22 @@ def conv3x3_as(x: np.ndarray, weights: np.ndarray, dtype: type) -> np.ndarray:
     The zero-padded input is flattened with its padded row width, so every tap is a contiguous
     slice (no im2col copy); the two padding columns of each output row are dropped at the end.
     """
-    h, w, cin = x.shape
-    row = w + 2
-    flat = np.zeros(((h + 3) * row, cin), dtype)
-    flat.reshape(h + 3, row, cin)[1 : h + 1, 1 : w + 1] = x
-    kernel = weights.astype(dtype)
-    out = np.zeros((h * row, kernel.shape[3]), dtype)
-    product = np.empty_like(out)
+    h, w, _ = x.shape
+    return _nine_taps(_padded(x, dtype), weights.astype(dtype), 0, h, w)
+
+
+def _nine_taps(flat: np.ndarray, kernel: np.ndarray, top: int, bottom: int, width: int) -> np.ndarray:
+    """Output rows [top, bottom) of the conv of a padded, flattened tensor (see :func:`_padded`)."""
+    row = width + 2
+    count = (bottom - top) * row
+    acc = np.zeros((count, kernel.shape[3]), flat.dtype)
+    product = np.empty_like(acc)
     for ky in range(3):
         for kx in range(3):
-            start = ky * row + kx
-            np.matmul(flat[start : start + h * row], kernel[ky, kx], out=product)
-            out += product
-    return out.reshape(h, row, -1)[:, :w]
+            start = (top + ky) * row + kx
+            np.matmul(flat[start : start + count], kernel[ky, kx], out=product)
+            acc += product
+    return acc.reshape(bottom - top, row, -1)[:, :width]
 
 
 def correction(
@@ -375,7 +378,8 @@ def run_layers(
             buffers[layer.target] = np.zeros(((height + 3) * (width + 2), layer.cout), dtype)
             target = _interior(buffers[layer.target], height, width)
         skip = None if layer.skip is None else _interior(buffers[layer.skip], height, width)
-        task = partial(_layer_rows, layer, buffers[layer.source], skip, target, chunk, max_value)
+        kernel = layer.weights.astype(dtype)
+        task = partial(_layer_rows, layer, kernel, buffers[layer.source], skip, target, chunk, max_value)
         starts = range(0, height, chunk)
         list(pool.map(task, starts) if pool else map(task, starts))
         if layer.final:
@@ -387,6 +391,7 @@ def run_layers(
 
 def _layer_rows(
     layer: IntConv,
+    kernel: np.ndarray,
     source: np.ndarray,
     skip: np.ndarray | None,
     target: np.ndarray,
@@ -396,18 +401,7 @@ def _layer_rows(
 ) -> None:
     """One layer on output rows [top, top + chunk): conv, requantise, skip, ReLU, saturate."""
     bottom = min(target.shape[0], top + chunk)
-    width = target.shape[1]
-    row = width + 2
-    count = (bottom - top) * row
-    kernel = layer.weights.astype(source.dtype)
-    acc = np.zeros((count, layer.cout), source.dtype)
-    product = np.empty_like(acc)
-    for ky in range(3):
-        for kx in range(3):
-            start = (top + ky) * row + kx
-            np.matmul(source[start : start + count], kernel[ky, kx], out=product)
-            acc += product
-    value = acc.reshape(bottom - top, row, -1)[:, :width].astype(np.int64)
+    value = _nine_taps(source, kernel, top, bottom, target.shape[1]).astype(np.int64)
     value += layer.bias
     value *= layer.multiplier
     value = round_shift(value, layer.shift)

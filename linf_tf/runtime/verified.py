@@ -304,8 +304,10 @@ def plan_restoration(
     if correction is None:
         correction = network_correction(net, decoded, tau, max_value, threads)
     bound = tau + thousandths * tau // 1000
-    levels = slack_levels(tau, thousandths) if levels is None else _check_levels(levels, tau)
-    header_bytes = _header_size(0 if levels == slack_levels(tau, thousandths) else len(levels))
+    default_levels = slack_levels(tau, thousandths)
+    levels = default_levels if levels is None else _check_levels(levels, tau)
+    stored_levels = () if levels == default_levels else levels  # the default set is implied
+    header_bytes = _header_size(len(stored_levels))
     # "auto" holds every block size to the side-information budget, trading error for map bits
     # where the best map would not fit; a block size given explicitly gets its least-error map.
     # (When the header alone is over budget, a tiny image, the fallback keeps its least-error map.)
@@ -320,10 +322,10 @@ def plan_restoration(
             fitting.append(candidates[-1])
     _, size, level_map, map_stream = min(fitting, key=lambda c: c[0]) if fitting else candidates[0]
     restored = apply_levels(decoded, correction, level_map, levels, size, max_value)
-    stored = 0 if levels == slack_levels(tau, thousandths) else len(levels)
     header = VerifiedHeader(size, thousandths, bound, levels, net.content_hash[:MODEL_ID_BYTES],
-                            restored_crc(restored), len(map_stream), len(plain), _header_size(stored))
-    return RestorationPlan(_write_header(header, map_stream, tau) + plain, plain, restored, header)
+                            restored_crc(restored), len(map_stream), len(plain), header_bytes)
+    stream = _write_header(header, stored_levels, map_stream) + plain
+    return RestorationPlan(stream, plain, restored, header)
 
 
 def _check_slack(slack: float) -> int:
@@ -358,13 +360,14 @@ def _check_block(block: int | str) -> tuple[int, ...]:
     return (int(block),)
 
 
-def _write_header(header: VerifiedHeader, map_stream: bytes, tau: int) -> bytes:
-    """Header + level map (the CRC after the header covers both)."""
-    default = header.levels == slack_levels(tau, header.slack_thousandths)
-    levels = () if default else header.levels
-    body = _FIXED.pack(MAGIC, FORMAT_VERSION, len(levels), header.block, header.slack_thousandths,
+def _write_header(
+    header: VerifiedHeader, stored_levels: tuple[tuple[int, int], ...], map_stream: bytes
+) -> bytes:
+    """Header + level map (the CRC after the header covers both); ``stored_levels`` is () when the
+    levels are the default set."""
+    body = _FIXED.pack(MAGIC, FORMAT_VERSION, len(stored_levels), header.block, header.slack_thousandths,
                        header.model_hash, header.restored_crc, header.map_bytes)
-    body += b"".join(struct.pack("<BH", *level) for level in levels)
+    body += b"".join(struct.pack("<BH", *level) for level in stored_levels)
     return body + struct.pack("<I", zlib.crc32(map_stream, zlib.crc32(body))) + map_stream
 
 
