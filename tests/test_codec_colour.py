@@ -51,35 +51,56 @@ def format3_colour_cases() -> list[tuple[np.ndarray, int, int, int]]:
     return cases
 
 
-def write_format3_fixtures() -> None:
-    """Writes tests/data/format3 with the current encoder (run once, by the format-3 encoder)."""
-    FORMAT3_DIR.mkdir(parents=True, exist_ok=True)
+def format4_colour_cases() -> list[tuple[np.ndarray, int, int, int]]:
+    """The format-3 cases plus a palette image (tau = 0, few colours) and a weakly correlated RGB
+    crop at several tau: between them every format-4 unit mode (mixed, moved-only, interband-3,
+    palette) occurs."""
+    colours = np.array([[200, 30, 40], [20, 180, 60], [250, 250, 250], [10, 10, 90]], np.uint8)
+    palette = colours[(_hashed((33, 45), 2, 11)).astype(np.int64)]
+    flowers = skimage.data.immunohistochemistry()[200:248, 300:364]
+    cases = format3_colour_cases()
+    cases += [(np.ascontiguousarray(palette), 0, 8, 0), (np.ascontiguousarray(palette), 0, 8, 12)]
+    cases += [(np.ascontiguousarray(flowers), tau, 8, 0) for tau in (0, 2, 6)]
+    return cases
+
+
+FIXTURE_CASES = {3: format3_colour_cases, 4: format4_colour_cases}
+
+
+def write_fixtures(version: int) -> None:
+    """Writes tests/data/format<version> with the current encoder (run once, by the encoder that
+    writes that format: python tests/test_codec_colour.py --write-fixtures VERSION)."""
+    folder = Path(__file__).parent / "data" / f"format{version}"
+    folder.mkdir(parents=True, exist_ok=True)
     streams = []
-    for i, (image, tau, depth, stripe_height) in enumerate(format3_colour_cases()):
+    for i, (image, tau, depth, stripe_height) in enumerate(FIXTURE_CASES[version]()):
         data = codec.encode(image, tau, bit_depth=depth, stripe_height=stripe_height)
-        assert codec.info(data).format_version == 3
+        assert codec.info(data).format_version == version
         name = f"colour{i:02d}.nlc"
-        (FORMAT3_DIR / name).write_bytes(data)
+        (folder / name).write_bytes(data)
         decoded = codec.decode(data)
         streams.append({"file": name, "case": i, "tau": tau, "bit_depth": depth,
                         "stripe_height": stripe_height, "shape": list(image.shape), "dtype": str(image.dtype),
                         "decoded_sha256": hashlib.sha256(decoded.tobytes()).hexdigest(),
                         "stream_sha256": hashlib.sha256(data).hexdigest()})
-    note = ("Format-3 multichannel streams written by the format-3 encoder from "
-            "tests/test_codec_colour.py::format3_colour_cases (python tests/test_codec_colour.py); "
+    note = (f"Format-{version} multichannel streams written by the format-{version} encoder from "
+            f"tests/test_codec_colour.py::{FIXTURE_CASES[version].__name__} "
+            f"(python tests/test_codec_colour.py --write-fixtures {version}); "
             "decoders must keep decoding them to exactly these arrays.")
     manifest = json.dumps({"note": note, "streams": streams}, indent=1)
-    (FORMAT3_DIR / "manifest.json").write_text(manifest + "\n")
+    (folder / "manifest.json").write_text(manifest + "\n")
 
 
-def test_format3_colour_golden_streams_decode_exactly_as_before() -> None:
-    manifest = json.loads((FORMAT3_DIR / "manifest.json").read_text())
-    cases = format3_colour_cases()
+@pytest.mark.parametrize("version", [3, 4])
+def test_older_colour_golden_streams_decode_exactly_as_before(version: int) -> None:
+    folder = Path(__file__).parent / "data" / f"format{version}"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    cases = FIXTURE_CASES[version]()
     assert len(manifest["streams"]) == len(cases)
     for entry in manifest["streams"]:
-        data = (FORMAT3_DIR / entry["file"]).read_bytes()
+        data = (folder / entry["file"]).read_bytes()
         assert hashlib.sha256(data).hexdigest() == entry["stream_sha256"]
-        assert codec.info(data).format_version == 3
+        assert codec.info(data).format_version == version
         image, tau, _, _ = cases[entry["case"]]
         for threads in (1, 2):
             decoded = codec.decode(data, threads=threads)
@@ -247,5 +268,5 @@ def test_all_predictive_colour_modes_occur_and_round_trip() -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--write-fixtures"]:
-        write_format3_fixtures()
+    if len(sys.argv) == 3 and sys.argv[1] == "--write-fixtures":
+        write_fixtures(int(sys.argv[2]))
