@@ -151,7 +151,7 @@ def test_streams_are_pinned_byte_for_byte() -> None:
     """The exact bytes of the streams (unsigned, one stripe): any change to them must come with a
     new format version, never by accident. Gray images are written as format 3, unchanged since
     format 2 (relabelled as format 2 they are exactly the pinned format-2 streams); multichannel
-    images as format 4 (issue 17: the colour model changed, gray did not)."""
+    images as format 6 (issue 17: the colour model changed in formats 4 and 6, gray did not)."""
     gray, gray2, colour = hashlib.sha256(), hashlib.sha256(), hashlib.sha256()
     for image, tau, depth in _pinned_stream_cases():
         stream = codec.encode(image, tau, bit_depth=depth)
@@ -160,11 +160,11 @@ def test_streams_are_pinned_byte_for_byte() -> None:
             gray.update(stream)
             gray2.update(_as_format2(stream))
         else:
-            assert stream[4] == 4
+            assert stream[4] == 6
             colour.update(stream)
     assert gray.hexdigest() == "865ba8bb8f777fe4b49f2933104fcaa54ae27f358b2883ea0b126bb0ca0d20e4"
     assert gray2.hexdigest() == "cd56125fb4062c11c9d896a632fba9802a65618c357e82b3f4b1523739308472"
-    assert colour.hexdigest() == "c774303d1cb85d0a44bf4b3737145810d7ffe94a6d7c53bad3f862896ccf1b35"
+    assert colour.hexdigest() == "4268440418deab947d6b6f1d206aac3c69a02fc26ec3b7aa87ef9786725a30ee"
 
 
 FORMAT2_DIR = Path(__file__).parent / "data" / "format2"
@@ -186,7 +186,7 @@ def test_format2_golden_streams_decode_exactly_as_before() -> None:
         image, tau, depth = cases[entry["case"]]
         assert max_error(decoded.reshape(image.shape), image) <= tau
         # The current encoder writes the same payload for gray images (format 3); multichannel
-        # images changed model in format 4.
+        # images changed model in formats 4 and 6.
         if image.ndim == 2:
             assert _as_format2(codec.encode(image, tau, bit_depth=depth)) == data
 
@@ -333,12 +333,12 @@ def test_forged_headers_are_rejected_before_allocation(fields: dict, code: int) 
 
 def test_format_1_streams_are_refused_with_a_clear_error() -> None:
     """Format 2 changed the model, so a format-1 payload would decode to garbage: refuse it; and a
-    version newer than any this build knows (6) too. Formats 3 (gray) and 4 (multichannel) are
-    written, 2 to 4 are read here; format 5 (verified restoration) has its own reader and a pointer
-    to it (test_verified.py)."""
-    assert codec.FORMAT_VERSION == 4
+    version newer than any this build knows (7) too. Formats 3 (gray) and 6 (multichannel) are
+    written, 2, 3, 4 and 6 are read here; format 5 (verified restoration) is not a codec stream: it
+    has its own reader and a pointer to it (test_verified.py)."""
+    assert codec.FORMAT_VERSION == 6
     assert codec.OLDEST_FORMAT_VERSION == 2
-    for version in (1, 6):
+    for version in (1, 7):
         with pytest.raises(CodecError, match="format version") as excinfo:
             codec.decode(forge_header(4, 4, 1, bytes(16), version=version))
         assert excinfo.value.code == 3

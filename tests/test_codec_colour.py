@@ -16,8 +16,6 @@ import skimage.data
 
 from linf_tf import codec
 
-FORMAT3_DIR = Path(__file__).parent / "data" / "format3"
-
 
 def max_error(a: np.ndarray, b: np.ndarray) -> int:
     return int(np.abs(a.astype(np.int64) - b.astype(np.int64)).max())
@@ -132,7 +130,7 @@ def test_multichannel_round_trip_within_tau(channels: int, bits: int) -> None:
             stream, decoded = codec.encode_with_decoded(
                 image, tau, stripe_height=stripe_height, threads=threads
             )
-            assert codec.info(stream).format_version == 4
+            assert codec.info(stream).format_version == 6
             out = codec.decode(stream, threads=threads)
             np.testing.assert_array_equal(out, decoded)
             assert max_error(out, image) <= tau
@@ -159,13 +157,17 @@ def test_gray_streams_stay_format_3() -> None:
     assert codec.info(stream).format_version == 3
 
 
-def test_colour_model_beats_format_3_on_a_photo() -> None:
-    """The format-4 colour model must not lose against the format-3 streams of the fixtures."""
-    manifest = json.loads((FORMAT3_DIR / "manifest.json").read_text())
-    cases = format3_colour_cases()
-    for entry in manifest["streams"][:5]:  # the astronaut crop at tau 0, 1, 2, 4, 8
+@pytest.mark.parametrize("version", [3, 4])
+def test_colour_model_beats_older_formats_on_photos(version: int) -> None:
+    """The format-6 colour model must beat the older formats' streams of the photo fixtures: the
+    astronaut crop at tau 0, 1, 2, 4, 8 (and, format 4, the weakly correlated IHC crop at 0, 2, 6)."""
+    folder = Path(__file__).parent / "data" / f"format{version}"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    cases = FIXTURE_CASES[version]()
+    photos = list(range(5)) + ([15, 16, 17] if version == 4 else [])
+    for entry in (manifest["streams"][i] for i in photos):
         image, tau, depth, stripe_height = cases[entry["case"]]
-        old = (FORMAT3_DIR / entry["file"]).stat().st_size
+        old = (folder / entry["file"]).stat().st_size
         assert len(codec.encode(image, tau, bit_depth=depth, stripe_height=stripe_height)) < old
 
 
@@ -237,7 +239,7 @@ def test_forged_palette_payloads_are_corrupt() -> None:
     with pytest.raises(codec.CodecError) as excinfo:
         codec.decode(_resign(shrunk))
     assert excinfo.value.code == 6
-    for mode in (2, 3, 4):  # palette, moved-only and interband-3: format 4 only, multichannel only
+    for mode in (2, 3, 4):  # palette, moved-only and interband-3: formats 4 and 6, multichannel only
         gray = bytearray(codec.encode(image[..., 0], 0, bit_depth=5))
         gray[5] = mode
         gray[32:36] = struct.pack("<I", zlib.crc32(bytes(gray[:32])))

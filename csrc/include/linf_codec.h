@@ -77,7 +77,8 @@ typedef struct linf_options {
     uint64_t max_samples;      /* decode: cap on width*height*channels (0 = LINF_MAX_SAMPLES) */
 } linf_options;
 
-#define LINF_FORMAT_VERSION 4u         /* written for multichannel images (gray: 3); 2, 3 and 4 are read */
+#define LINF_FORMAT_VERSION 6u         /* written for multichannel images (gray: 3); 2, 3, 4 and 6 are read */
+#define LINF_FORMAT_VERIFIED 5u        /* not a codec stream: the Python layer's verified-restoration container */
 #define LINF_OLDEST_FORMAT_VERSION 2u
 #define LINF_HEADER_BYTES 36u           /* fixed part; a striped stream adds its stripe table */
 #define LINF_STRIPE_TABLE_BYTES(count) (8u + 16u * (size_t)(count))

@@ -49,7 +49,7 @@ typedef struct coder {
 typedef struct coded_symbol {
     int32_t symbol;
     uint16_t bias_ctx;
-    uint8_t bucket, zctx, sctx, channel;
+    uint8_t bucket, zctx, sctx, channel, nctx;
 } coded_symbol;
 
 #define ENCODE_CHUNK 256 /* samples modelled before they are coded (3 KB of stack); >= LINF_MAX_CHANNELS */
@@ -122,7 +122,17 @@ FORCE_INLINE int32_t code_sample(coder *cd, channel_model *m, const channel_mode
     if (colour4 == 1 && ref) texture = (texture & ~(1 << 6)) | ((ref->rows.err[0][x] > 0) << 6);
     const int bias_ctx = texture | BIAS_ENERGY_LEVEL[bucket];
     const int32_t correction = bias_mean(m->bias_sum[bias_ctx], m->bias_count[bias_ctx]);
-    const int32_t pred8 = clamp32(blended + correction, 0, cp->max_value * 8);
+    /* Format 6: what the reference's (and the second channel's) surprise at this pixel says about
+     * this channel's residual, by regression; 0 for the first channel. */
+    error_regression *regression = NULL;
+    int32_t e1 = 0, e2 = 0, regressed = 0;
+    if (m->format6 && ref) {
+        e1 = ref->rows.err[0][x];
+        e2 = m->second != ref ? m->second->rows.err[0][x] : 0;
+        regression = &m->regression[bucket];
+        regressed = regression_term(regression, e1, e2);
+    }
+    const int32_t pred8 = clamp32(blended + correction + regressed, 0, cp->max_value * 8);
     const int32_t prediction = (pred8 + 4) >> PRED_FRAC_BITS;
     const int flip = m->bias_sum[bias_ctx] < 0;
 
@@ -132,9 +142,18 @@ FORCE_INLINE int32_t code_sample(coder *cd, channel_model *m, const channel_mode
     const int signs = 3 * (r->sign[0][x - 1] + 1) + r->sign[1][x] + 1;
     const int zctx = ZERO_NEIGHBOURS[signs] + FRACTION_CTX[0][fraction + 4];
     const int sctx = FRACTION_CTX[1 + flip][fraction + 4] + signs;
+    /* Format 6: how many of W, N, NW, NE, WW had a nonzero symbol, and whether the reference's
+     * symbol at this pixel did (the first channel: a class of its own). */
+    symbol_mixers *mixers = NULL;
+    int nctx = 0;
+    if (m->format6) {
+        mixers = &m->mix;
+        nctx = (r->sign[0][x - 1] != 0) + (r->sign[1][x] != 0) + (r->sign[1][x - 1] != 0) + (r->sign[1][x + 1] != 0) +
+               (r->sign[0][x - 2] != 0) + 6 * (ref ? 1 + (ref->rows.sign[0][x] != 0) : 0);
+    }
     int32_t symbol;
     if (mode == DECODE) {
-        symbol = decode_symbol(&cd->dec, &m->ctx, bucket, zctx, sctx, bias_ctx);
+        symbol = decode_symbol(&cd->dec, &m->ctx, mixers, bucket, zctx, sctx, bias_ctx, nctx);
     } else {
         const int32_t e = original - prediction;
         const int32_t q = mode == ENCODE_LOSSLESS ? e : quantise(e, cp); /* tau = 0: q = e */
@@ -144,6 +163,7 @@ FORCE_INLINE int32_t code_sample(coder *cd, channel_model *m, const channel_mode
         out->bucket = (uint8_t)bucket;
         out->zctx = (uint8_t)zctx;
         out->sctx = (uint8_t)sctx;
+        out->nctx = (uint8_t)nctx;
     }
     /* At tau = 0 the encoder's reconstruction is the sample itself. */
     const int32_t rec = mode == ENCODE_LOSSLESS ? original : reconstruct(prediction, flip ? -symbol : symbol, cp);
@@ -157,6 +177,7 @@ FORCE_INLINE int32_t code_sample(coder *cd, channel_model *m, const channel_mode
     uint32_t *errors = r->pred_err + (ptrdiff_t)x * MAX_PREDICTORS;
     for (int k = 0; k < MAX_PREDICTORS; k++) errors[k] = saturate16(iabs(8 * rec - pred[k]));
     if (full) lms_update(m->lms_weight, lms_input, lms_shift, 8 * rec - pred[7]);
+    if (regression) regression_update(regression, 8 * (int64_t)rec - (blended + correction), e1, e2);
     m->bias_sum[bias_ctx] += 8 * rec - blended;
     if (++m->bias_count[bias_ctx] >= BIAS_COUNT_LIMIT) {
         m->bias_sum[bias_ctx] /= 2;
@@ -304,6 +325,12 @@ static void init_channel(channel_model *m, uint8_t *block, uint32_t width, int32
     symbol_contexts *c = &m->ctx;
     rc_bit *bits = (rc_bit *)(void *)c;
     for (size_t i = 0; i < sizeof(*c) / sizeof(rc_bit); i++) rc_bit_init(&bits[i]);
+    /* Mixers start as the mean of the first two estimates' logits (zero flag) or as the first
+     * estimate alone (unary bits, whose first context is format 4's). */
+    for (int b = 0; b < NUM_ENERGY; b++) {
+        mixer_init(&m->mix.zero[b], MIX_WEIGHT_ONE / 2, MIX_WEIGHT_ONE / 2);
+        for (int i = 0; i < UNARY_MIXED; i++) mixer_init(&m->mix.unary[b][i], MIX_WEIGHT_ONE, 0);
+    }
 }
 
 static void init_params(coding_params *cp, const linf_image_desc *d)
@@ -326,6 +353,7 @@ static linf_status setup_coder(coder *cd, const linf_image_desc *d, uint32_t ver
 {
     init_params(&cd->params, d);
     cd->colour4 = version >= 4 && d->channels > 1;
+    const int format6 = version >= 6 && d->channels > 1;
     for (uint32_t c = 0; c < d->channels; c++) {
         cd->order[c] = (uint16_t)c;
         cd->ref[c] = (uint16_t)(c ? c - 1 : 0);
@@ -343,8 +371,10 @@ static linf_status setup_coder(coder *cd, const linf_image_desc *d, uint32_t ver
     cd->models = (channel_model *)(void *)block;
     uint8_t *row_memory = block + sizeof(channel_model) * d->channels;
     const int32_t mid = (int32_t)(1u << (d->bit_depth - 1));
-    for (uint32_t c = 0; c < d->channels; c++)
+    for (uint32_t c = 0; c < d->channels; c++) {
         init_channel(&cd->models[c], row_memory + rows * c, d->width, mid);
+        cd->models[c].format6 = format6;
+    }
     for (uint32_t k = 1; k < d->channels; k++) {
         channel_model *m = &cd->models[cd->order[k]];
         const uint32_t r = cd->ref[cd->order[k]];
@@ -434,8 +464,9 @@ FORCE_INLINE void encode_symbols(coder *cd, const coded_symbol *symbols, size_t 
     channel_model *models = cd->models;
     for (size_t j = 0; j < count; j++) {
         const coded_symbol *s = &symbols[j];
-        symbol_contexts *c = &models[gray ? 0 : s->channel].ctx;
-        encode_symbol(&cd->enc, c, s->symbol, s->bucket, s->zctx, s->sctx, s->bias_ctx);
+        channel_model *m = &models[gray ? 0 : s->channel];
+        encode_symbol(&cd->enc, &m->ctx, m->format6 ? &m->mix : NULL, s->symbol, s->bucket, s->zctx, s->sctx,
+                      s->bias_ctx, s->nctx);
     }
 }
 NOINLINE void encode_gray_symbols(coder *cd, const coded_symbol *symbols, size_t count)
@@ -558,7 +589,10 @@ static void decode_image(coder *cd, const linf_image_desc *d, void *pixels)
 
 /* ---------------------------------------------------------------- public API */
 
-const char *linf_version(void) { return "linf_codec 4.0.0 (writes format 3 for gray, 4 for multichannel; reads 2 to 4)"; }
+const char *linf_version(void)
+{
+    return "linf_codec 6.0.0 (writes format 3 for gray, 6 for multichannel; reads 2, 3, 4 and 6)";
+}
 
 const char *linf_error_message(linf_status status)
 {
@@ -978,7 +1012,7 @@ static linf_status encode_unit(const linf_image_desc *d, const void *pixels, voi
     }
     coder cd;
     void *memory = NULL;
-    const linf_status status = setup_coder(&cd, &u, u.channels > 1 ? 4u : 3u, &memory);
+    const linf_status status = setup_coder(&cd, &u, u.channels > 1 ? LINF_FORMAT_VERSION : 3u, &memory);
     if (status != LINF_OK) {
         free(palette_out);
         return status;

@@ -83,4 +83,50 @@ FORCE_INLINE int32_t bias_mean(int32_t sum, int32_t count)
     return ((int32_t)magnitude ^ mask) - mask;
 }
 
+/* Format 6: the correction of a later channel's prediction (1/8 steps) from the co-located errors
+ * of the channels it leans on, with the bucket's current least-squares weights. */
+FORCE_INLINE int32_t regression_term(const error_regression *g, int32_t e1, int32_t e2)
+{
+    return (int32_t)(((int64_t)g->beta1 * e1 + (int64_t)g->beta2 * e2) >> REGRESSION_FRAC_BITS);
+}
+
+#define REGRESSION_BETA_LIMIT (32 << REGRESSION_FRAC_BITS) /* |weight| <= 4 samples per sample */
+
+/* Adds one sample (residual r in 1/8 steps, errors e1, e2) and re-solves the weights: 2 x 2 normal
+ * equations, or e1 alone while e2 has been zero (a second channel that is the reference). Double
+ * precision, one division: IEEE-754 arithmetic is correctly rounded and built without contraction
+ * (-ffp-contract=off), so every platform gets the same weights. */
+static inline void regression_update(error_regression *g, int64_t r, int32_t e1, int32_t e2)
+{
+    g->s11 += (int64_t)e1 * e1;
+    g->s12 += (int64_t)e1 * e2;
+    g->s22 += (int64_t)e2 * e2;
+    g->t1 += r * e1;
+    g->t2 += r * e2;
+    if (++g->count >= REGRESSION_COUNT) {
+        g->s11 /= 2; g->s12 /= 2; g->s22 /= 2; g->t1 /= 2; g->t2 /= 2;
+        g->count /= 2;
+    }
+    /* Weights fitted to a few samples overfit: small images and stripes lost up to 3 % before
+     * this wait (docs/codec_design.md). After the first halving the count never drops below it. */
+    if (g->count < REGRESSION_MIN_COUNT) return;
+    const double s11 = (double)g->s11, s12 = (double)g->s12, s22 = (double)g->s22;
+    const double t1 = (double)g->t1, t2 = (double)g->t2, one = (double)(1 << REGRESSION_FRAC_BITS);
+    double b1, b2;
+    if (g->s22 == 0) {
+        if (g->s11 <= 0) return;
+        b1 = t1 * one / s11;
+        b2 = 0.0;
+    } else {
+        const double det = s11 * s22 - s12 * s12;
+        if (!(det > 0.0)) return;
+        const double scale = one / det;
+        b1 = (s22 * t1 - s12 * t2) * scale;
+        b2 = (s11 * t2 - s12 * t1) * scale;
+    }
+    const double limit = (double)REGRESSION_BETA_LIMIT;
+    g->beta1 = (int32_t)(b1 > limit ? limit : (b1 < -limit ? -limit : b1));
+    g->beta2 = (int32_t)(b2 > limit ? limit : (b2 < -limit ? -limit : b2));
+}
+
 #endif

@@ -150,7 +150,8 @@ linf_status linf_parse_header(const uint8_t *src, size_t src_bytes, linf_header 
 {
     if (src_bytes < LINF_HEADER_BYTES) return LINF_ERR_TRUNCATED;
     if (src[0] != 'L' || src[1] != 'I' || src[2] != 'N' || src[3] != 'F') return LINF_ERR_BAD_MAGIC;
-    if (src[4] < LINF_OLDEST_FORMAT_VERSION || src[4] > LINF_FORMAT_VERSION) return LINF_ERR_BAD_VERSION;
+    if (src[4] < LINF_OLDEST_FORMAT_VERSION || src[4] > LINF_FORMAT_VERSION || src[4] == LINF_FORMAT_VERIFIED)
+        return LINF_ERR_BAD_VERSION;
     if (get_u32(src + 32) != linf_crc32(src, 32)) return LINF_ERR_BAD_HEADER;
     h->format_version = src[4];
     h->coding_mode = src[5];

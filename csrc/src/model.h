@@ -16,6 +16,7 @@
 
 #include <stdint.h>
 
+#include "mixer.h"
 #include "rangecoder.h"
 
 #define PRED_FRAC_BITS 3            /* predictions carry 3 fractional bits */
@@ -27,6 +28,11 @@
 #define BIAS_TEXTURE_BITS 8
 #define NUM_BIAS_CONTEXTS ((1 << BIAS_TEXTURE_BITS) * 8)
 #define BIAS_COUNT_LIMIT 64         /* bias sums and counts halve here: fast local adaptation */
+#define NUM_NEIGHBOUR_CONTEXTS 18   /* format 6: nonzero symbols among W, N, NW, NE, WW x reference's */
+#define UNARY_MIXED 2               /* format 6: the first unary bits go through the mixer */
+#define REGRESSION_COUNT 1024       /* format 6: error-regression sums halve here */
+#define REGRESSION_MIN_COUNT 256    /* format 6: samples a bucket sees before its weights are used */
+#define REGRESSION_FRAC_BITS 12
 
 /* Adaptive binary contexts for one channel's residual symbols. */
 typedef struct symbol_contexts {
@@ -36,7 +42,26 @@ typedef struct symbol_contexts {
     rc_bit unary[NUM_ENERGY][MAX_MAGNITUDE_BITS + 1];
     rc_bit mantissa_high[NUM_ENERGY][MAX_MAGNITUDE_BITS + 1];
     rc_bit mantissa_second[MAX_MAGNITUDE_BITS + 1][2];
+    /* Format 6 (multichannel): further estimates for the mixer. */
+    rc_bit zero_neighbours[NUM_NEIGHBOUR_CONTEXTS];
+    rc_bit unary_neighbours[NUM_NEIGHBOUR_CONTEXTS][UNARY_MIXED];
+    rc_bit unary_texture[NUM_BIAS_CONTEXTS][UNARY_MIXED];
 } symbol_contexts;
+
+/* Format 6: the mixers' weights, one set per energy bucket (and unary bit). */
+typedef struct symbol_mixers {
+    mixer zero[NUM_ENERGY];
+    mixer unary[NUM_ENERGY][UNARY_MIXED];
+} symbol_mixers;
+
+/* Format 6: a later channel's residual (after bias cancellation, in 1/8 steps) regressed on the
+ * co-located final errors of its reference (e1) and of the second channel coded before it (e2),
+ * by running least squares per energy bucket. */
+typedef struct error_regression {
+    int64_t s11, s12, s22, t1, t2; /* sums of e1 e1, e1 e2, e2 e2, residual e1, residual e2 */
+    int32_t count;
+    int32_t beta1, beta2;          /* REGRESSION_FRAC_BITS fractional bits */
+} error_regression;
 
 /* Per-row buffers of one channel: index -ROW_PAD .. width-1+ROW_PAD is valid. */
 typedef struct channel_rows {
@@ -56,6 +81,9 @@ typedef struct channel_model {
     int32_t bias_count[NUM_BIAS_CONTEXTS];
     int32_t lms_weight[LMS_INPUTS];      /* first channel: NLMS weights, 16 fractional bits */
     symbol_contexts ctx;
+    int format6;                         /* multichannel format 6: mixed coding, error regression */
+    symbol_mixers mix;
+    error_regression regression[NUM_ENERGY];
 } channel_model;
 
 /* Everything the per-sample coder needs that is fixed for the image. */

@@ -31,17 +31,30 @@ FORCE_INLINE int32_t reconstruct(int32_t prediction, int32_t q, const coding_par
 /* A symbol s is coded as: zero flag; sign; then |s| in an adaptive Elias-gamma binarisation
  * (unary bit length, then the mantissa's top two bits adaptive, the rest equiprobable). The zero
  * flag's probability is the mean of two contexts' estimates: energy x neighbours x fraction, and
- * the bias context (texture x energy level), which sees the local shape the energy misses. */
-FORCE_INLINE void encode_symbol(rc_encoder *rc, symbol_contexts *c, int32_t s, int bucket, int zctx, int sctx,
-                                int bias_ctx)
+ * the bias context (texture x energy level), which sees the local shape the energy misses.
+ * Format 6 (mx not NULL) mixes three estimates instead, with weights learnt per energy bucket,
+ * for the zero flag (adding: how many neighbour symbols were nonzero, nctx) and for the first
+ * UNARY_MIXED unary bits (energy, nctx, bias context): a learnt mix of contexts that split the
+ * data differently beats any one of them and their mean (docs/codec_design.md). */
+FORCE_INLINE void encode_symbol(rc_encoder *rc, symbol_contexts *c, symbol_mixers *mx, int32_t s, int bucket, int zctx,
+                                int sctx, int bias_ctx, int nctx)
 {
-    rc_encode_bit2(rc, &c->zero[bucket][zctx], &c->zero_texture[bias_ctx], s != 0);
+    if (mx)
+        mix3_encode(rc, &mx->zero[bucket], &c->zero[bucket][zctx], &c->zero_texture[bias_ctx], &c->zero_neighbours[nctx],
+                    s != 0);
+    else
+        rc_encode_bit2(rc, &c->zero[bucket][zctx], &c->zero_texture[bias_ctx], s != 0);
     if (s == 0) return;
     rc_encode_bit(rc, &c->sign[sctx], s < 0);
     const uint32_t m = (uint32_t)iabs(s); /* >= 1 */
     const int k = log2_floor(m);          /* m in [2^k, 2^(k+1)) */
-    for (int i = 0; i < k; i++) rc_encode_bit(rc, &c->unary[bucket][i], 1);
-    if (k < MAX_MAGNITUDE_BITS - 1) rc_encode_bit(rc, &c->unary[bucket][k], 0);
+    int i = 0;
+    if (mx)
+        for (; i <= k && i < UNARY_MIXED; i++)
+            mix3_encode(rc, &mx->unary[bucket][i], &c->unary[bucket][i], &c->unary_neighbours[nctx][i],
+                        &c->unary_texture[bias_ctx][i], i < k);
+    for (; i < k; i++) rc_encode_bit(rc, &c->unary[bucket][i], 1);
+    if (i == k && k < MAX_MAGNITUDE_BITS - 1) rc_encode_bit(rc, &c->unary[bucket][k], 0);
     if (k == 0) return;
     const int high = (int)((m >> (k - 1)) & 1u);
     rc_encode_bit(rc, &c->mantissa_high[bucket][k], high);
@@ -50,13 +63,21 @@ FORCE_INLINE void encode_symbol(rc_encoder *rc, symbol_contexts *c, int32_t s, i
     for (int i = k - 3; i >= 0; i--) rc_encode_direct(rc, (int)((m >> i) & 1u));
 }
 
-FORCE_INLINE int32_t decode_symbol(rc_decoder *rc, symbol_contexts *c, int bucket, int zctx, int sctx,
-                                   int bias_ctx)
+FORCE_INLINE int32_t decode_symbol(rc_decoder *rc, symbol_contexts *c, symbol_mixers *mx, int bucket, int zctx,
+                                   int sctx, int bias_ctx, int nctx)
 {
-    if (!rc_decode_bit2(rc, &c->zero[bucket][zctx], &c->zero_texture[bias_ctx])) return 0;
+    const int nonzero = mx ? mix3_decode(rc, &mx->zero[bucket], &c->zero[bucket][zctx], &c->zero_texture[bias_ctx],
+                                         &c->zero_neighbours[nctx])
+                           : rc_decode_bit2(rc, &c->zero[bucket][zctx], &c->zero_texture[bias_ctx]);
+    if (!nonzero) return 0;
     const int negative = rc_decode_bit(rc, &c->sign[sctx]);
-    int k = 0;
-    while (k < MAX_MAGNITUDE_BITS - 1 && rc_decode_bit(rc, &c->unary[bucket][k])) k++;
+    int k = 0, longer = 1;
+    if (mx)
+        for (; longer && k < UNARY_MIXED; k += longer)
+            longer = mix3_decode(rc, &mx->unary[bucket][k], &c->unary[bucket][k], &c->unary_neighbours[nctx][k],
+                                 &c->unary_texture[bias_ctx][k]);
+    if (longer)
+        while (k < MAX_MAGNITUDE_BITS - 1 && rc_decode_bit(rc, &c->unary[bucket][k])) k++;
     uint32_t m = 1;
     if (k >= 1) {
         const int high = rc_decode_bit(rc, &c->mantissa_high[bucket][k]);

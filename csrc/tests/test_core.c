@@ -8,6 +8,10 @@
  */
 #include "linf_codec.h"
 
+/* Internal pieces with their own tests: the format-6 mixer and error regression. */
+#include "context.h"
+#include "mixer.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -377,6 +381,7 @@ static void test_header_fields(void)
         {3, 1, 0, LINF_ERR_BAD_MAGIC, "magic last byte"},
         {4, 1, 0, LINF_ERR_BAD_VERSION, "version 0"},
         {4, 1, LINF_FORMAT_VERSION + 1, LINF_ERR_BAD_VERSION, "version + 1"},
+        {4, 1, LINF_FORMAT_VERIFIED, LINF_ERR_BAD_VERSION, "version 5 (the verified container, not a codec stream)"},
         {4, 1, 255, LINF_ERR_BAD_VERSION, "version 255"},
         {5, 1, 2, LINF_ERR_BAD_HEADER, "coding mode 2"},
         {5, 1, 255, LINF_ERR_BAD_HEADER, "coding mode 255"},
@@ -820,7 +825,7 @@ static void test_stripes(void)
             const uint32_t count = sh == 0 || sh >= d.height ? 1 : (d.height + sh - 1) / sh;
             linf_header h;
             if (CHECK_STATUS(linf_read_header(s, n, &h), LINF_OK)) {
-                CHECK(h.stripe_count == count && h.format_version == (d.channels > 1 ? 4u : 3u) && h.desc.is_signed == 0);
+                CHECK(h.stripe_count == count && h.format_version == (d.channels > 1 ? LINF_FORMAT_VERSION : 3u) && h.desc.is_signed == 0);
                 CHECK(h.header_bytes + h.payload_bytes == n);
                 CHECK(h.stripe_height == (count > 1 ? sh : d.height));
                 CHECK(count > 1 ? (s[7] & 2) != 0 : s[7] == 0);
@@ -1060,22 +1065,23 @@ static void test_signed(void)
 
 /* Format 2 streams still decode: a format-3 stream without flags is a format-2 stream but for its
  * version byte (gray images are still written as format 3). Format 2 has no flags. A multichannel
- * stream is format 4 (issue 17's colour model): relabelled as format 2 it decodes with the old
- * model, to other samples (or an error), never out of bounds. */
+ * stream is format 6 (issue 17's colour model): relabelled as format 4 or 3 it decodes with the
+ * older model, to other samples (or an error), never out of bounds. */
 static void test_format2(void)
 {
     linf_image_desc d;
     size_t n;
     uint8_t *colour = small_stream(&d, &n);
-    CONTEXT("format 4");
-    CHECK(colour[4] == 4);
-    {
+    CONTEXT("format 6");
+    CHECK(colour[4] == LINF_FORMAT_VERSION);
+    for (uint8_t older = 3; older <= 4; older++) {
         const size_t cb = linf_pixel_bytes(&d);
         uint8_t *out = xmalloc(cb);
-        colour[4] = 3;
+        colour[4] = older;
         resign_header(colour);
         const linf_status st = linf_decode(colour, n, out, cb, 0);
-        CHECK(st == LINF_OK || st == LINF_ERR_CORRUPT_PAYLOAD);
+        /* format 3 has no moved-only or interband-3 unit modes: a bad header there */
+        CHECK(st == LINF_OK || st == LINF_ERR_CORRUPT_PAYLOAD || (older == 3 && st == LINF_ERR_BAD_HEADER));
         free(out);
     }
     free(colour);
@@ -1441,9 +1447,72 @@ static void test_levelmap_damage(void)
     }
 }
 
+/* The format-6 error regression recovers an exact linear relation between a residual and two
+ * co-located errors, falls back to the first error alone while the second is always zero, and
+ * waits for REGRESSION_MIN_COUNT samples before it predicts anything. */
+static void test_error_regression(void)
+{
+    error_regression two, one;
+    memset(&two, 0, sizeof two);
+    memset(&one, 0, sizeof one);
+    for (int i = 0; i < 3000; i++) {
+        const int32_t e1 = (int32_t)(rnd() % 41) - 20, e2 = (int32_t)(rnd() % 41) - 20;
+        CONTEXT("regression sample %d", i);
+        if (i < REGRESSION_MIN_COUNT - 1) CHECK(regression_term(&two, e1, e2) == 0 && regression_term(&one, e1, 0) == 0);
+        regression_update(&two, 24 * (int64_t)e1 - 16 * (int64_t)e2, e1, e2); /* r = 3 e1 - 2 e2 samples */
+        regression_update(&one, -12 * (int64_t)e1, e1, 0);
+    }
+    CONTEXT("regression weights");
+    const int32_t unit = 1 << REGRESSION_FRAC_BITS; /* exact but for the last bit of the division */
+    CHECK(abs(two.beta1 - 24 * unit) <= 1 && abs(two.beta2 + 16 * unit) <= 1);
+    CHECK(abs(one.beta1 + 12 * unit) <= 1 && one.beta2 == 0);
+    CHECK(abs(regression_term(&two, 5, -3) - (24 * 5 + 16 * 3)) <= 1);
+    CHECK(two.count < REGRESSION_COUNT && two.count >= REGRESSION_COUNT / 2);
+    /* Degenerate data (e2 = e1: singular normal equations) keeps the last usable weights. */
+    error_regression same;
+    memset(&same, 0, sizeof same);
+    for (int i = 0; i < 600; i++) regression_update(&same, 8, 3, 3);
+    CHECK(same.beta1 == 0 && same.beta2 == 0);
+}
+
+/* The mixer learns: on a stream of zeros, the mixed probability of a 0 rises above the inputs'
+ * estimates it started from; encoding and decoding the same bits with mix3 agree. */
+static void test_mixer(void)
+{
+    CONTEXT("mixer");
+    mixer m;
+    mixer_init(&m, MIX_WEIGHT_ONE / 2, MIX_WEIGHT_ONE / 2);
+    const int32_t st[MIX_INPUTS] = {stretch16(40000), stretch16(40000), 0, 256};
+    const uint32_t before = mix_p0(&m, st);
+    CHECK(before > 39000 && before < 41000); /* the mean of two equal logits */
+    for (int i = 0; i < 2000; i++) mix_update(&m, st, mix_p0(&m, st), 0);
+    CHECK(mix_p0(&m, st) > before + 10000);
+    uint8_t buf[4096];
+    rc_encoder enc;
+    rc_enc_init(&enc, buf, sizeof buf);
+    mixer me, md;
+    rc_bit a[3], b[3];
+    mixer_init(&me, MIX_WEIGHT_ONE / 2, MIX_WEIGHT_ONE / 2);
+    mixer_init(&md, MIX_WEIGHT_ONE / 2, MIX_WEIGHT_ONE / 2);
+    for (int i = 0; i < 3; i++) { rc_bit_init(&a[i]); rc_bit_init(&b[i]); }
+    uint8_t bits[3000];
+    for (int i = 0; i < 3000; i++) bits[i] = (uint8_t)(rnd() % 7 == 0);
+    for (int i = 0; i < 3000; i++) mix3_encode(&enc, &me, &a[0], &a[1], &a[2], bits[i]);
+    rc_enc_finish(&enc);
+    CHECK(!enc.overflow && enc.size < 3000 / 8); /* p(1) = 1/7: about 0.59 bit each */
+    rc_decoder dec;
+    rc_dec_init(&dec, buf, enc.size);
+    int same = 1;
+    for (int i = 0; i < 3000; i++) same &= mix3_decode(&dec, &md, &b[0], &b[1], &b[2]) == bits[i];
+    CHECK(same);
+    CHECK(memcmp(&me, &md, sizeof me) == 0);
+}
+
 int main(void)
 {
     test_version_and_messages();
+    test_error_regression();
+    test_mixer();
     test_sizes();
     test_encode_misuse();
     test_read_header_misuse();
