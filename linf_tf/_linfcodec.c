@@ -42,22 +42,29 @@ static PyObject *py_encode(PyObject *self, PyObject *args)
 {
     Py_buffer pixels;
     Py_buffer reconstruction = {0};
+    PyObject *reconstruction_object = Py_None;
     linf_image_desc desc;
     linf_options options;
     memset(&desc, 0, sizeof desc);
     memset(&options, 0, sizeof options);
     int is_signed = 0;
-    if (!PyArg_ParseTuple(args, "y*IIIIIpII|w*:encode", &pixels, &desc.width, &desc.height, &desc.channels,
+    /* Optional: a writable buffer for the reconstruction (or None), then the format version
+     * (0 = the newest). */
+    if (!PyArg_ParseTuple(args, "y*IIIIIpII|OI:encode", &pixels, &desc.width, &desc.height, &desc.channels,
                           &desc.bit_depth, &desc.tau, &is_signed, &options.stripe_height, &options.threads,
-                          &reconstruction))
+                          &reconstruction_object, &options.format_version))
         return NULL;
+    if (reconstruction_object != Py_None &&
+        PyObject_GetBuffer(reconstruction_object, &reconstruction, PyBUF_WRITABLE) != 0) {
+        PyBuffer_Release(&pixels);
+        return NULL;
+    }
     desc.is_signed = is_signed ? 1u : 0u;
     PyObject *result = NULL;
     const size_t capacity = linf_max_encoded_size_ex(&desc, options.stripe_height);
     if (capacity == 0) {
-        PyBuffer_Release(&pixels);
         PyErr_SetString(PyExc_ValueError, "invalid image description: check shape, bit depth and tau");
-        return NULL;
+        goto done;
     }
     if (!check_itemsize(&pixels, desc.bit_depth)) goto done;
     if (reconstruction.buf && !check_itemsize(&reconstruction, desc.bit_depth)) goto done;
@@ -177,10 +184,11 @@ static PyObject *py_decode_levelmap(PyObject *self, PyObject *args)
 static PyMethodDef methods[] = {
     {"encode", py_encode, METH_VARARGS,
      "encode(pixels, width, height, channels, bit_depth, tau, is_signed, stripe_height, threads\n"
-     "       [, reconstruction]) -> bytes\n\n"
+     "       [, reconstruction[, format_version]]) -> bytes\n\n"
      "Compress interleaved HxWxC samples (1-byte items for bit_depth <= 8, else 2-byte; two's\n"
-     "complement when is_signed); stripe_height 0 = one stripe. If given, the writable buffer\n"
-     "reconstruction receives what decoding the stream will return. Releases the GIL."},
+     "complement when is_signed); stripe_height 0 = one stripe. If not None, the writable buffer\n"
+     "reconstruction receives what decoding the stream will return. format_version 0 = the newest,\n"
+     "4 = multichannel images in format 4 (faster, larger). Releases the GIL."},
     {"read_header", py_read_header, METH_VARARGS,
      "read_header(data) -> (width, height, channels, bit_depth, tau, version, mode, payload_bytes, header_bytes,\n"
      "                      is_signed, stripe_height, stripe_count)"},

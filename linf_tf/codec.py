@@ -31,6 +31,7 @@ MAX_DIMENSION: int = _linfcodec.MAX_DIMENSION
 MAX_SAMPLES: int = _linfcodec.MAX_SAMPLES
 FORMAT_VERSION: int = _linfcodec.FORMAT_VERSION
 OLDEST_FORMAT_VERSION: int = _linfcodec.OLDEST_FORMAT_VERSION
+FAST_FORMAT_VERSION: int = 4  # encode(fast=True): multichannel images without format 6's mixing
 MAX_THREADS: int = _linfcodec.MAX_THREADS
 
 # Images with at least this many pixels are striped by default (and coded on every core).
@@ -172,6 +173,7 @@ def encode(
     *,
     stripe_height: int | None = None,
     threads: int | None = None,
+    fast: bool = False,
 ) -> bytes:
     """Compress ``image`` (HxW or HxWxC) so that every sample is within ``tau``.
 
@@ -185,8 +187,12 @@ def encode(
     ``default_stripe_height``). ``threads``: how many threads code the stripes (default
     ``default_threads``: every core when striped). The returned bytes depend on
     ``stripe_height``, never on ``threads``.
+
+    ``fast``: multichannel images in format 4, the colour model without format 6's context mixing
+    and error regression: about 1.3x faster single-thread coding for 1-3 % more bits (0-1 % at
+    tau = 0 on photos, more at large tau). Gray images are format 3 either way.
     """
-    stream, _ = _encode(image, tau, bit_depth, stripe_height, threads, want_decoded=False)
+    stream, _ = _encode(image, tau, bit_depth, stripe_height, threads, fast, want_decoded=False)
     return stream
 
 
@@ -197,10 +203,11 @@ def encode_with_decoded(
     *,
     stripe_height: int | None = None,
     threads: int | None = None,
+    fast: bool = False,
 ) -> tuple[bytes, np.ndarray]:
     """``encode`` plus the array ``decode`` will return for the stream, at no extra cost: the
     encoder reconstructs every sample anyway (what training pipelines need)."""
-    stream, decoded = _encode(image, tau, bit_depth, stripe_height, threads, want_decoded=True)
+    stream, decoded = _encode(image, tau, bit_depth, stripe_height, threads, fast, want_decoded=True)
     assert decoded is not None
     return stream, decoded
 
@@ -224,9 +231,12 @@ def _encode(
     bit_depth: int | None,
     stripe_height: int | None,
     threads: int | None,
+    fast: bool,
     want_decoded: bool,
 ) -> tuple[bytes, np.ndarray | None]:
     image = _check_image(image)
+    if not isinstance(fast, (bool, np.bool_)):
+        raise ValueError(f"fast must be True or False, got {fast!r}")
     if bit_depth is None:
         bit_depth = _default_bit_depth(image)
     if isinstance(bit_depth, bool) or not isinstance(bit_depth, (int, np.integer)):
@@ -253,11 +263,10 @@ def _encode(
     threads = _check_threads(threads, _stripe_count(height, stripe_height))
     decoded_shape = image.shape[:2] if channels == 1 else image.shape
     decoded = np.empty(decoded_shape, image.dtype) if want_decoded else None
-    extra = () if decoded is None else (decoded,)
     try:
         stream = _linfcodec.encode(
             image, width, height, channels, int(bit_depth), int(tau), image.dtype.kind == "i",
-            stripe_height, threads, *extra,
+            stripe_height, threads, decoded, FAST_FORMAT_VERSION if fast else 0,
         )
     except _linfcodec.Error as exc:
         _raise_from(exc)

@@ -70,6 +70,19 @@ def test_compress_decompress_info(
     assert "bit depth:       8" in info_text
 
 
+def test_compress_fast_writes_format_4_for_colour(tmp_path: Path) -> None:
+    source = tmp_path / "astro.png"
+    write_image(source, skdata.astronaut()[:96, :128])
+    for flags, version in (([], codec.FORMAT_VERSION), (["--fast"], codec.FAST_FORMAT_VERSION)):
+        target = tmp_path / f"astro{len(flags)}.nlc"
+        assert main(["compress", str(source), "-t", "2", "-o", str(target), *flags]) == 0
+        assert codec.info(target.read_bytes()).format_version == version
+        decoded = tmp_path / f"astro{len(flags)}.png"
+        assert main(["decompress", str(target), "-o", str(decoded)]) == 0
+        assert _max_error(read_image(decoded).pixels, skdata.astronaut()[:96, :128]) <= 2
+    assert version == 4 and codec.FORMAT_VERSION == 6
+
+
 def test_rgb_16bit_to_tiff_within_tau(tmp_path: Path) -> None:
     original = skdata.astronaut().astype(np.uint16) * 64 + 17
     source, stream, decoded = tmp_path / "astro16.tif", tmp_path / "a.nlc", tmp_path / "a.tif"

@@ -106,6 +106,24 @@ def test_older_colour_golden_streams_decode_exactly_as_before(version: int) -> N
         assert max_error(decoded.reshape(image.shape), image) <= tau
 
 
+def test_fast_writes_the_format_4_streams_byte_for_byte() -> None:
+    """encode(fast=True) is the format-4 encoder: it reproduces every format-4 fixture exactly (gray
+    images are format 3 either way), and decodes within tau."""
+    folder = Path(__file__).parent / "data" / "format4"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    cases = FIXTURE_CASES[4]()
+    for entry in manifest["streams"]:
+        image, tau, depth, stripe_height = cases[entry["case"]]
+        stream, decoded = codec.encode_with_decoded(image, tau, bit_depth=depth, stripe_height=stripe_height,
+                                                    fast=True)
+        assert stream == (folder / entry["file"]).read_bytes()
+        assert hashlib.sha256(decoded.tobytes()).hexdigest() == entry["decoded_sha256"]
+    gray = skimage.data.camera()[:40, :50]
+    assert codec.encode(gray, 2, fast=True) == codec.encode(gray, 2)
+    with pytest.raises(ValueError, match="fast"):
+        codec.encode(gray, 2, fast="yes")
+
+
 def _stack(height: int, width: int, channels: int, bits: int, seed: int) -> np.ndarray:
     """Correlated channels (a shared smooth field, per-channel gain, offset and noise), some
     anti-correlated, so that both the reference and the raw candidates matter."""

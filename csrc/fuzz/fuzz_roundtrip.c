@@ -4,7 +4,7 @@
  *   byte 3: height (1 + b % h_max, h_max = min(64, MAX_SAMPLES / (width * channels)), at least 1)
  *   bytes 4-5: tau (mod max tau + 1)
  *   byte 6: bit 0 signed samples (format 3); bits 1-7: stripe height (0 = one stripe, else 1 + v % height)
- *   byte 7: threads (1 + b % 4)
+ *   byte 7: threads (1 + b % 4); bit 7: write format 4 (options.format_version = 4), else the newest
  *   the rest: samples (1 byte each up to 8 bits, else 2 little-endian), cycled and masked to the depth
  *   (signed: the same bits read as two's complement of the depth).
  * Images stay at or below MAX_SAMPLES samples (except 1-row images up to 64 x 5), keeping the fuzzer fast.
@@ -43,12 +43,13 @@ static int32_t get_sample(const linf_image_desc *d, const void *pixels, size_t i
     return d->is_signed ? (int32_t)(v >= 32768u ? (int32_t)v - 65536 : (int32_t)v) : (int32_t)v;
 }
 
-static linf_options make_options(uint32_t stripe_height, uint32_t threads)
+static linf_options make_options(uint32_t stripe_height, uint32_t threads, uint32_t format_version)
 {
     linf_options o;
     memset(&o, 0, sizeof o);
     o.stripe_height = stripe_height;
     o.threads = threads;
+    o.format_version = format_version;
     return o;
 }
 
@@ -69,6 +70,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const uint32_t stripe_code = data[6] >> 1;
     const uint32_t stripe_height = stripe_code == 0 ? 0 : 1u + stripe_code % d.height;
     const uint32_t threads = 1u + data[7] % 4u;
+    const uint32_t format_version = (data[7] & 0x80u) ? 4u : 0u;
 
     const uint8_t *body = data + 8;
     const size_t body_size = size - 8;
@@ -96,21 +98,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t written = 0;
     uint8_t *recon = malloc(pixel_bytes);
     if (!recon) fail("out of memory", &d);
-    const linf_options options = make_options(stripe_height, threads);
+    const linf_options options = make_options(stripe_height, threads, format_version);
     if (linf_encode_ex(&d, pixels, pixel_bytes, stream, capacity, &written, recon, pixel_bytes, &options) != LINF_OK)
         fail("encode rejected a valid image", &d);
     if (written > capacity) fail("encoder reports more bytes than its capacity", &d);
     uint8_t *exact = malloc(written + 1); /* exact size: ASan flags any read past the stream */
     if (!exact) fail("out of memory", &d);
     memcpy(exact, stream, written);
+    if (exact[4] != (d.channels > 1 ? (format_version ? format_version : LINF_FORMAT_VERSION) : 3u))
+        fail("the stream's format version is not the one asked for", &d);
     if (threads > 1) { /* the bytes depend on the stripe height only */
-        const linf_options one = make_options(stripe_height, 1);
+        const linf_options one = make_options(stripe_height, 1, format_version);
         size_t again = 0;
         if (linf_encode_ex(&d, pixels, pixel_bytes, stream, capacity, &again, NULL, 0, &one) != LINF_OK ||
             again != written || memcmp(stream, exact, written) != 0)
             fail("the thread count changed the stream", &d);
     }
-    const linf_options dec = make_options(0, threads);
+    const linf_options dec = make_options(0, threads, 0);
     int64_t failed = 0;
     if (linf_decode_ex(exact, written, out, pixel_bytes, &dec, &failed) != LINF_OK || failed != -1)
         fail("decode of a fresh stream failed", &d);

@@ -591,7 +591,7 @@ static void decode_image(coder *cd, const linf_image_desc *d, void *pixels)
 
 const char *linf_version(void)
 {
-    return "linf_codec 6.0.0 (writes format 3 for gray, 6 for multichannel; reads 2, 3, 4 and 6)";
+    return "linf_codec 6.0.0 (writes format 3 for gray, 6 (or 4 on request) for multichannel; reads 2, 3, 4 and 6)";
 }
 
 const char *linf_error_message(linf_status status)
@@ -991,8 +991,8 @@ static linf_status decode_palette_unit(const linf_image_desc *u, void *px, const
 /* Codes rows y0 .. y0 + rows - 1 as an image of their own (fresh models: a stripe depends on no
  * other) into out (capacity cap), predictive if that is smaller than the raw samples, else raw.
  * Writes the byte count and mode. The whole image as one unit gives exactly the format-2 payload. */
-static linf_status encode_unit(const linf_image_desc *d, const void *pixels, void *reconstruction, uint32_t y0,
-                               uint32_t rows, uint8_t *out, size_t cap, size_t *size, uint32_t *mode)
+static linf_status encode_unit(const linf_image_desc *d, uint32_t version, const void *pixels, void *reconstruction,
+                               uint32_t y0, uint32_t rows, uint8_t *out, size_t cap, size_t *size, uint32_t *mode)
 {
     linf_image_desc u = *d;
     u.height = rows;
@@ -1012,7 +1012,7 @@ static linf_status encode_unit(const linf_image_desc *d, const void *pixels, voi
     }
     coder cd;
     void *memory = NULL;
-    const linf_status status = setup_coder(&cd, &u, u.channels > 1 ? LINF_FORMAT_VERSION : 3u, &memory);
+    const linf_status status = setup_coder(&cd, &u, u.channels > 1 ? version : 3u, &memory);
     if (status != LINF_OK) {
         free(palette_out);
         return status;
@@ -1089,7 +1089,7 @@ static linf_status decode_unit(const linf_image_desc *d, uint32_t version, void 
 typedef struct stripe_run {
     const linf_image_desc *desc;
     uint32_t stripe_height, count;
-    uint32_t version;            /* decode: the stream's format version */
+    uint32_t version;            /* the stream's format version (encode: multichannel units) */
     int decoding;
     const void *pixels;          /* encode: input */
     void *output;                /* encode: reconstruction (or NULL); decode: pixels */
@@ -1137,7 +1137,8 @@ static linf_status run_stripe(stripe_run *run, uint32_t i)
     const size_t at = (size_t)y0 * row_bytes(d), raw = (size_t)rows * row_bytes(d);
     size_t size = 0;
     uint32_t mode = 0;
-    const linf_status status = encode_unit(d, run->pixels, run->output, y0, rows, run->area + at, raw, &size, &mode);
+    const linf_status status =
+        encode_unit(d, run->version, run->pixels, run->output, y0, rows, run->area + at, raw, &size, &mode);
     if (status == LINF_OK) {
         run->entries[i].bytes = size;
         run->entries[i].mode = mode;
@@ -1200,11 +1201,11 @@ static linf_status run_stripes(stripe_run *run, uint32_t threads)
 
 /* ---------------------------------------------------------------- public API */
 
-static void finish_header(linf_header *h, const linf_image_desc *d, uint8_t *dst, uint64_t payload, uint32_t mode,
-                          uint32_t crc, uint32_t stripe_height, uint32_t count)
+static void finish_header(linf_header *h, const linf_image_desc *d, uint32_t version, uint8_t *dst, uint64_t payload,
+                          uint32_t mode, uint32_t crc, uint32_t stripe_height, uint32_t count)
 {
     h->desc = *d;
-    h->format_version = d->channels > 1 ? LINF_FORMAT_VERSION : 3u; /* gray streams are unchanged */
+    h->format_version = d->channels > 1 ? version : 3u; /* gray streams are unchanged */
     h->coding_mode = mode;
     h->payload_bytes = payload;
     h->payload_crc32 = crc;
@@ -1232,7 +1233,7 @@ linf_status linf_encode_reconstruct(const linf_image_desc *desc, const void *pix
  * it can hold the worst case, else a temporary block), then moved down to close the gaps. */
 static linf_status encode_striped(const linf_image_desc *desc, const void *pixels, uint8_t *dst, size_t dst_capacity,
                                   size_t *written, void *reconstruction, uint32_t stripe_height, uint32_t count,
-                                  uint32_t threads)
+                                  uint32_t threads, uint32_t version)
 {
     const size_t table = LINF_STRIPE_TABLE_BYTES(count);
     const size_t bound = linf_max_encoded_size_ex(desc, stripe_height);
@@ -1249,6 +1250,7 @@ static linf_status encode_striped(const linf_image_desc *desc, const void *pixel
     run.desc = desc;
     run.stripe_height = stripe_height;
     run.count = count;
+    run.version = version;
     run.pixels = pixels;
     run.output = reconstruction;
     run.area = work + LINF_HEADER_BYTES + table;
@@ -1266,7 +1268,7 @@ static linf_status encode_striped(const linf_image_desc *desc, const void *pixel
         } else {
             const uint32_t crc = linf_write_stripe_table(work + LINF_HEADER_BYTES, stripe_height, count, entries);
             linf_header h;
-            finish_header(&h, desc, work, payload, LINF_MODE_PREDICTIVE, crc, stripe_height, count);
+            finish_header(&h, desc, version, work, payload, LINF_MODE_PREDICTIVE, crc, stripe_height, count);
             if (work != dst) memcpy(dst, work, total);
             *written = total;
         }
@@ -1290,6 +1292,8 @@ linf_status linf_encode_ex(const linf_image_desc *desc, const void *pixels, size
     if (dst_capacity < LINF_HEADER_BYTES) return LINF_ERR_BUFFER_TOO_SMALL;
     if (reconstruction && reconstruction_bytes < raw) return LINF_ERR_BUFFER_TOO_SMALL;
     const size_t count = (size_t)desc->width * desc->height * desc->channels;
+    const uint32_t version = options && options->format_version ? options->format_version : LINF_FORMAT_VERSION;
+    if (version != 4u && version != LINF_FORMAT_VERSION) return LINF_ERR_BAD_VERSION;
     linf_status status = check_samples(desc, pixels, count, sample_offset(desc));
     if (status != LINF_OK) return status;
 
@@ -1297,15 +1301,15 @@ linf_status linf_encode_ex(const linf_image_desc *desc, const void *pixels, size
     const uint32_t stripes = linf_stripe_count(desc->height, stripe_height);
     if (stripes > 1)
         return encode_striped(desc, pixels, dst, dst_capacity, written, reconstruction, stripe_height, stripes,
-                              options->threads);
+                              options->threads, version);
 
     size_t size = 0;
     uint32_t mode = 0;
-    status = encode_unit(desc, pixels, reconstruction, 0, desc->height, dst + LINF_HEADER_BYTES,
+    status = encode_unit(desc, version, pixels, reconstruction, 0, desc->height, dst + LINF_HEADER_BYTES,
                          dst_capacity - LINF_HEADER_BYTES, &size, &mode);
     if (status != LINF_OK) return status;
     linf_header h;
-    finish_header(&h, desc, dst, size, mode, linf_crc32(dst + LINF_HEADER_BYTES, size), desc->height, 1);
+    finish_header(&h, desc, version, dst, size, mode, linf_crc32(dst + LINF_HEADER_BYTES, size), desc->height, 1);
     *written = LINF_HEADER_BYTES + size;
     return LINF_OK;
 }

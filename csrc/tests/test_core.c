@@ -1447,6 +1447,46 @@ static void test_levelmap_damage(void)
     }
 }
 
+/* options.format_version: 0 and 6 write format 6 for multichannel images, 4 writes format 4 (which
+ * decodes), gray images are format 3 whatever is asked, and any other version is refused. */
+static void test_format_choice(void)
+{
+    linf_image_desc d;
+    size_t n;
+    uint8_t *colour = small_stream(&d, &n);
+    const size_t pb = linf_pixel_bytes(&d);
+    uint8_t *pixels = xmalloc(pb), *out = xmalloc(pb), *dst = xmalloc(linf_max_encoded_size(&d));
+    CHECK_STATUS(linf_decode(colour, n, pixels, pb, 0), LINF_OK); /* some image of that shape */
+    d.tau = 0; /* lossless: each decode must give the pixels back exactly */
+    linf_image_desc gray = d;
+    gray.channels = 1;
+    const uint32_t versions[] = {0, 3, 4, 5, 6, 7, 255};
+    for (size_t i = 0; i < sizeof versions / sizeof versions[0]; i++) {
+        linf_options o;
+        memset(&o, 0, sizeof o);
+        o.format_version = versions[i];
+        const int valid = versions[i] == 0 || versions[i] == 4 || versions[i] == LINF_FORMAT_VERSION;
+        for (int g = 0; g < 2; g++) {
+            const linf_image_desc *dd = g ? &gray : &d;
+            size_t written = 0;
+            CONTEXT("format_version %u, %s", versions[i], g ? "gray" : "colour");
+            const linf_status st = linf_encode_ex(dd, pixels, pb, dst, linf_max_encoded_size(&d), &written, NULL, 0, &o);
+            if (!valid) {
+                CHECK_STATUS(st, LINF_ERR_BAD_VERSION);
+                continue;
+            }
+            CHECK_STATUS(st, LINF_OK);
+            CHECK(dst[4] == (g ? 3u : (versions[i] == 4 ? 4u : LINF_FORMAT_VERSION)));
+            CHECK_STATUS(linf_decode(dst, written, out, linf_pixel_bytes(dd), 0), LINF_OK);
+            CHECK(memcmp(out, pixels, linf_pixel_bytes(dd)) == 0);
+        }
+    }
+    free(pixels);
+    free(out);
+    free(dst);
+    free(colour);
+}
+
 /* The format-6 error regression recovers an exact linear relation between a residual and two
  * co-located errors, falls back to the first error alone while the second is always zero, and
  * waits for REGRESSION_MIN_COUNT samples before it predicts anything. */
@@ -1513,6 +1553,7 @@ int main(void)
     test_version_and_messages();
     test_error_regression();
     test_mixer();
+    test_format_choice();
     test_sizes();
     test_encode_misuse();
     test_read_header_misuse();

@@ -50,8 +50,9 @@ def compress_file(
     image = read_for_codec(source, args.signed_offset)
     bit_depth = args.bit_depth if args.bit_depth is not None else image.bit_depth
     restore_slack = getattr(args, "restore_slack", None)
+    fast = getattr(args, "fast", False)
     if restore_slack is None:
-        stream = codec.encode(image.pixels, args.tau, bit_depth=bit_depth, threads=threads)
+        stream = codec.encode(image.pixels, args.tau, bit_depth=bit_depth, threads=threads, fast=fast)
         header, restoration = codec.info(stream), None
     else:
         if image.signed:
@@ -61,7 +62,7 @@ def compress_file(
             )
         block = "auto" if args.slack_block is None else args.slack_block
         stream = verified.encode(image.pixels, args.tau, restore_slack, block=block, bit_depth=bit_depth,
-                                 threads=threads)
+                                 threads=threads, fast=fast)
         restoration, _, plain = verified.split(stream)
         header = codec.info(plain)
     make_parent(target)

@@ -93,6 +93,11 @@ def _add_compress(commands: argparse._SubParsersAction) -> None:
         f"within {verified.DEFAULT_MAX_SIDE_FRACTION:.0%}% of the stream (a block size given explicitly "
         "gets its best map, whatever its size) (default: auto)",
     )
+    sub.add_argument(
+        "--fast", action="store_true",
+        help="colour and multichannel images: write format 4, about 1.3x faster to code on one thread "
+        "for 1-3%% more bits (gray images are the same either way)",
+    )
     _add_common_output_options(sub)
     _add_threads_option(sub)
     sub.set_defaults(handler=run_compress)

@@ -252,6 +252,7 @@ def encode(
     bit_depth: int | None = None,
     threads: int | None = None,
     max_side_fraction: float = DEFAULT_MAX_SIDE_FRACTION,
+    fast: bool = False,
 ) -> bytes:
     """A format-5 stream: the plain stream of ``image`` at ``tau`` plus the verified level map, so
     that :func:`decode` returns samples within ``tau + floor(slack * tau)`` of ``image``.
@@ -260,9 +261,10 @@ def encode(
     ``BLOCK_SIZES`` the least-error map whose coding and header add at most ``max_side_fraction``
     of the plain stream (trading error for map bits where needed), then the size with the least
     error (the largest block if none fits, e.g. a tiny image whose header alone is over budget).
+    ``fast``: the plain stream as :func:`linf_tf.codec.encode` writes it with ``fast=True``.
     """
     plan = plan_restoration(image, tau, slack, block=block, model=model, bit_depth=bit_depth, threads=threads,
-                            max_side_fraction=max_side_fraction)
+                            max_side_fraction=max_side_fraction, fast=fast)
     return plan.stream
 
 
@@ -288,6 +290,7 @@ def plan_restoration(
     correction: np.ndarray | None = None,
     max_side_fraction: float = DEFAULT_MAX_SIDE_FRACTION,
     levels: Sequence[tuple[int, int]] | None = None,
+    fast: bool = False,
 ) -> RestorationPlan:
     """:func:`encode`, returning the restored samples too (``correction`` may be given precomputed;
     ``levels`` replaces :func:`slack_levels`' set, for experiments: any set decodes)."""
@@ -297,7 +300,7 @@ def plan_restoration(
     if np.asarray(image).dtype.kind != "u":
         raise ValueError(f"verified restoration needs unsigned samples, got {np.asarray(image).dtype}")
     blocks = _check_block(block)
-    plain, decoded = codec.encode_with_decoded(image, tau, bit_depth, threads=threads)
+    plain, decoded = codec.encode_with_decoded(image, tau, bit_depth, threads=threads, fast=fast)
     info = codec.info(plain)
     max_value = (1 << info.bit_depth) - 1
     net = integer_model_for(info.channels, model)
