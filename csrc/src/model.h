@@ -30,8 +30,10 @@
 #define BIAS_COUNT_LIMIT 64         /* bias sums and counts halve here: fast local adaptation */
 #define NUM_NEIGHBOUR_CONTEXTS 18   /* format 6: nonzero symbols among W, N, NW, NE, WW x reference's */
 #define UNARY_MIXED 2               /* format 6: the first unary bits go through the mixer */
+#define REGRESSORS 8                /* format 6: errors a residual is regressed on (error_regression) */
 #define REGRESSION_COUNT 1024       /* format 6: error-regression sums halve here */
 #define REGRESSION_MIN_COUNT 256    /* format 6: samples a bucket sees before its weights are used */
+#define REGRESSION_SOLVE_EVERY 16   /* format 6: updates of a bucket between two solves of its weights */
 #define REGRESSION_FRAC_BITS 12
 
 /* Adaptive binary contexts for one channel's residual symbols. */
@@ -54,13 +56,14 @@ typedef struct symbol_mixers {
     mixer unary[NUM_ENERGY][UNARY_MIXED];
 } symbol_mixers;
 
-/* Format 6: a later channel's residual (after bias cancellation, in 1/8 steps) regressed on the
- * co-located final errors of its reference (e1) and of the second channel coded before it (e2),
- * by running least squares per energy bucket. */
+/* Format 6: a channel's residual (after bias cancellation, in 1/8 steps) regressed on nearby final
+ * errors (codec.c, regressors: the co-located errors of the channels coded before it, its own at W,
+ * N, NE, NW, its reference's at W and N) by running least squares per energy bucket. */
 typedef struct error_regression {
-    int64_t s11, s12, s22, t1, t2; /* sums of e1 e1, e1 e2, e2 e2, residual e1, residual e2 */
+    int64_t cross[REGRESSORS * (REGRESSORS + 1) / 2]; /* upper triangle of the sum of e e^T */
+    int64_t target[REGRESSORS];                        /* sum of residual * e */
     int32_t count;
-    int32_t beta1, beta2;          /* REGRESSION_FRAC_BITS fractional bits */
+    int32_t beta[REGRESSORS];                          /* REGRESSION_FRAC_BITS fractional bits */
 } error_regression;
 
 /* Per-row buffers of one channel: index -ROW_PAD .. width-1+ROW_PAD is valid. */

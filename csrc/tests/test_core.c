@@ -1487,32 +1487,35 @@ static void test_format_choice(void)
     free(colour);
 }
 
-/* The format-6 error regression recovers an exact linear relation between a residual and two
- * co-located errors, falls back to the first error alone while the second is always zero, and
+/* The format-6 error regression recovers an exact linear relation between a residual and some of
+ * its regressors (the others noise: weight 0), gives a regressor that stays zero the weight 0, and
  * waits for REGRESSION_MIN_COUNT samples before it predicts anything. */
 static void test_error_regression(void)
 {
-    error_regression two, one;
-    memset(&two, 0, sizeof two);
-    memset(&one, 0, sizeof one);
+    error_regression g;
+    memset(&g, 0, sizeof g);
+    int32_t e[REGRESSORS];
     for (int i = 0; i < 3000; i++) {
-        const int32_t e1 = (int32_t)(rnd() % 41) - 20, e2 = (int32_t)(rnd() % 41) - 20;
+        for (int k = 0; k < REGRESSORS; k++) e[k] = k == 1 ? 0 : (int32_t)(rnd() % 41) - 20;
         CONTEXT("regression sample %d", i);
-        if (i < REGRESSION_MIN_COUNT - 1) CHECK(regression_term(&two, e1, e2) == 0 && regression_term(&one, e1, 0) == 0);
-        regression_update(&two, 24 * (int64_t)e1 - 16 * (int64_t)e2, e1, e2); /* r = 3 e1 - 2 e2 samples */
-        regression_update(&one, -12 * (int64_t)e1, e1, 0);
+        if (i < REGRESSION_MIN_COUNT - 1) CHECK(regression_term(&g, e) == 0);
+        regression_update(&g, 24 * (int64_t)e[0] - 16 * (int64_t)e[3] + 4 * (int64_t)e[7], e); /* 3, -2, 0.5 */
     }
     CONTEXT("regression weights");
-    const int32_t unit = 1 << REGRESSION_FRAC_BITS; /* exact but for the last bit of the division */
-    CHECK(abs(two.beta1 - 24 * unit) <= 1 && abs(two.beta2 + 16 * unit) <= 1);
-    CHECK(abs(one.beta1 + 12 * unit) <= 1 && one.beta2 == 0);
-    CHECK(abs(regression_term(&two, 5, -3) - (24 * 5 + 16 * 3)) <= 1);
-    CHECK(two.count < REGRESSION_COUNT && two.count >= REGRESSION_COUNT / 2);
-    /* Degenerate data (e2 = e1: singular normal equations) keeps the last usable weights. */
-    error_regression same;
-    memset(&same, 0, sizeof same);
-    for (int i = 0; i < 600; i++) regression_update(&same, 8, 3, 3);
-    CHECK(same.beta1 == 0 && same.beta2 == 0);
+    const int32_t unit = 1 << REGRESSION_FRAC_BITS; /* the ridge of 1 against sums of ~10^5: 1e-5 */
+    CHECK(abs(g.beta[0] - 24 * unit) <= 4 && abs(g.beta[3] + 16 * unit) <= 4 && abs(g.beta[7] - 4 * unit) <= 4);
+    CHECK(g.beta[1] == 0);
+    for (int k = 2; k < REGRESSORS; k++)
+        if (k != 3 && k != 7) CHECK(abs(g.beta[k]) <= 4);
+    for (int k = 0; k < REGRESSORS; k++) e[k] = k == 1 ? 0 : 5 - k;
+    CHECK(abs(regression_term(&g, e) - (24 * 5 - 16 * 2 + 4 * -2)) <= 1);
+    CHECK(g.count < REGRESSION_COUNT && g.count >= REGRESSION_COUNT / 2);
+    /* All regressors zero: nothing to learn, weights 0. */
+    error_regression zero;
+    memset(&zero, 0, sizeof zero);
+    memset(e, 0, sizeof e);
+    for (int i = 0; i < 600; i++) regression_update(&zero, 8, e);
+    for (int k = 0; k < REGRESSORS; k++) CHECK(zero.beta[k] == 0);
 }
 
 /* The mixer learns: on a stream of zeros, the mixed probability of a 0 rises above the inputs'
