@@ -164,7 +164,7 @@ def test_streams_are_pinned_byte_for_byte() -> None:
             colour.update(stream)
     assert gray.hexdigest() == "865ba8bb8f777fe4b49f2933104fcaa54ae27f358b2883ea0b126bb0ca0d20e4"
     assert gray2.hexdigest() == "cd56125fb4062c11c9d896a632fba9802a65618c357e82b3f4b1523739308472"
-    assert colour.hexdigest() == "bf2cf62806f9a3c36db458fac81efddc6b27c89b2d69afaf34cb4b41abc58fda"
+    assert colour.hexdigest() == "ec24f42693b8b7c9f91b2a9d7202d8e9415f261cd142bc7d81ff2adef855715a"
 
 
 FORMAT2_DIR = Path(__file__).parent / "data" / "format2"

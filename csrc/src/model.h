@@ -34,6 +34,7 @@
 #define REGRESSION_COUNT 1024       /* format 6: error-regression sums halve here */
 #define REGRESSION_MIN_COUNT 256    /* format 6: samples a bucket sees before its weights are used */
 #define REGRESSION_SOLVE_EVERY 16   /* format 6: updates of a bucket between two solves of its weights */
+#define REGRESSION_CLIP 2           /* format 6: regressors clipped to this many steps x 2^(bucket/2) */
 #define REGRESSION_FRAC_BITS 12
 
 /* Adaptive binary contexts for one channel's residual symbols. */
