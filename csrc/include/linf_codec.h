@@ -76,7 +76,7 @@ typedef struct linf_options {
                                 * no stripe table (the same payload bytes as format 2) */
     uint64_t max_samples;      /* decode: cap on width*height*channels (0 = LINF_MAX_SAMPLES) */
     uint32_t format_version;   /* encode: 0 = LINF_FORMAT_VERSION; 4 writes multichannel images in
-                                * format 4 (about 1.3 x faster, 1-3 % larger); gray images are
+                                * format 4 (about 1.7 x faster, 1.5-7 % larger); gray images are
                                 * format 3 either way; anything else is LINF_ERR_BAD_VERSION */
 } linf_options;
 
