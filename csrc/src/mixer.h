@@ -11,20 +11,11 @@
 #include "rangecoder.h"
 #include "util.h"
 
-#define MIX_INPUTS 4            /* fixed width: the loops unroll; unused inputs are 0 */
-#ifndef MIX32
-#define MIX32 0
-#endif
-#if MIX32
-#define MIX_WEIGHT_ONE 16384    /* weights carry 14 fractional bits */
-#define MIX_WEIGHT_LIMIT (1 << 18) /* |w| < 16: 3 x 2^18 x 2047 + 2^18 x 256 < 2^31 */
-#else
+#define MIX_INPUTS 4            /* three estimates and a constant: the loops unroll */
 #define MIX_WEIGHT_ONE 65536    /* weights carry 16 fractional bits */
 #define MIX_WEIGHT_LIMIT (1 << 22)
-#endif
-#ifndef MIX_RATE_SHIFT
-#define MIX_RATE_SHIFT 12
-#endif
+#define MIX_RATE_SHIFT 12       /* learning rate 2^-12 (of 9-14, the best on the dev sets) */
+#define MIX_BIAS_INPUT 256      /* the constant input: a learnt offset in the logit domain */
 
 typedef struct mixer {
     int32_t w[MIX_INPUTS];
@@ -33,26 +24,19 @@ typedef struct mixer {
 /* The logit of a 16-bit probability, from its top 12 bits. */
 FORCE_INLINE int32_t stretch16(uint32_t p0) { return STRETCH_TABLE[p0 >> 4]; }
 
+/* P(0) of the weighted sum of the inputs' logits (16 bits, inside the range coder's clamp). */
 FORCE_INLINE uint32_t mix_p0(const mixer *m, const int32_t *st)
 {
-#if MIX32
-    int32_t dot = 0;
-    for (int i = 0; i < MIX_INPUTS; i++) dot += m->w[i] * st[i];
-    const int32_t x = dot >> 14;
-#else
     int64_t dot = 0;
     for (int i = 0; i < MIX_INPUTS; i++) dot += (int64_t)m->w[i] * st[i];
     const int32_t x = (int32_t)(dot >> 16);
-#endif
     return SQUASH_TABLE[clamp32(x, -LOGIT_MAX, LOGIT_MAX) + LOGIT_MAX];
 }
 
+/* One gradient step on the coding cost of `bit`: w += input * error * rate. */
 FORCE_INLINE void mix_update(mixer *m, const int32_t *st, uint32_t p0, int bit)
 {
     const int32_t err = ((bit ? 0 : (int32_t)RC_PROB_ONE) - (int32_t)p0) >> 4; /* 12 bits */
-#ifdef MIX_SKIP
-    if (iabs(err) < MIX_SKIP) return;
-#endif
     for (int i = 0; i < MIX_INPUTS; i++)
         m->w[i] = clamp32(m->w[i] + ((st[i] * err) >> MIX_RATE_SHIFT), -MIX_WEIGHT_LIMIT, MIX_WEIGHT_LIMIT);
 }
@@ -64,35 +48,41 @@ FORCE_INLINE void mixer_init(mixer *m, int32_t w0, int32_t w1)
     m->w[1] = w1;
 }
 
-/* One bit from three contexts' estimates and a bias, mixed; every part adapts to the bit. */
-FORCE_INLINE void mix3_encode(rc_encoder *rc, mixer *mx, rc_bit *a, rc_bit *b, rc_bit *c, int bit)
+/* The mixer's inputs for three contexts' estimates. */
+FORCE_INLINE void mix3_inputs(const rc_bit *a, const rc_bit *b, const rc_bit *c, int32_t *st)
 {
-#if NO_NB
-    const int32_t st[MIX_INPUTS] = {stretch16(a->p0), stretch16(b->p0), 0, 256};
-#else
-    const int32_t st[MIX_INPUTS] = {stretch16(a->p0), stretch16(b->p0), stretch16(c->p0), 256};
-#endif
-    const uint32_t p0 = mix_p0(mx, st);
-    rc_encode_with_p0(rc, p0, bit);
+    st[0] = stretch16(a->p0);
+    st[1] = stretch16(b->p0);
+    st[2] = stretch16(c->p0);
+    st[3] = MIX_BIAS_INPUT;
+}
+
+/* After a bit: the mixer and every context adapt to it. */
+FORCE_INLINE void mix3_adapt(mixer *mx, rc_bit *a, rc_bit *b, rc_bit *c, const int32_t *st, uint32_t p0, int bit)
+{
     mix_update(mx, st, p0, bit);
     rc_bit_update(a, bit);
     rc_bit_update(b, bit);
     rc_bit_update(c, bit);
 }
 
+/* One bit from three contexts' estimates and a constant, mixed. */
+FORCE_INLINE void mix3_encode(rc_encoder *rc, mixer *mx, rc_bit *a, rc_bit *b, rc_bit *c, int bit)
+{
+    int32_t st[MIX_INPUTS];
+    mix3_inputs(a, b, c, st);
+    const uint32_t p0 = mix_p0(mx, st);
+    rc_encode_with_p0(rc, p0, bit);
+    mix3_adapt(mx, a, b, c, st, p0, bit);
+}
+
 FORCE_INLINE int mix3_decode(rc_decoder *rc, mixer *mx, rc_bit *a, rc_bit *b, rc_bit *c)
 {
-#if NO_NB
-    const int32_t st[MIX_INPUTS] = {stretch16(a->p0), stretch16(b->p0), 0, 256};
-#else
-    const int32_t st[MIX_INPUTS] = {stretch16(a->p0), stretch16(b->p0), stretch16(c->p0), 256};
-#endif
+    int32_t st[MIX_INPUTS];
+    mix3_inputs(a, b, c, st);
     const uint32_t p0 = mix_p0(mx, st);
     const int bit = rc_decode_with_p0(rc, p0);
-    mix_update(mx, st, p0, bit);
-    rc_bit_update(a, bit);
-    rc_bit_update(b, bit);
-    rc_bit_update(c, bit);
+    mix3_adapt(mx, a, b, c, st, p0, bit);
     return bit;
 }
 
