@@ -63,11 +63,14 @@ typedef enum coding_mode { ENCODE, ENCODE_LOSSLESS, DECODE } coding_mode;
  * first channel's full machinery applied to its neighbours moved by the reference's local change
  * (w' = w + ref(x) - ref(W), ...): every candidate P of translation-invariant form then predicts
  * ref(x) + P(channel - ref), the channel difference, with the self-correcting and adaptive linear
- * predictors on it too. Formats 2 and 3 (colour4 = 0) keep their three interband candidates. */
+ * predictors on it too. Formats 2 and 3 (colour4 = 0) keep their three interband candidates.
+ * multichannel (a compile-time constant, 0 for gray rows) lets format 6's mixing and regression
+ * exist at all: the gray rows, whose streams never use them, keep their former code and speed. */
 FORCE_INLINE int32_t code_sample(coder *cd, channel_model *m, const channel_model *ref, int32_t x,
                                  int32_t original, coded_symbol *out, const coding_mode mode, const int num_predictors,
-                                 const int colour4)
+                                 const int colour4, const int multichannel)
 {
+    const int format6 = multichannel && m->format6;
     const coding_params *cp = &cd->params;
     channel_rows *r = &m->rows;
     const neighbours nb = gather(r, x);
@@ -128,7 +131,7 @@ FORCE_INLINE int32_t code_sample(coder *cd, channel_model *m, const channel_mode
      * A first channel has the own errors only (the others stay 0 and get weight 0). */
     error_regression *regression = NULL;
     int32_t regressors[REGRESSORS], regressed = 0, clip = 0;
-    if (m->format6) {
+    if (format6) {
         regressors[0] = ref ? ref->rows.err[0][x] : 0;
         regressors[1] = ref && m->second != ref ? m->second->rows.err[0][x] : 0;
         regressors[6] = ref ? ref->rows.err[0][x - 1] : 0;
@@ -160,7 +163,7 @@ FORCE_INLINE int32_t code_sample(coder *cd, channel_model *m, const channel_mode
      * symbol at this pixel did (the first channel: a class of its own). */
     symbol_mixers *mixers = NULL;
     int nctx = 0;
-    if (m->format6) {
+    if (format6) {
         mixers = &m->mix;
         nctx = (r->sign[0][x - 1] != 0) + (r->sign[1][x] != 0) + (r->sign[1][x - 1] != 0) + (r->sign[1][x + 1] != 0) +
                (r->sign[0][x - 2] != 0) + 6 * (ref ? 1 + (ref->rows.sign[0][x] != 0) : 0);
@@ -207,36 +210,40 @@ FORCE_INLINE int32_t code_sample(coder *cd, channel_model *m, const channel_mode
 
 /* One out-of-line function per (direction, channel kind): each gets its own register allocation,
  * which costs a call per sample but avoids the spills of one giant inlined loop. */
+NOINLINE int32_t encode_gray(coder *cd, channel_model *m, int32_t x, int32_t original, coded_symbol *out)
+{ return code_sample(cd, m, NULL, x, original, out, ENCODE, FIRST_CHANNEL_PREDICTORS, 0, 0); }
+NOINLINE int32_t encode_gray_lossless(coder *cd, channel_model *m, int32_t x, int32_t original, coded_symbol *out)
+{ return code_sample(cd, m, NULL, x, original, out, ENCODE_LOSSLESS, FIRST_CHANNEL_PREDICTORS, 0, 0); }
 NOINLINE int32_t encode_intra(coder *cd, channel_model *m, int32_t x, int32_t original, coded_symbol *out)
-{ return code_sample(cd, m, NULL, x, original, out, ENCODE, FIRST_CHANNEL_PREDICTORS, 0); }
+{ return code_sample(cd, m, NULL, x, original, out, ENCODE, FIRST_CHANNEL_PREDICTORS, 0, 1); }
 NOINLINE int32_t encode_intra_lossless(coder *cd, channel_model *m, int32_t x, int32_t original, coded_symbol *out)
-{ return code_sample(cd, m, NULL, x, original, out, ENCODE_LOSSLESS, FIRST_CHANNEL_PREDICTORS, 0); }
+{ return code_sample(cd, m, NULL, x, original, out, ENCODE_LOSSLESS, FIRST_CHANNEL_PREDICTORS, 0, 1); }
 NOINLINE int32_t encode_inter(coder *cd, channel_model *m, const channel_model *ref, int32_t x, int32_t original,
                               coded_symbol *out)
-{ return code_sample(cd, m, ref, x, original, out, ENCODE, INTER_PREDICTORS, 0); }
+{ return code_sample(cd, m, ref, x, original, out, ENCODE, INTER_PREDICTORS, 0, 1); }
 NOINLINE int32_t encode_inter_lossless(coder *cd, channel_model *m, const channel_model *ref, int32_t x,
                                        int32_t original, coded_symbol *out)
-{ return code_sample(cd, m, ref, x, original, out, ENCODE_LOSSLESS, INTER_PREDICTORS, 0); }
+{ return code_sample(cd, m, ref, x, original, out, ENCODE_LOSSLESS, INTER_PREDICTORS, 0, 1); }
 NOINLINE int32_t encode_inter4(coder *cd, channel_model *m, const channel_model *ref, int32_t x, int32_t original,
                                coded_symbol *out)
-{ return code_sample(cd, m, ref, x, original, out, ENCODE, FIRST_CHANNEL_PREDICTORS, 1); }
+{ return code_sample(cd, m, ref, x, original, out, ENCODE, FIRST_CHANNEL_PREDICTORS, 1, 1); }
 NOINLINE int32_t encode_inter4_lossless(coder *cd, channel_model *m, const channel_model *ref, int32_t x,
                                         int32_t original, coded_symbol *out)
-{ return code_sample(cd, m, ref, x, original, out, ENCODE_LOSSLESS, FIRST_CHANNEL_PREDICTORS, 1); }
+{ return code_sample(cd, m, ref, x, original, out, ENCODE_LOSSLESS, FIRST_CHANNEL_PREDICTORS, 1, 1); }
 NOINLINE int32_t encode_inter4m(coder *cd, channel_model *m, const channel_model *ref, int32_t x, int32_t original,
                                coded_symbol *out)
-{ return code_sample(cd, m, ref, x, original, out, ENCODE, FIRST_CHANNEL_PREDICTORS, 2); }
+{ return code_sample(cd, m, ref, x, original, out, ENCODE, FIRST_CHANNEL_PREDICTORS, 2, 1); }
 NOINLINE int32_t encode_inter4m_lossless(coder *cd, channel_model *m, const channel_model *ref, int32_t x,
                                         int32_t original, coded_symbol *out)
-{ return code_sample(cd, m, ref, x, original, out, ENCODE_LOSSLESS, FIRST_CHANNEL_PREDICTORS, 2); }
+{ return code_sample(cd, m, ref, x, original, out, ENCODE_LOSSLESS, FIRST_CHANNEL_PREDICTORS, 2, 1); }
 NOINLINE int32_t decode_intra(coder *cd, channel_model *m, int32_t x)
-{ return code_sample(cd, m, NULL, x, 0, NULL, DECODE, FIRST_CHANNEL_PREDICTORS, 0); }
+{ return code_sample(cd, m, NULL, x, 0, NULL, DECODE, FIRST_CHANNEL_PREDICTORS, 0, 1); }
 NOINLINE int32_t decode_inter(coder *cd, channel_model *m, const channel_model *ref, int32_t x)
-{ return code_sample(cd, m, ref, x, 0, NULL, DECODE, INTER_PREDICTORS, 0); }
+{ return code_sample(cd, m, ref, x, 0, NULL, DECODE, INTER_PREDICTORS, 0, 1); }
 NOINLINE int32_t decode_inter4(coder *cd, channel_model *m, const channel_model *ref, int32_t x)
-{ return code_sample(cd, m, ref, x, 0, NULL, DECODE, FIRST_CHANNEL_PREDICTORS, 1); }
+{ return code_sample(cd, m, ref, x, 0, NULL, DECODE, FIRST_CHANNEL_PREDICTORS, 1, 1); }
 NOINLINE int32_t decode_inter4m(coder *cd, channel_model *m, const channel_model *ref, int32_t x)
-{ return code_sample(cd, m, ref, x, 0, NULL, DECODE, FIRST_CHANNEL_PREDICTORS, 2); }
+{ return code_sample(cd, m, ref, x, 0, NULL, DECODE, FIRST_CHANNEL_PREDICTORS, 2, 1); }
 
 /* ---------------------------------------------------------------- rows and memory */
 
@@ -445,7 +452,7 @@ NOINLINE void decode_gray_row(coder *cd, void *pixels, size_t i, int wide)
     channel_model *m = &cd->models[0];
     const int32_t width = (int32_t)cd->params.width;
     for (int32_t x = 0; x < width; x++, i++)
-        store_sample(pixels, i, wide, code_sample(cd, m, NULL, x, 0, NULL, DECODE, FIRST_CHANNEL_PREDICTORS, 0), offset);
+        store_sample(pixels, i, wide, code_sample(cd, m, NULL, x, 0, NULL, DECODE, FIRST_CHANNEL_PREDICTORS, 0, 0), offset);
 }
 
 NOINLINE void decode_colour_row(coder *cd, void *pixels, size_t i, int wide, uint32_t channels)
@@ -484,7 +491,7 @@ FORCE_INLINE void encode_symbols(coder *cd, const coded_symbol *symbols, size_t 
     for (size_t j = 0; j < count; j++) {
         const coded_symbol *s = &symbols[j];
         channel_model *m = &models[gray ? 0 : s->channel];
-        encode_symbol(&cd->enc, &m->ctx, m->format6 ? &m->mix : NULL, s->symbol, s->bucket, s->zctx, s->sctx,
+        encode_symbol(&cd->enc, &m->ctx, !gray && m->format6 ? &m->mix : NULL, s->symbol, s->bucket, s->zctx, s->sctx,
                       s->bias_ctx, s->nctx);
     }
 }
@@ -507,8 +514,8 @@ FORCE_INLINE void encode_gray_row_as(coder *cd, const void *pixels, void *recons
         for (int32_t x = x0; x < end; x++, i++) {
             coded_symbol *s = &symbols[x - x0];
             const int32_t original = load_sample(pixels, i, wide, offset);
-            const int32_t rec = lossless ? encode_intra_lossless(cd, m, x, original, s)
-                                         : encode_intra(cd, m, x, original, s);
+            const int32_t rec = lossless ? encode_gray_lossless(cd, m, x, original, s)
+                                         : encode_gray(cd, m, x, original, s);
             if (reconstruction) store_sample(reconstruction, i, wide, rec, offset);
         }
         encode_gray_symbols(cd, symbols, (size_t)(end - x0));
